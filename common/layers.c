@@ -1,0 +1,115 @@
+/* layers.c - see layers.h. */
+#include "layers.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+void spq_rmsnorm_forward(float *out, float *rstd, const float *in, const float *weight, int N, int D, float eps) {
+    for (int n = 0; n < N; n++) {
+        const float *x = in + (size_t)n * D;
+        float *o = out + (size_t)n * D;
+        double ss = 0;
+        for (int i = 0; i < D; i++) ss += (double)x[i] * x[i];
+        float s = (float)(1.0 / sqrt(ss / D + eps));
+        for (int i = 0; i < D; i++) o[i] = x[i] * s * weight[i];
+        if (rstd) rstd[n] = s;
+    }
+}
+
+void spq_matmul_forward(float *out, const float *in, const float *W, int N, int C, int OC) {
+    if (N == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, 1.0f, W, C, in, 1, 0.0f, out, 1);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, in, C, W, C, 0.0f, out, OC);
+}
+
+void spq_rope_tables(float *cos_t, float *sin_t, const spq_config *c, int n_pos) {
+    int half = c->head_dim / 2;
+    float inv[half > 0 ? half : 1];
+    for (int i = 0; i < half; i++) {
+        /* as Hugging Face computes it: fp32 exponent i*2/hd */
+        float f = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+        if (c->rope_llama3) {
+            double low_wl = c->rope_orig_ctx / c->rope_low_freq_factor;
+            double high_wl = c->rope_orig_ctx / c->rope_high_freq_factor;
+            double wl = 2 * M_PI / f;
+            if (wl > low_wl) {
+                f = f / c->rope_factor;
+            } else if (wl >= high_wl) {
+                double smooth = (c->rope_orig_ctx / wl - c->rope_low_freq_factor) /
+                                (c->rope_high_freq_factor - c->rope_low_freq_factor);
+                f = (float)((1 - smooth) * f / c->rope_factor + smooth * f);
+            }
+        }
+        inv[i] = f;
+    }
+    for (int p = 0; p < n_pos; p++)
+        for (int i = 0; i < half; i++) {
+            float a = (float)p * inv[i];
+            cos_t[(size_t)p * half + i] = cosf(a);
+            sin_t[(size_t)p * half + i] = sinf(a);
+        }
+}
+
+void spq_rope_forward(float *x, const int *pos, const float *cos_t, const float *sin_t, int N, int n_heads,
+                      int head_dim) {
+    int half = head_dim / 2;
+    for (int n = 0; n < N; n++) {
+        const float *c = cos_t + (size_t)pos[n] * half, *s = sin_t + (size_t)pos[n] * half;
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + ((size_t)n * n_heads + h) * head_dim;
+            for (int i = 0; i < half; i++) {
+                float a = v[i], b = v[i + half];
+                v[i] = a * c[i] - b * s[i];
+                v[i + half] = a * s[i] + b * c[i];
+            }
+        }
+    }
+}
+
+void spq_swiglu_forward(float *out, const float *gate, const float *up, size_t NH) {
+    for (size_t i = 0; i < NH; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+void spq_softmax_rows(float *x, int N, int V) {
+    for (int n = 0; n < N; n++) {
+        float *r = x + (size_t)n * V;
+        float mx = r[0];
+        for (int i = 1; i < V; i++) mx = r[i] > mx ? r[i] : mx;
+        double sum = 0;
+        for (int i = 0; i < V; i++) {
+            r[i] = expf(r[i] - mx);
+            sum += r[i];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int i = 0; i < V; i++) r[i] *= inv;
+    }
+}
+
+void spq_attention_forward(float *out, const float *q, const float *k, const float *v, float *scratch, int T,
+                           int P, int n_heads, int n_kv_heads, int head_dim) {
+    int qd = n_heads * head_dim, kvd = n_kv_heads * head_dim, rep = n_heads / n_kv_heads;
+    float scale = 1.0f / sqrtf((float)head_dim);
+    int p0 = P - T;
+    for (int h = 0; h < n_heads; h++) {
+        const float *qh = q + (size_t)h * head_dim;
+        const float *kh = k + (size_t)(h / rep) * head_dim;
+        const float *vh = v + (size_t)(h / rep) * head_dim;
+        /* scores (T, P) = q_h k_h^T * scale */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, P, head_dim, scale, qh, qd, kh, kvd, 0.0f,
+                    scratch, P);
+        for (int t = 0; t < T; t++) {
+            float *r = scratch + (size_t)t * P;
+            int n = p0 + t + 1;  /* causal: keys 0..p0+t */
+            spq_softmax_rows(r, 1, n);
+            memset(r + n, 0, (size_t)(P - n) * sizeof(float));
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, head_dim, P, 1.0f, scratch, P, vh, kvd, 0.0f,
+                    out + (size_t)h * head_dim, qd);
+    }
+}

@@ -1,0 +1,50 @@
+/* ppl.c - see ppl.h. */
+#include "ppl.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "forward.h"
+
+double spq_nll(const float *logits, int V, int target) {
+    float mx = logits[0];
+    for (int i = 1; i < V; i++) mx = logits[i] > mx ? logits[i] : mx;
+    double sum = 0;
+    for (int i = 0; i < V; i++) sum += exp((double)logits[i] - mx);
+    return log(sum) + mx - logits[target];
+}
+
+int spq_ppl_windows(spq_ppl_result *res, const spq_model *m, const int *tokens, long n, int seqlen, int batch,
+                    spq_progress_fn progress, void *ud, spq_err *err) {
+    res->nll_sum = 0;
+    res->n_scored = 0;
+    res->n_windows = 0;
+    res->ppl = NAN;
+    if (seqlen < 2) return spq_fail(err, "seqlen must be at least 2 (got %d)", seqlen);
+    long nw = n / seqlen;
+    if (nw < 1) return spq_fail(err, "the text has %ld tokens, fewer than one window of %d", n, seqlen);
+    if (batch < 1) batch = 1;
+    if (batch > nw) batch = (int)nw;
+    int V = m->cfg.vocab_size;
+    spq_state s;
+    spq_state_build(&s, &m->cfg, batch, seqlen, batch * seqlen);
+    float *logits = spq_malloc((size_t)batch * seqlen * V * sizeof(float));
+    int *pos = spq_calloc(batch, sizeof(int));
+    for (long w0 = 0; w0 < nw; w0 += batch) {
+        int B = (int)(nw - w0 < batch ? nw - w0 : batch);
+        const int *tok = tokens + w0 * seqlen;
+        spq_forward(logits, m, &s, tok, pos, B, seqlen, SPQ_LOGITS_ALL);
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t + 1 < seqlen; t++) {
+                res->nll_sum += spq_nll(logits + ((size_t)b * seqlen + t) * V, V, tok[b * seqlen + t + 1]);
+                res->n_scored++;
+            }
+        res->n_windows += B;
+        if (progress) progress(ud, w0 + B, nw);
+    }
+    res->ppl = exp(res->nll_sum / (double)res->n_scored);
+    free(pos);
+    free(logits);
+    spq_state_free(&s);
+    return 0;
+}

@@ -1,0 +1,11 @@
+/* commands.h - the subcommands of the `spinq` tool. Each lives in its own
+ * worker/cmd_*.c and returns the process exit status. */
+#ifndef SPQ_COMMANDS_H
+#define SPQ_COMMANDS_H
+
+int spq_cmd_info(int argc, char **argv);
+int spq_cmd_generate(int argc, char **argv);
+int spq_cmd_ppl(int argc, char **argv);
+int spq_cmd_cpu(int argc, char **argv);
+
+#endif

@@ -1,0 +1,39 @@
+/* main_spinq.c - the `spinq` command-line tool: one-shot local jobs with the
+ * same pipeline the workers run, no daemon. */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/cpu.h"
+#include "worker/commands.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *usage;
+} command;
+
+static const command commands[] = {
+    {"info", spq_cmd_info, "info MODEL                          shape, parameters, tokenizer"},
+    {"generate", spq_cmd_generate, "generate MODEL [-p TEXT] [-n N] [-t T] [--top-p P] [--seed S]"},
+    {"ppl", spq_cmd_ppl, "ppl MODEL --data FILE [--seqlen N]  perplexity over non-overlapping windows"},
+    {"cpu", spq_cmd_cpu, "cpu [--coretype]                   CPU features and OpenBLAS kernels"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: spinq COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) fprintf(f, "  spinq %s\n", commands[i].usage);
+    fprintf(f, "\nMODEL is a Hugging Face directory or a llama2.c .bin checkpoint.\n");
+}
+
+int main(int argc, char **argv) {
+    spq_cpu_ensure_coretype(argv);
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "spinq: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
