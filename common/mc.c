@@ -1,0 +1,122 @@
+/* mc.c - see mc.h. */
+#include "mc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int spq_mc_argmax(const double *x, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+int spq_mc_argmax_norm(const double *ll, const long *chars, int n) {
+    int b = 0;
+    double best = ll[0] / (double)chars[0];
+    for (int i = 1; i < n; i++) {
+        double v = ll[i] / (double)chars[i];
+        if (v > best) best = v, b = i;
+    }
+    return b;
+}
+
+double spq_mean_stderr(const double *x, long n) {
+    if (n < 2) return 0;
+    double m = 0, ss = 0;
+    for (long i = 0; i < n; i++) m += x[i];
+    m /= n;
+    for (long i = 0; i < n; i++) ss += (x[i] - m) * (x[i] - m);
+    return sqrt(ss / (n - 1)) / sqrt((double)n);
+}
+
+void spq_task_metrics(spq_task_result *res, const spq_task *t, long n_items, const spq_ll_out *out) {
+    double *hit = spq_malloc((n_items ? n_items : 1) * sizeof *hit);
+    double *hit_norm = spq_malloc((n_items ? n_items : 1) * sizeof *hit_norm);
+    double ll_sum = 0;
+    long r = 0;
+    for (long i = 0; i < n_items; i++) {
+        const spq_task_item *it = &t->items[i];
+        double ll[it->n > 0 ? it->n : 1];
+        for (int j = 0; j < it->n; j++) ll[j] = out[r + j].ll;
+        if (t->kind == SPQ_TASK_CLOZE) {
+            hit[i] = out[r].greedy ? 1 : 0;
+            ll_sum += out[r].ll;
+        } else {
+            hit[i] = spq_mc_argmax(ll, it->n) == it->gold;
+            hit_norm[i] = spq_mc_argmax_norm(ll, it->chars, it->n) == it->gold;
+        }
+        r += it->n;
+    }
+    res->n = n_items;
+    res->n_requests = r;
+    double s = 0, sn = 0;
+    for (long i = 0; i < n_items; i++) s += hit[i], sn += hit_norm[i];
+    res->acc = n_items ? s / n_items : NAN;
+    res->acc_stderr = spq_mean_stderr(hit, n_items);
+    res->acc_norm = res->acc_norm_stderr = res->ppl = NAN;
+    if (t->kind == SPQ_TASK_CLOZE) res->ppl = n_items ? exp(-ll_sum / n_items) : NAN;
+    else if (t->has_acc_norm) {
+        res->acc_norm = n_items ? sn / n_items : NAN;
+        res->acc_norm_stderr = spq_mean_stderr(hit_norm, n_items);
+    }
+    free(hit);
+    free(hit_norm);
+}
+
+int spq_task_eval(spq_task_result *res, const spq_task *t, spq_scorer *sc, spq_encode_fn enc, void *enc_ud,
+                  const spq_eval_opts *o, spq_progress_fn progress, void *ud, spq_err *err) {
+    memset(res, 0, sizeof *res);
+    double t0 = spq_now();
+    long n_items = o->limit > 0 && o->limit < t->n_items ? o->limit : t->n_items;
+    long n_req = 0;
+    for (long i = 0; i < n_items; i++) n_req += t->items[i].n;
+    spq_ll_req *req = spq_calloc(n_req ? n_req : 1, sizeof *req);
+    long *group = spq_malloc((n_items + 1) * sizeof *group);
+    int prefix = sc->bos_id >= 0 ? sc->bos_id : sc->eos_id;
+    int bos = o->add_bos ? sc->bos_id : -1;
+    if (o->add_bos && bos < 0) {
+        free(req);
+        free(group);
+        return spq_fail(err, "--bos: the model has no BOS token");
+    }
+    int rc = 0;
+    long r = 0;
+    for (long i = 0; i < n_items && !rc; i++) {
+        const spq_task_item *it = &t->items[i];
+        group[i] = r;
+        for (int j = 0; j < it->n && !rc; j++, r++) {
+            int *c, nc, *k, nk;
+            rc = spq_ll_encode(&c, &nc, &k, &nk, enc, enc_ud, it->ctx[j], it->cont[j], prefix, bos, err);
+            if (rc) {
+                spq_fail_prefix(err, "%s:%ld: choice %d", t->path, it->line, j + 1);
+                break;
+            }
+            req[r] = (spq_ll_req){c, nc, k, nk};
+            res->ctx_tokens += nc;
+            res->cont_tokens += nk;
+        }
+    }
+    group[n_items] = r;
+    spq_ll_out *out = spq_calloc(n_req ? n_req : 1, sizeof *out);
+    if (!rc) {
+        spq_ll_opts lo = {
+            .max_len = o->max_len > 0 ? o->max_len : sc->seq_len,
+            .max_rows = o->max_rows > 0 ? o->max_rows : 2048,
+            .max_groups = o->max_groups > 0 ? o->max_groups : 16,
+        };
+        rc = spq_ll_score(out, &res->ll, sc, req, group, n_items, &lo, progress, ud, err);
+        if (rc) spq_fail_prefix(err, "%s", t->path);
+    }
+    if (!rc) spq_task_metrics(res, t, n_items, out);
+    for (long i = 0; i < r; i++) {
+        free((void *)req[i].ctx);
+        free((void *)req[i].cont);
+    }
+    free(out);
+    free(req);
+    free(group);
+    res->seconds = spq_now() - t0;
+    return rc;
+}
