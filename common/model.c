@@ -37,6 +37,20 @@ int spq_config_check(const spq_config *c, const char *src, spq_err *err) {
         return spq_fail(err, "%s: model is too large (vocab_size x hidden_size)", src);
     if (c->bos_id >= c->vocab_size || c->eos_id >= c->vocab_size)
         return spq_fail(err, "%s: bos/eos token id out of range of vocab_size %d", src, c->vocab_size);
+    if (c->n_eos < 0 || c->n_eos > SPQ_MAX_EOS)
+        return spq_fail(err, "%s: %d eos token ids (at most %d)", src, c->n_eos, SPQ_MAX_EOS);
+    for (int i = 0; i < c->n_eos; i++)
+        if (c->eos_ids[i] < 0 || c->eos_ids[i] >= c->vocab_size)
+            return spq_fail(err, "%s: eos token id %d out of range of vocab_size %d", src, c->eos_ids[i],
+                            c->vocab_size);
+    return 0;
+}
+
+int spq_config_is_eos(const spq_config *c, int id) {
+    if (id < 0) return 0;
+    if (id == c->eos_id) return 1;
+    for (int i = 0; i < c->n_eos; i++)
+        if (c->eos_ids[i] == id) return 1;
     return 0;
 }
 

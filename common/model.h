@@ -10,6 +10,8 @@
 
 #include "util.h"
 
+#define SPQ_MAX_EOS 8
+
 typedef struct {
     int dim;          /* hidden_size */
     int hidden_dim;   /* intermediate_size */
@@ -30,6 +32,11 @@ typedef struct {
     int tied;           /* classifier tied to the token embedding on disk */
     int bos_id;         /* -1 when the model has none */
     int eos_id;         /* -1 when the model has none */
+    /* every end-of-sequence id when the model has several (HF eos_token_id
+     * may be a list, e.g. LLaMA 3 instruct's <|end_of_text|>, <|eom_id|>,
+     * <|eot_id|>); eos_ids[0] == eos_id. n_eos 0: eos_id alone. */
+    int n_eos;
+    int eos_ids[SPQ_MAX_EOS];
 } spq_config;
 
 typedef struct {
@@ -57,6 +64,9 @@ typedef struct {
 /* Checks a config for values the model core cannot run (non-positive sizes,
  * heads that do not divide, ...). `src` names the file for the message. */
 int spq_config_check(const spq_config *c, const char *src, spq_err *err);
+
+/* 1 when id ends a sequence (eos_id or any of eos_ids). */
+int spq_config_is_eos(const spq_config *c, int id);
 
 /* Allocates zeroed weights for c (tied: lm_head aliases tok_emb). */
 void spq_model_alloc(spq_model *m, const spq_config *c);
