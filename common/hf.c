@@ -366,6 +366,21 @@ int spq_model_load_hf(spq_model *m, const char *dir, spq_err *err) {
     return 0;
 }
 
+int spq_hf_inspect(spq_hf_weights_info *info, const char *dir, spq_err *err) {
+    memset(info, 0, sizeof *info);
+    weights w;
+    int rc = weights_open(&w, dir, err);
+    for (int i = 0; i < w.n_files && !rc; i++) {
+        const spq_st_file *f = &w.files[i];
+        info->n_files++;
+        info->bytes += f->map.size;
+        info->n_tensors += f->n_tensors;
+        for (int k = 0; k < f->n_tensors; k++) info->dtype_count[f->tensors[k].dtype]++;
+    }
+    weights_close(&w);
+    return rc;
+}
+
 /* ---- saving ---- */
 
 static json_t *config_to_json(const spq_config *c, spq_st_dtype dtype) {

@@ -348,8 +348,8 @@ int spq_st_writer_add_f32(spq_st_writer *w, const char *name, spq_st_dtype dtype
     if (spq_st_writer_add(w, name, dtype, ndim, shape, data, err)) return -1;
     if (dtype == SPQ_ST_F32) return 0;
     spq_st_entry *e = &w->entries[w->n - 1];
-    size_t numel;
-    shape_numel(&numel, ndim, shape, 2);
+    size_t numel = 0;
+    shape_numel(&numel, ndim, shape, 2);  /* checked by spq_st_writer_add */
     uint16_t *c = spq_malloc(numel * 2);
     if (dtype == SPQ_ST_F16) spq_f32_to_f16_array(c, data, numel);
     else spq_f32_to_bf16_array(c, data, numel);
@@ -376,8 +376,8 @@ void spq_st_writer_meta(spq_st_writer *w, const char *key, const char *value) {
 }
 
 static size_t entry_bytes(const spq_st_entry *e) {
-    size_t n;
-    shape_numel(&n, e->ndim, e->shape, spq_st_dtype_size(e->dtype));
+    size_t n = 0;
+    shape_numel(&n, e->ndim, e->shape, spq_st_dtype_size(e->dtype));  /* checked when added */
     return n * spq_st_dtype_size(e->dtype);
 }
 
