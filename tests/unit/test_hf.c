@@ -711,3 +711,57 @@ Test(hf, load_dispatches_directories_to_the_hf_loader) {
     spq_model_free(&m);
     free(d);
 }
+
+Test(hf_sharded, inspect_summarizes_weight_files, .init = make_tmpdir, .fini = remove_tmpdir) {
+    spq_hf_weights_info wi;
+    spq_err err = {{0}};
+    char *real = shared_path(HF_DIR);
+    cr_assert_eq(spq_hf_inspect(&wi, real, &err), 0, "%s", err.msg);
+    cr_assert_eq(wi.n_files, 1);
+    cr_assert_eq(wi.n_tensors, 47);
+    cr_assert_eq(wi.dtype_count[SPQ_ST_F32], 47);
+    cr_assert_eq(wi.bytes, 1044984);
+    char *dir = make_sharded("sharded");
+    cr_assert_eq(spq_hf_inspect(&wi, dir, &err), 0, "%s", err.msg);
+    cr_assert_eq(wi.n_files, 2);
+    cr_assert_eq(wi.n_tensors, 47);
+    cr_assert_eq(spq_hf_inspect(&wi, "/nonexistent", &err), -1);
+    cr_assert(strstr(err.msg, "/nonexistent: no model.safetensors"), "%s", err.msg);
+    free(real);
+    free(dir);
+}
+
+/* Every key of the real config set to each value of the wrong kind (or an
+ * odd one of the right kind): the load succeeds or fails naming config.json
+ * or a weight file, and never crashes (ASan). */
+Test(hf_config, every_key_with_every_kind_of_value, .init = make_tmpdir, .fini = remove_tmpdir) {
+    json_t *base = real_config();
+    const char *key;
+    json_t *unused;
+    int k = 0, ok = 0, refused = 0;
+    json_object_foreach(base, key, unused) {
+        json_t *values[] = {json_null(), json_string("x"), json_integer(-1), json_integer(0), json_real(1.5),
+                            json_integer(1LL << 40), json_array(), json_object(), json_true()};
+        for (size_t v = 0; v < sizeof values / sizeof *values; v++) {
+            char name[32];
+            snprintf(name, sizeof name, "k%d_%zu", k, v);
+            json_t *cfg = json_deep_copy(base);
+            json_object_set_new(cfg, key, values[v]);
+            char *dir = make_dir(name, cfg, 1);
+            spq_model m;
+            spq_err err = {{0}};
+            if (spq_model_load_hf(&m, dir, &err) == 0) {
+                ok++;
+                spq_model_free(&m);
+            } else {
+                refused++;
+                cr_assert(strstr(err.msg, dir), "%s=%zu: message names a file: %s", key, v, err.msg);
+            }
+            free(dir);
+        }
+        k++;
+    }
+    cr_log_info("config edits: %d loaded, %d refused", ok, refused);
+    cr_assert_gt(refused, 50);
+    json_decref(base);
+}

@@ -479,3 +479,65 @@ Test(safetensors_bad, missing_file_and_directory) {
     cr_assert_eq(spq_st_open(&f, "/tmp", &err), -1);
     cr_assert(strstr(err.msg, "/tmp: not a regular file"), "%s", err.msg);
 }
+
+/* Random byte corruptions of a small valid file, anywhere in it: opening
+ * either succeeds (then every float tensor reads) or fails with a message
+ * naming the file. Under ASan this checks that no input reads out of bounds. */
+Test(safetensors_bad, random_corruptions_never_crash, .init = make_tmpdir, .fini = remove_tmpdir) {
+    float a[12];
+    uint16_t b[5];
+    int8_t c[7];
+    for (int i = 0; i < 12; i++) a[i] = (float)i - 3.5f;
+    for (int i = 0; i < 5; i++) b[i] = (uint16_t)(0x3c00 + i);
+    for (int i = 0; i < 7; i++) c[i] = (int8_t)(i * 9);
+    int64_t sa[] = {3, 4}, sb[] = {5}, sc[] = {7};
+    spq_st_writer w;
+    spq_st_writer_init(&w);
+    spq_err err = {{0}};
+    cr_assert_eq(spq_st_writer_add(&w, "a", SPQ_ST_F32, 2, sa, a, &err), 0);
+    cr_assert_eq(spq_st_writer_add(&w, "b", SPQ_ST_BF16, 1, sb, b, &err), 0);
+    cr_assert_eq(spq_st_writer_add(&w, "c", SPQ_ST_I8, 1, sc, c, &err), 0);
+    spq_st_writer_meta(&w, "k", "v");
+    char *good = tmp_path("good.safetensors"), *bad = tmp_path("bad.safetensors");
+    cr_assert_eq(spq_st_writer_save(&w, good, &err), 0, "%s", err.msg);
+    spq_st_writer_free(&w);
+    char *buf;
+    size_t n;
+    cr_assert_eq(spq_read_file(&buf, &n, good, &err), 0);
+    /* JSON-ish characters make structural damage likelier than random bytes */
+    const char pool[] = "{}[]\",:0123456789-e.FUIB \x00\xff";
+    spq_rng r;
+    spq_rng_seed(&r, 3);
+    int opened = 0, failed = 0;
+    for (int trial = 0; trial < 1500; trial++) {
+        char *m = spq_malloc(n);
+        memcpy(m, buf, n);
+        int flips = 1 + (int)(spq_rng_u64(&r) % 3);
+        for (int k = 0; k < flips; k++) {
+            size_t pos = spq_rng_u64(&r) % n;
+            m[pos] = (spq_rng_u64(&r) & 1) ? pool[spq_rng_u64(&r) % (sizeof pool - 1)] : (char)spq_rng_u64(&r);
+        }
+        size_t len = (spq_rng_u64(&r) % 4 == 0) ? spq_rng_u64(&r) % (n + 1) : n;
+        write_bytes(bad, m, len);
+        spq_st_file f;
+        if (spq_st_open(&f, bad, &err) == 0) {
+            opened++;
+            for (int i = 0; i < f.n_tensors; i++) {
+                const spq_st_tensor *t = &f.tensors[i];
+                float *out = spq_malloc((t->numel ? t->numel : 1) * sizeof(float));
+                if (spq_st_tensor_f32(out, &f, t, &err)) cr_assert(strstr(err.msg, bad));
+                free(out);
+            }
+            spq_st_close(&f);
+        } else {
+            failed++;
+            cr_assert(strstr(err.msg, bad), "message names the file: %s", err.msg);
+        }
+        free(m);
+    }
+    cr_log_info("corruptions: %d opened, %d refused", opened, failed);
+    cr_assert_gt(failed, 500);
+    free(buf);
+    free(good);
+    free(bad);
+}
