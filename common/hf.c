@@ -424,15 +424,23 @@ static json_t *config_to_json(const spq_config *c, spq_st_dtype dtype) {
 
 /* config.json via a temporary file and rename, like the weights */
 static int write_config(const char *path, const spq_config *c, spq_st_dtype dtype, spq_err *err) {
-    json_t *j = config_to_json(c, dtype);
-    char *tmp = spq_malloc(strlen(path) + 8);
-    sprintf(tmp, "%s.tmp", path);
-    int rc = json_dump_file(j, tmp, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
-    json_decref(j);
-    if (rc || rename(tmp, path)) {
-        rc = spq_fail(err, "%s: cannot write: %s", path, strerror(errno));
-        unlink(tmp);
+    char *tmp = spq_malloc(strlen(path) + 16);
+    sprintf(tmp, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp), rc = 0;
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        rc = spq_fail(err, "%s: cannot create a temporary file: %s", path, strerror(errno));
+        if (fd >= 0) close(fd), unlink(tmp);
+        free(tmp);
+        return rc;
     }
+    json_t *j = config_to_json(c, dtype);
+    int bad = fchmod(fd, 0644) || json_dumpf(j, f, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) || fputc('\n', f) == EOF ||
+              fflush(f) || fsync(fd);
+    json_decref(j);
+    if (fclose(f) || bad) rc = spq_fail(err, "%s: write failed: %s", tmp, strerror(errno));
+    else if (rename(tmp, path)) rc = spq_fail(err, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
+    if (rc) unlink(tmp);
     free(tmp);
     return rc;
 }
