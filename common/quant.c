@@ -50,15 +50,18 @@ static void wq_scale(float *s, float *z, float mn, float mx, int sym, int qmax) 
         *z = 0;
     } else {
         *s = (mx - mn) / (float)qmax;
-        *z = nearbyintf(-mn / *s);
+        *z = spq_quant_round(-mn / *s);
     }
 }
 
-static double wq_err(const float *x, int len, float s, float z, int qmin, int qmax) {
+/* sum |qdq(x) - x|^2.4, stopping once it reaches `bound` (the terms are
+ * non-negative and only a strictly smaller sum can win) */
+static double wq_err(const float *x, int len, float s, float z, int qmin, int qmax, double bound) {
     double e = 0;
     for (int i = 0; i < len; i++) {
         float d = fabsf(spq_quant_qdq(x[i], s, z, qmin, qmax) - x[i]);
-        if (d > 0) e += pow((double)d, 2.4);
+        if (d > 0) e += powf(d, 2.4f); /* fp32 like the reference; summed in double */
+        if ((i & 15) == 15 && e >= bound) return e;
     }
     return e;
 }
@@ -81,7 +84,7 @@ void spq_wq_find(float *scale, float *zero, float *p_best, const float *x, int l
     } else {
         if (mn == 0 && mx == 0) { mn = -1; mx = 1; }
         *scale = fmaxf(mx - mn, 1e-5f) / (float)qmax;
-        *zero = nearbyintf(-mn / *scale);
+        *zero = spq_quant_round(-mn / *scale);
     }
     if (!c->mse) return;
     double best = INFINITY;
@@ -89,7 +92,7 @@ void spq_wq_find(float *scale, float *zero, float *p_best, const float *x, int l
         float p = (float)(1.0 - i / 100.0), s, z;
         wq_scale(&s, &z, p * mn, p * mx, c->sym, qmax);
         if (!(s > 0)) continue; /* an underflowed range: not a candidate */
-        double e = wq_err(x, len, s, z, qmin, qmax);
+        double e = wq_err(x, len, s, z, qmin, qmax, best);
         if (e < best) {
             best = e;
             *scale = s;
@@ -171,7 +174,7 @@ void spq_aq_find(float *scale, float *zero, const float *x, int len, const spq_a
     }
     /* a denormal range must not give s = 0 (the reference would divide by it) */
     if (!(*scale >= FLT_MIN)) *scale = FLT_MIN;
-    *zero = c->sym ? 0.0f : nearbyintf(-mn / *scale);
+    *zero = c->sym ? 0.0f : spq_quant_round(-mn / *scale);
 }
 
 void spq_aq_params(float *scale, float *zero, const float *x, int N, int D, const spq_aq_cfg *c) {

@@ -69,8 +69,16 @@ static inline void spq_quant_range(int bits, int sym, int *qmin, int *qmax) {
     else { *qmin = 0; *qmax = (1 << bits) - 1; }
 }
 
+/* round half to even (= nearbyintf in the default rounding mode), inline: for
+ * |v| < 2^23, |v| + 2^23 lands where floats are integers, so the addition
+ * rounds (no -ffast-math here to fold it away); larger floats are integers */
+static inline float spq_quant_round(float v) {
+    float a = fabsf(v);
+    return a < 0x1p23f ? copysignf((a + 0x1p23f) - 0x1p23f, v) : v;
+}
+
 static inline float spq_quant_code(float x, float s, float z, int qmin, int qmax) {
-    float q = nearbyintf(x / s) + z;
+    float q = spq_quant_round(x / s) + z;
     return q < (float)qmin ? (float)qmin : q > (float)qmax ? (float)qmax : q;
 }
 

@@ -321,3 +321,19 @@ Test(quant, validation_names_the_field) {
     cr_assert(strstr(err.msg, "does not divide") != NULL, "%s", err.msg);
     cr_assert_eq(spq_aq_validate(&(spq_aq_cfg){.bits = 9, .clip = 1}, 64, &err), -1);
 }
+
+/* the inline rounding is nearbyintf (half to even) everywhere, including the
+ * binade [2^22, 2^23) where floats have halves and beyond, where they do not */
+Test(quant, round_is_half_to_even_everywhere) {
+    float ties[] = {0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 4194304.5f, 4194305.5f, -8388607.5f, 1e30f, -0.0f, 0.49999997f};
+    float want[] = {0, 2, 2, -0.0f, -2, -2, 4194304, 4194306, -8388608, 1e30f, -0.0f, 0};
+    for (size_t i = 0; i < sizeof ties / sizeof ties[0]; i++)
+        cr_assert_eq(spq_quant_round(ties[i]), want[i], "round(%.9g) = %.9g", ties[i], spq_quant_round(ties[i]));
+    spq_rng r;
+    spq_rng_seed(&r, 6);
+    for (int i = 0; i < 200000; i++) {
+        float v = (float)(spq_rng_normal(&r) * exp(12 * spq_rng_uniform(&r)));
+        if (i % 3 == 0) v = nearbyintf(v * 2) / 2; /* exact halves */
+        cr_assert_eq(spq_quant_round(v), nearbyintf(v), "%.9g", v);
+    }
+}
