@@ -48,7 +48,7 @@ int spq_rot_online_build_dense(spq_rot_online *r, const double *Q, int n, spq_er
             if (e > worst) { worst = e; wi = i; wj = j; }
         }
     free(G);
-    if (!(worst <= 1e-6))
+    if (!(worst <= 1e-5))
         return spq_fail(err, "online rotation: the %dx%d matrix is not orthogonal: (Q Q^T)[%d][%d] is off by %g", n, n,
                         wi, wj, worst);
     r->n = n;

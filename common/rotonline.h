@@ -24,8 +24,8 @@ typedef struct {
 /* Hadamard when spq_had_possible(n), else a Haar random orthogonal matrix from
  * spq_rotinit_random(seed). */
 int spq_rot_online_build(spq_rot_online *r, int n, uint64_t seed, spq_err *err);
-/* Dense M = Q (n, n), copied; fails when Q is not orthogonal to 1e-6
- * (max |Q Q^T - I|), naming the worst entry. */
+/* Dense M = Q (n, n), copied; fails when max |Q Q^T - I| > 1e-5 (the
+ * project's orthogonality requirement), naming the worst entry. */
 int spq_rot_online_build_dense(spq_rot_online *r, const double *Q, int n, spq_err *err);
 void spq_rot_online_free(spq_rot_online *r);
 

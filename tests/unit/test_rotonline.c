@@ -104,7 +104,7 @@ Test(rotonline, fold_into_weight_keeps_the_product) {
 }
 
 Test(rotonline, rejects_non_orthogonal_dense) {
-    double Q[4] = {1, 0, 0, 1.001};
+    double Q[4] = {1, 0, 0, 1.0001};
     spq_rot_online ro;
     spq_err err = {{0}};
     cr_assert_eq(spq_rot_online_build_dense(&ro, Q, 2, &err), -1);
