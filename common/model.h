@@ -8,6 +8,8 @@
 #ifndef SPQ_MODEL_H
 #define SPQ_MODEL_H
 
+#include "quant.h"
+#include "rotonline.h"
 #include "util.h"
 
 #define SPQ_MAX_EOS 8
@@ -51,8 +53,27 @@ typedef struct {
     float *w_down;     /* (dim, hidden_dim) */
 } spq_layer;
 
+/* Quantization settings of a model. Weights are fake-quantized once (their
+ * dequantized values replace the fp32 ones); the forward pass applies the
+ * activation quantizers on the fly. 16 bits: off. */
+typedef struct {
+    spq_wq_cfg w;   /* every linear but lm_head */
+    spq_aq_cfg a;   /* inputs of q/k/v, gate/up, down per token; o_proj's per (token, head) */
+    spq_aq_cfg kv;  /* K (after R3) and V, per (token, head); groupsize is set to head_dim */
+} spq_qcfg;
+
+/* Everything off. */
+spq_qcfg spq_qcfg_off(void);
+/* The configurations the forward pass uses for K/V and the o_proj input
+ * (per head groups) of a model with this head_dim. */
+spq_aq_cfg spq_qcfg_kv(const spq_qcfg *q, int head_dim);
+spq_aq_cfg spq_qcfg_o(const spq_qcfg *q, int head_dim);
+
 typedef struct {
     spq_config cfg;
+    spq_qcfg q;          /* activation quantizers applied by the forward pass */
+    spq_rot_online *r3;  /* owned; on q and k per head after RoPE, or NULL */
+    spq_rot_online *r4;  /* owned; on the down_proj input, or NULL */
     float *tok_emb;     /* (vocab_size, dim) */
     spq_layer *layers;  /* (n_layers) */
     float *final_norm;  /* (dim) */

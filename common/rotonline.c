@@ -4,6 +4,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,17 @@ void spq_rot_online_free(spq_rot_online *r) {
     free(r->Q);
     free(r->Qf);
     memset(r, 0, sizeof *r);
+}
+
+spq_rot_online *spq_rot_online_clone(const spq_rot_online *r) {
+    spq_rot_online *c = spq_calloc(1, sizeof *c);
+    spq_err err;
+    int rc = r->is_hadamard ? spq_rot_online_build(c, r->n, 0, &err) : spq_rot_online_build_dense(c, r->Q, r->n, &err);
+    if (rc) {  /* cannot happen: r was built from the same inputs */
+        fprintf(stderr, "spinq: cloning an online rotation: %s\n", err.msg);
+        abort();
+    }
+    return c;
 }
 
 static void dense_f32(const spq_rot_online *r, float *x, int rows, int transpose) {

@@ -28,6 +28,8 @@ int spq_rot_online_build(spq_rot_online *r, int n, uint64_t seed, spq_err *err);
  * project's orthogonality requirement), naming the worst entry. */
 int spq_rot_online_build_dense(spq_rot_online *r, const double *Q, int n, spq_err *err);
 void spq_rot_online_free(spq_rot_online *r);
+/* A malloc'd deep copy (free with spq_rot_online_free, then free). */
+spq_rot_online *spq_rot_online_clone(const spq_rot_online *r);
 
 /* each row of x (rows, n): x <- M x  (X <- X M^T) */
 void spq_rot_online_apply(const spq_rot_online *r, float *x, int rows);
