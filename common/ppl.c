@@ -17,7 +17,7 @@ double spq_nll(const float *logits, int V, int target) {
 int spq_ppl_windows(spq_ppl_result *res, const spq_model *m, const int *tokens, long n, int seqlen, int batch,
                     spq_progress_fn progress, void *ud, spq_err *err) {
     spq_scorer sc;
-    spq_scorer_fp32(&sc, m);
+    spq_scorer_model(&sc, m);
     int rc = spq_ppl_windows_sc(res, &sc, tokens, n, seqlen, batch, progress, ud, err);
     spq_scorer_free(&sc);
     return rc;

@@ -1,4 +1,4 @@
-/* scorer.c - the fp32 scorer: spq_forward over an spq_state that grows on
+/* scorer.c - the model scorer: spq_forward over an spq_state that grows on
  * demand. */
 #include "scorer.h"
 
@@ -37,10 +37,11 @@ static void fp32_free(spq_scorer *s) {
     s->impl = NULL;
 }
 
-void spq_scorer_fp32(spq_scorer *s, const spq_model *m) {
+void spq_scorer_model(spq_scorer *s, const spq_model *m) {
     fp32_impl *f = spq_calloc(1, sizeof *f);
     f->m = m;
-    s->kind = "fp32";
+    int quant = m->q.w.bits < 16 || m->q.a.bits < 16 || m->q.kv.bits < 16 || m->r3 || m->r4;
+    s->kind = quant ? "fake-quant" : "fp32";
     s->vocab_size = m->cfg.vocab_size;
     s->seq_len = m->cfg.seq_len;
     s->bos_id = m->cfg.bos_id;

@@ -3,7 +3,7 @@
  * Every evaluation (perplexity, rolling windows, KL divergence, multiple
  * choice) talks to the model through this one interface: "logits for B
  * sequences of T tokens at these positions", with a KV cache per sequence
- * slot. The full-precision model implements it here (spq_scorer_fp32);
+ * slot. The full-precision model implements it here (spq_scorer_model);
  * fake-quantized and packed low-bit models add their own implementations
  * without the evaluation code changing.
  *
@@ -21,7 +21,7 @@
 
 typedef struct spq_scorer spq_scorer;
 struct spq_scorer {
-    const char *kind;  /* "fp32", ...: for reports */
+    const char *kind;  /* "fp32", "fake-quant", ...: for reports */
     int vocab_size;
     int seq_len;       /* the context the model was trained for */
     int bos_id;        /* -1 when none */
@@ -37,8 +37,9 @@ struct spq_scorer {
     void *impl;
 };
 
-/* The fp32 model (spq_forward). Borrows m, which must outlive the scorer. */
-void spq_scorer_fp32(spq_scorer *s, const spq_model *m);
+/* A model run by spq_forward (with whatever quantizers it carries). Borrows
+ * m, which must outlive the scorer. */
+void spq_scorer_model(spq_scorer *s, const spq_model *m);
 
 static inline void spq_scorer_free(spq_scorer *s) {
     if (s->free) s->free(s);

@@ -181,7 +181,7 @@ int spq_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "spinq eval: %s\n", err.msg);
         goto done;
     }
-    spq_scorer_fp32(&sc, &m);
+    spq_scorer_model(&sc, &m);
     if (a.kld_base) {
         if (spq_model_load(&base, a.kld_base, &err)) {
             fprintf(stderr, "spinq eval: --kld-base: %s\n", err.msg);
@@ -192,7 +192,7 @@ int spq_cmd_eval(int argc, char **argv) {
                     base.cfg.vocab_size, m.cfg.vocab_size);
             goto done;
         }
-        spq_scorer_fp32(&sb, &base);
+        spq_scorer_model(&sb, &base);
     }
     spq_eval_plan plan = {
         .model = a.model,

@@ -212,8 +212,8 @@ Test(kld, save_and_compare_through_a_file) {
     int n = 3 * 16 + 5, tokens[53];
     for (int i = 0; i < n; i++) tokens[i] = 3 + (int)(spq_rng_u64(&r) % 61);
     spq_scorer sb, sq;
-    spq_scorer_fp32(&sb, &base);
-    spq_scorer_fp32(&sq, &model);
+    spq_scorer_model(&sb, &base);
+    spq_scorer_model(&sq, &model);
     spq_err err;
     spq_ppl_result pb, pq, pq2;
     /* in process */
@@ -335,8 +335,8 @@ Test(kld, stories260k_against_itself) {
     spq_rng_seed(&r, 1);
     for (int i = 0; i < n; i++) tok[i] = i == 0 ? 1 : 3 + (int)(spq_rng_u64(&r) % 509);
     spq_scorer a, b;
-    spq_scorer_fp32(&a, &m);
-    spq_scorer_fp32(&b, &m);
+    spq_scorer_model(&a, &m);
+    spq_scorer_model(&b, &m);
     spq_kld_acc acc;
     spq_kld_acc_init(&acc);
     spq_kld_src src = {.base = &b};

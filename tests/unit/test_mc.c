@@ -189,7 +189,7 @@ Test(mc, batched_shared_context_equals_reference) {
     spq_ll_opts opts[] = {{max_len, 4096, 16}, {max_len, 1, 1}, {max_len, 70, 3}, {max_len, 200, 64}};
     for (size_t o = 0; o < sizeof opts / sizeof *opts; o++) {
         spq_scorer sc;
-        spq_scorer_fp32(&sc, &m);
+        spq_scorer_model(&sc, &m);
         spq_ll_out out[G * 5];
         spq_ll_stats st;
         spq_err err;
@@ -209,7 +209,7 @@ Test(mc, scoring_errors) {
     spq_model m;
     fx_tiny_random(&m, 2, 64, 64);
     spq_scorer sc;
-    spq_scorer_fp32(&sc, &m);
+    spq_scorer_model(&sc, &m);
     int ctx[2] = {5, 6}, cont[40] = {0}, bad[1] = {64};
     long group[2] = {0, 1};
     spq_ll_out out[1];
@@ -300,7 +300,7 @@ Test(mc, known_answers_on_a_bigram_model) {
     cr_assert_eq(hits[0], 1); /* the known answer */
     cr_assert(acc != acc_norm, "the fixture should tell acc from acc_norm");
     spq_scorer sc;
-    spq_scorer_fp32(&sc, &m);
+    spq_scorer_model(&sc, &m);
     spq_eval_opts o = {0};
     spq_task_result res;
     cr_assert_eq(spq_task_eval(&res, &t, &sc, byte_encode, NULL, &o, NULL, NULL, &err), 0, "%s", err.msg);

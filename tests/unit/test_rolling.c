@@ -127,7 +127,7 @@ Test(rolling, score_matches_reference) {
     free(logits);
     for (int batch = 1; batch <= 3; batch++) {
         spq_scorer sc;
-        spq_scorer_fp32(&sc, &m);
+        spq_scorer_model(&sc, &m);
         spq_rolling_result res;
         spq_err err;
         cr_assert_eq(spq_rolling_score(&res, &sc, tokens, n, L, m.cfg.bos_id, batch, NULL, NULL, &err), 0, "%s",
@@ -141,7 +141,7 @@ Test(rolling, score_matches_reference) {
      * log-likelihood of [BOS] + tokens */
     {
         spq_scorer sc;
-        spq_scorer_fp32(&sc, &m);
+        spq_scorer_model(&sc, &m);
         spq_rolling_result res;
         spq_err err;
         cr_assert_eq(spq_rolling_score(&res, &sc, tokens, 5, L, m.cfg.bos_id, 4, NULL, NULL, &err), 0);
@@ -160,7 +160,7 @@ Test(rolling, errors) {
     spq_model m;
     fx_tiny_random(&m, 1, 64, 64);
     spq_scorer sc;
-    spq_scorer_fp32(&sc, &m);
+    spq_scorer_model(&sc, &m);
     spq_rolling_result res;
     spq_err err;
     int t[2] = {5, 6};
