@@ -305,7 +305,9 @@ void spq_eval_print(FILE *f, const json_t *rep) {
         json_array_foreach(ppl, i, o) {
             const char *d = json_string_value(json_object_get(o, "data"));
             size_t L = strlen(d);
-            fprintf(f, "%-36s %9lld", L > 36 ? d + L - 36 : d, (long long)json_integer_value(json_object_get(o, "tokens")));
+            if (L > 36) fprintf(f, "...%-33s", d + L - 33);
+            else fprintf(f, "%-36s", d);
+            cell(f, (double)json_integer_value(json_object_get(o, "tokens")), " %*.0f", 9);
             cell(f, num(o, "ppl"), " %*.4f", 10);
             const json_t *r = json_object_get(o, "rolling");
             cell(f, num(r, "word_perplexity"), " %*.4f", 12);
