@@ -12,7 +12,13 @@
  *     the full KLD; the deficit is the divergence inside the tail, at most
  *     tail_mass * max|log(P_i/P_tail) - log(Q_i/Q_tail)| over the tail, so it
  *     vanishes when the base puts little mass outside its top k. With
- *     k = vocab size the figure is exact.
+ *     k = vocab size the figure is exact. Measured on stories260K (vocab
+ *     512, a flat distribution for its size) against RTN-quantized copies
+ *     (KLD 0.0004 at W8, 0.13 at W4): k = 16 recovers 91-93 % of the KLD,
+ *     k = 32 97 %, k = 64 (the default) 99.5 %, k = 128 99.98 %; the
+ *     99th percentile is within 0.3 % at k = 64.
+ *   - log-probs are stored as float32: against itself through a file a model
+ *     shows |KLD| ~ 1e-7 per token (rounding), not exactly 0.
  *
  * File layout (little-endian):
  *   header, 64 bytes:

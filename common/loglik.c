@@ -44,7 +44,6 @@ int spq_ll_score(spq_ll_out *out, spq_ll_stats *stats, spq_scorer *sc, const spq
                  long n_groups, const spq_ll_opts *o, spq_progress_fn progress, void *ud, spq_err *err) {
     spq_ll_stats st = {0};
     int max_len = o->max_len;
-    int max_rows = o->max_rows > max_len ? o->max_rows : max_len;
     int max_groups = o->max_groups > 0 ? o->max_groups : 1;
     if (max_len < 1) return spq_fail(err, "max_len must be at least 1");
     long n_req = group[n_groups] - group[0];
@@ -86,10 +85,22 @@ int spq_ll_score(spq_ll_out *out, spq_ll_stats *stats, spq_scorer *sc, const spq
     }
     qsort(plan, n_groups, sizeof *plan, cmp_plan);
 
+    /* row budgets: the suffix phase needs logits for every row (its budget
+     * sizes the logits buffer), the prefix phase only the state's scratch;
+     * each must fit the longest single group */
+    int longest_P = 0, longest_S = 0;
+    for (long g = 0; g < n_groups; g++) {
+        longest_P = plan[g].P > longest_P ? plan[g].P : longest_P;
+        longest_S = plan[g].max_suffix > longest_S ? plan[g].max_suffix : longest_S;
+    }
+    int rows_suffix = o->max_rows > longest_S ? o->max_rows : longest_S;
+    int rows_prefix = o->max_rows > longest_P ? o->max_rows : longest_P;
+    int rows_state = rows_suffix > rows_prefix ? rows_suffix : rows_prefix;
+    int rows_logits = rows_suffix > max_groups ? rows_suffix : max_groups;
     int V = sc->vocab_size;
-    sc->reserve(sc, max_groups, max_len, max_rows);
-    float *logits = spq_malloc((size_t)max_rows * V * sizeof(float));
-    int *tok = spq_malloc((size_t)max_rows * sizeof(int));
+    sc->reserve(sc, max_groups, max_len, rows_state);
+    float *logits = spq_malloc((size_t)rows_logits * V * sizeof(float));
+    int *tok = spq_malloc((size_t)rows_state * sizeof(int));
     int *pos = spq_malloc((size_t)max_groups * sizeof(int));
     long done = 0;
     for (long b0 = 0; b0 < n_groups;) {
@@ -99,7 +110,7 @@ int spq_ll_score(spq_ll_out *out, spq_ll_stats *stats, spq_scorer *sc, const spq
         while (b1 < n_groups && b1 - b0 < max_groups) {
             int S = plan[b1].max_suffix > maxS ? plan[b1].max_suffix : maxS;
             long q = b1 - b0 + 1;
-            if (q * maxP > max_rows || q * S > max_rows || maxP + S > max_len) break;
+            if (q * maxP > rows_prefix || q * S > rows_suffix || maxP + S > max_len) break;
             maxS = S;
             b1++;
         }

@@ -31,7 +31,9 @@ typedef struct {
 
 typedef struct {
     int max_len;    /* the model window; longer inputs lose their start */
-    int max_rows;   /* token rows per forward call; raised to max_len if smaller */
+    int max_rows;   /* token rows per forward call (the logits buffer is
+                     * max_rows x V floats); raised to the longest single
+                     * group when that needs more */
     int max_groups; /* groups (KV slots) per batch */
 } spq_ll_opts;
 

@@ -5,6 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+int spq_eval_default_rows(int vocab_size) {
+    /* 128 MB of logits: 2048 rows at vocabulary 16K, 261 at LLaMA-3's 128K */
+    long rows = (128L << 20) / ((long)vocab_size * (long)sizeof(float));
+    return (int)(rows < 64 ? 64 : rows > 2048 ? 2048 : rows);
+}
+
 int spq_mc_argmax(const double *x, int n) {
     int b = 0;
     for (int i = 1; i < n; i++)
@@ -103,7 +109,7 @@ int spq_task_eval(spq_task_result *res, const spq_task *t, spq_scorer *sc, spq_e
     if (!rc) {
         spq_ll_opts lo = {
             .max_len = o->max_len > 0 ? o->max_len : sc->seq_len,
-            .max_rows = o->max_rows > 0 ? o->max_rows : 2048,
+            .max_rows = o->max_rows > 0 ? o->max_rows : spq_eval_default_rows(sc->vocab_size),
             .max_groups = o->max_groups > 0 ? o->max_groups : 16,
         };
         rc = spq_ll_score(out, &res->ll, sc, req, group, n_items, &lo, progress, ud, err);

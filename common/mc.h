@@ -19,7 +19,7 @@ typedef struct {
     int max_len;    /* model window; 0 = the model's context */
     int add_bos;    /* put BOS before every context (lm-eval's add_bos_token; default off) */
     long limit;     /* the first `limit` items; 0 = all */
-    int max_rows;   /* token rows per forward call; 0 = a default */
+    int max_rows;   /* token rows per forward call; 0 = spq_eval_default_rows */
     int max_groups; /* questions per batch; 0 = a default */
 } spq_eval_opts;
 
@@ -33,6 +33,9 @@ typedef struct {
     spq_ll_stats ll;
     double seconds;
 } spq_task_result;
+
+/* Rows per forward call that keep the logits buffer near 128 MB. */
+int spq_eval_default_rows(int vocab_size);
 
 int spq_mc_argmax(const double *x, int n);
 /* argmax of ll[i] / chars[i] */

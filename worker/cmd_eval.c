@@ -84,7 +84,6 @@ static int parse_task(eval_args *a, const char *spec) {
 
 static int parse_args(eval_args *a, int argc, char **argv) {
     memset(a, 0, sizeof *a);
-    a->batch = 4;
     a->rolling = 1;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v;

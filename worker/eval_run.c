@@ -82,6 +82,13 @@ static json_t *kld_json(const spq_kld_stats *s) {
     return o;
 }
 
+/* windows per call: 4 (as spinq ppl), fewer when their logits would pass 512 MB */
+static int ppl_batch(const spq_eval_plan *p, int V) {
+    if (p->batch > 0) return p->batch;
+    long b = (512L << 20) / ((long)p->seqlen * V * (long)sizeof(float));
+    return (int)(b < 1 ? 1 : b > 4 ? 4 : b);
+}
+
 static int eval_ppl_file(json_t *out, const spq_eval_plan *p, spq_scorer *sc, const spq_tokenizer *tok,
                          const char *path, spq_err *err) {
     char *text = NULL;
@@ -113,7 +120,8 @@ static int eval_ppl_file(json_t *out, const spq_eval_plan *p, spq_scorer *sc, co
     progress_begin(&pc, p->progress, want_kld ? "ppl+kld" : "ppl", n / p->seqlen);
     double t0 = spq_now();
     spq_ppl_result pr;
-    int r = spq_kld_windows(&pr, want_kld ? &acc : NULL, sc, &src, ids, n, p->seqlen, p->batch, progress_cb, &pc, err);
+    int batch = ppl_batch(p, sc->vocab_size);
+    int r = spq_kld_windows(&pr, want_kld ? &acc : NULL, sc, &src, ids, n, p->seqlen, batch, progress_cb, &pc, err);
     progress_end(&pc);
     if (r) {
         spq_fail_prefix(err, "%s", path);
@@ -153,7 +161,7 @@ static int eval_ppl_file(json_t *out, const spq_eval_plan *p, spq_scorer *sc, co
         free(w);
         progress_begin(&pc, p->progress, "rolling", nw);
         spq_rolling_result rr;
-        r = spq_rolling_score(&rr, sc, ids, n, p->seqlen, prefix, p->batch, progress_cb, &pc, err);
+        r = spq_rolling_score(&rr, sc, ids, n, p->seqlen, prefix, batch, progress_cb, &pc, err);
         progress_end(&pc);
         if (r) {
             spq_fail_prefix(err, "%s: rolling windows", path);
@@ -307,7 +315,8 @@ void spq_eval_print(FILE *f, const json_t *rep) {
             size_t L = strlen(d);
             if (L > 36) fprintf(f, "...%-33s", d + L - 33);
             else fprintf(f, "%-36s", d);
-            cell(f, (double)json_integer_value(json_object_get(o, "tokens")), " %*.0f", 9);
+            json_t *nt = json_object_get(o, "tokens");
+            cell(f, nt ? (double)json_integer_value(nt) : NAN, " %*.0f", 9);
             cell(f, num(o, "ppl"), " %*.4f", 10);
             const json_t *r = json_object_get(o, "rolling");
             cell(f, num(r, "word_perplexity"), " %*.4f", 12);

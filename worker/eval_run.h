@@ -41,7 +41,7 @@ typedef struct {
     const char **ppl;          /* (n_ppl) text files */
     int n_ppl;
     int seqlen;                /* windows for ppl/KLD, max_len for rolling and tasks */
-    int batch;                 /* windows per forward call */
+    int batch;                 /* windows per forward call; 0 = 4, fewer for large vocabularies */
     int rolling;               /* also lm-eval's rolling word/byte perplexity */
     spq_scorer *kld_base;      /* KLD against this model (every ppl file), or NULL */
     const char *kld_base_name;
