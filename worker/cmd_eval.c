@@ -23,7 +23,7 @@
 
 typedef struct {
     const char *model;
-    const char *ppl[MAX_LIST];
+    spq_eval_text_spec ppl[MAX_LIST];
     int n_ppl;
     spq_eval_task_spec tasks[MAX_LIST];
     char *task_bufs[MAX_LIST];
@@ -34,24 +34,27 @@ typedef struct {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: spinq eval MODEL [--ppl FILE ...] [--seqlen N] [--batch B] [--no-rolling]\n"
+            "usage: spinq eval MODEL [--ppl FILE | --ppl-rows FILE ...] [--seqlen N] [--batch B] [--no-rolling]\n"
             "                  [--kld-base MODEL | --kld-logits FILE] [--save-logits FILE [--save-topk K]]\n"
             "                  [--task NAME[:FORMAT]=PATH ...] [--limit N] [--skip-bad] [--bos]\n"
             "                  [--json OUT|-]\n"
             "\n"
-            "  --ppl FILE        perplexity over non-overlapping windows of --seqlen tokens (as spinq ppl)\n"
-            "                    and lm-eval's rolling word/byte perplexity (unless --no-rolling)\n"
-            "  --kld-base MODEL  KL divergence, top-1 agreement and Δp against MODEL, run here\n"
-            "  --kld-logits FILE ... against a base's log-probs saved earlier with --save-logits\n"
+            "  --ppl FILE         perplexity over non-overlapping windows of --seqlen tokens (as spinq ppl)\n"
+            "                     and lm-eval's rolling word/byte perplexity (unless --no-rolling)\n"
+            "  --ppl-rows FILE    the same with the file's lines joined as dataset rows by blank lines,\n"
+            "                     the reference WikiText-2 protocol (wikitext-2-raw/wiki.test.raw)\n"
+            "  --kld-base MODEL   KL divergence, top-1 agreement and Δp against MODEL, run here\n"
+            "  --kld-logits FILE  ... against a base's log-probs saved earlier with --save-logits\n"
             "  --save-logits FILE save this model's top-K log-probs (default K 64) for later --kld-logits\n"
-            "  --task NAME=PATH  zero-shot task; NAME is a format or NAME:FORMAT for another name\n"
-            "                    formats:");
+            "  --task NAME=PATH   zero-shot task; NAME is a format, or NAME:FORMAT to report another name\n"
+            "                     formats:");
     for (const char *const *p = spq_task_formats; *p; p++) fprintf(f, " %s", *p);
     fprintf(f,
-            "\n  --limit N         only the first N items of each task\n"
-            "  --skip-bad        skip (and report) bad task items instead of failing\n"
-            "  --bos             put BOS before task contexts (lm-eval's add_bos_token; off by default)\n"
-            "  --json OUT        the figures as JSON to OUT ('-': stdout, the table then goes to stderr)\n");
+            "\n  --limit N          only the first N items of each task\n"
+            "  --skip-bad         skip (and report) bad task items instead of failing\n"
+            "  --bos              put BOS before task contexts (lm-eval's add_bos_token; off by default)\n"
+            "  --groups G         questions scored together (KV slots; default 16)\n"
+            "  --json OUT         the figures as JSON to OUT ('-': stdout, the table then goes to stderr)\n");
 }
 
 /* NAME=PATH or NAME:FORMAT=PATH */
@@ -91,10 +94,10 @@ static int parse_args(eval_args *a, int argc, char **argv) {
         if (!strcmp(f, "-h") || !strcmp(f, "--help")) {
             usage(stdout);
             exit(0);
-        } else if (!strcmp(f, "--ppl")) {
+        } else if (!strcmp(f, "--ppl") || !strcmp(f, "--ppl-rows")) {
             if (!(bad = spq_arg_str(&v, argc, argv, &i, "eval"))) {
                 if (a->n_ppl == MAX_LIST) bad = -1, fprintf(stderr, "spinq eval: at most %d --ppl\n", MAX_LIST);
-                else a->ppl[a->n_ppl++] = v;
+                else a->ppl[a->n_ppl++] = (spq_eval_text_spec){v, !strcmp(f, "--ppl-rows")};
             }
         } else if (!strcmp(f, "--task")) {
             if (!(bad = spq_arg_str(&v, argc, argv, &i, "eval"))) bad = parse_task(a, v);

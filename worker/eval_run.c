@@ -1,6 +1,7 @@
 /* eval_run.c - see eval_run.h.
  *
- * Per perplexity file: the text is read once and tokenized twice, with BOS
+ * Per perplexity file: the text is read once (its lines joined as dataset
+ * rows for the WikiText-2 protocol when asked) and tokenized twice, with BOS
  * for the non-overlapping windows (exactly as `spinq ppl`, so the figure is
  * the same) and without special tokens for lm-eval's rolling windows (which
  * start from their own prefix token). One pass of the windows computes the
@@ -19,6 +20,7 @@
 #include "common/ppl.h"
 #include "common/rolling.h"
 #include "common/tasks.h"
+#include "common/textprep.h"
 
 static int tok_encode_plain(void *ud, const char *text, size_t len, int **ids, int *n, spq_err *err) {
     return spq_tok_encode((const spq_tokenizer *)ud, text, len, 0, ids, n, err);
@@ -90,7 +92,8 @@ static int ppl_batch(const spq_eval_plan *p, int V) {
 }
 
 static int eval_ppl_file(json_t *out, const spq_eval_plan *p, spq_scorer *sc, const spq_tokenizer *tok,
-                         const char *path, spq_err *err) {
+                         const spq_eval_text_spec *ts, spq_err *err) {
+    const char *path = ts->path;
     char *text = NULL;
     size_t len;
     int *ids = NULL, n = 0, rc = -1;
@@ -98,7 +101,15 @@ static int eval_ppl_file(json_t *out, const spq_eval_plan *p, spq_scorer *sc, co
     spq_kld_acc acc;
     spq_kld_acc_init(&acc);
     json_object_set_new(out, "data", json_string(path));
+    json_object_set_new(out, "join", json_string(ts->rows ? "rows" : "file"));
     if (spq_read_file(&text, &len, path, err)) goto done;
+    if (ts->rows) {
+        size_t n_len;
+        char *joined = spq_text_join_rows(text, len, &n_len);
+        free(text);
+        text = joined;
+        len = n_len;
+    }
     if (spq_tok_encode(tok, text, len, 1, &ids, &n, err)) {
         spq_fail_prefix(err, "%s", path);
         goto done;
@@ -250,7 +261,7 @@ int spq_eval_run(json_t **report, const spq_eval_plan *p, spq_scorer *sc, const 
     for (int i = 0; i < p->n_ppl; i++) {
         json_t *o = json_object();
         json_array_append_new(ppl, o);
-        if (eval_ppl_file(o, p, sc, tok, p->ppl[i], err)) return -1;
+        if (eval_ppl_file(o, p, sc, tok, &p->ppl[i], err)) return -1;
     }
     for (int i = 0; i < p->n_tasks; i++) {
         json_t *o = json_object();

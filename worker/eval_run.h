@@ -4,7 +4,7 @@
  *
  * Report layout:
  *   {"model", "scorer", "seqlen", "bos",
- *    "ppl": [{"data", "tokens", "windows", "scored", "nll", "ppl", "seconds",
+ *    "ppl": [{"data", "join" ("file" or "rows"), "tokens", "windows", "scored", "nll", "ppl", "seconds",
  *             "rolling": {"max_len", "tokens", "windows", "words", "bytes", "ll",
  *                         "token_perplexity", "word_perplexity",
  *                         "byte_perplexity", "bits_per_byte"},
@@ -37,8 +37,13 @@ typedef struct {
 } spq_eval_task_spec;
 
 typedef struct {
+    const char *path;
+    int rows; /* 1: the lines are dataset rows joined with "\n\n" (textprep.h) */
+} spq_eval_text_spec;
+
+typedef struct {
     const char *model;         /* for the report */
-    const char **ppl;          /* (n_ppl) text files */
+    const spq_eval_text_spec *ppl; /* (n_ppl) text files */
     int n_ppl;
     int seqlen;                /* windows for ppl/KLD, max_len for rolling and tasks */
     int batch;                 /* windows per forward call; 0 = 4, fewer for large vocabularies */

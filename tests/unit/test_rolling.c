@@ -209,3 +209,45 @@ Test(rolling, perplexities_from_ll) {
     cr_assert(fabs(r.bits_per_byte - 10.0 / 25 / log(2.0)) < 1e-12);
     cr_assert(fabs(r.token_perplexity - exp(10.0 / 8)) < 1e-12);
 }
+
+/* ---- perplexity texts ---- */
+
+#include "common/textprep.h"
+
+Test(textprep, hf_rows_joined) {
+    /* rows: "", " a \n", "", "b\n", "c" */
+    const char *raw = " \n a \n\t\nb\nc";
+    size_t n;
+    char *j = spq_text_join_rows(raw, strlen(raw), &n);
+    cr_assert_str_eq(j, "\n\n a \n\n\n\n\nb\n\n\nc");
+    cr_assert_eq(n, strlen(j));
+    free(j);
+    cr_assert_eq(spq_text_count_rows(raw, strlen(raw)), 5);
+    cr_assert_eq(spq_text_count_rows("a\n", 2), 1);
+    cr_assert_eq(spq_text_count_rows("", 0), 0);
+    j = spq_text_join_rows("", 0, &n);
+    cr_assert_eq(n, 0);
+    free(j);
+}
+
+/* the WikiText-2 files have the HF split's row counts */
+Test(textprep, wikitext_rows) {
+    const char *files[2] = {"data/eval/wikitext-2-raw/wiki.test.raw", "data/eval/wikitext-2-raw/wiki.valid.raw"};
+    long want[2] = {4358, 3760};
+    for (int i = 0; i < 2; i++) {
+        char *p = fx_shared(files[i]), *text;
+        size_t len, n;
+        spq_err err;
+        cr_assert_eq(spq_read_file(&text, &len, p, &err), 0, "%s", err.msg);
+        cr_assert(spq_utf8_valid(text, len));
+        cr_assert_eq(spq_text_count_rows(text, len), want[i]);
+        char *j = spq_text_join_rows(text, len, &n);
+        /* starts with rows "", " = Robert Boulter = \n", "" (test) */
+        const char *head = "\n\n = Robert Boulter = \n\n\n\n\n Robert Boulter is";
+        if (i == 0) cr_assert(!strncmp(j, head, strlen(head)), "%.60s", j);
+        cr_assert(spq_py_count_words(j, n) > 200000);
+        free(j);
+        free(text);
+        free(p);
+    }
+}
