@@ -204,7 +204,7 @@ static char *run_decoder(const spq_tokenizer *t, const int *ids, int n_ids, int 
     return all.s;
 }
 
-char *spq_tok_decode(const spq_tokenizer *t, const int *ids, int n_ids, int skip_special) {
+char *spq_tok_decode_len(const spq_tokenizer *t, const int *ids, int n_ids, int skip_special, size_t *len) {
     size_t n;
     char *s = run_decoder(t, ids, n_ids, skip_special, 0, 1, &n);
     if (!t->n_dec) {  /* no decoder: still hand back valid UTF-8 */
@@ -213,9 +213,15 @@ char *spq_tok_decode(const spq_tokenizer *t, const int *ids, int n_ids, int skip
         spq_utf8_sanitize_append(&o, &on, &cap, s, n);
         if (!o) o = spq_calloc(1, 1);
         free(s);
-        return o;
+        s = o;
+        n = on;
     }
+    if (len) *len = n;
     return s;
+}
+
+char *spq_tok_decode(const spq_tokenizer *t, const int *ids, int n_ids, int skip_special) {
+    return spq_tok_decode_len(t, ids, n_ids, skip_special, NULL);
 }
 
 size_t spq_tok_piece(const spq_tokenizer *t, int prev, int id, char *buf, size_t cap) {

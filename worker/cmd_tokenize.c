@@ -81,8 +81,9 @@ static int decode_one(run *r, const char *line, size_t len, const char *where) {
         ids[i] = (int)json_integer_value(x);
     }
     json_decref(a);
-    char *text = spq_tok_decode(r->tok, ids, n, r->skip_special);
-    json_t *s = json_stringn(text, strlen(text));
+    size_t len_text;
+    char *text = spq_tok_decode_len(r->tok, ids, n, r->skip_special, &len_text);
+    json_t *s = json_stringn(text, len_text);
     char *out = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
     if (out) puts(out);
     int rc = out ? 0 : -1;
