@@ -138,9 +138,15 @@ int spq_bpe_word(const spq_tokenizer *t, const char *word, int n, spq_ivec *ids,
     }
     s[ns - 1].next = -1;
 
-    if (ns > 1) {
-        bpe_heap h = {0};
-        for (int i = 0; i + 1 < ns; i++) try_pair(&h, t, word, s, i, i + 1);
+    /* A symbol without a token never merges, so the runs between such
+     * symbols are independent: merging each run on its own heap gives the
+     * same result and keeps the heaps small (SentencePiece texts have no
+     * pre-tokenizer, but newlines are byte-fallback characters). */
+    bpe_heap h = {0};
+    for (int r0 = 0; r0 < ns;) {
+        int r1 = r0 + 1;
+        while (r1 < ns && s[r1].id >= 0 && s[r1 - 1].id >= 0) r1++;
+        for (int i = r0; i + 1 < r1; i++) try_pair(&h, t, word, s, i, i + 1);
         while (h.n > 0) {
             bpe_cand c = heap_pop(&h);
             bpe_sym *l = &s[c.left], *r = &s[c.right];
@@ -153,8 +159,9 @@ int spq_bpe_word(const spq_tokenizer *t, const char *word, int n, spq_ivec *ids,
             try_pair(&h, t, word, s, l->prev, c.left);
             try_pair(&h, t, word, s, c.left, l->next);
         }
-        free(h.v);
+        r0 = r1;
     }
+    free(h.v);
 
     int rc = 0;
     for (int i = 0; i >= 0 && rc == 0; i = s[i].next) rc = emit(t, word + s[i].start, s[i].n, s[i].id, ids, err);
