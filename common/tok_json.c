@@ -10,12 +10,21 @@
  *
  * Which ids frame a text: tokenizer_config.json's add_bos_token /
  * add_eos_token when it has them, else the TemplateProcessing
- * post-processor's special tokens. */
+ * post-processor's special tokens.
+ *
+ * Where HF's Rust tokenizers and transformers.js (our parity reference)
+ * differ, we follow transformers.js: the Metaspace pre-tokenizer never
+ * splits the text at "▁" (its "split" field is ignored), and all added
+ * tokens, special or not, are matched in the raw text. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tok_internal.h"
+
+/* ids above this are taken for a garbled file (the largest real vocabularies
+ * have ~256k tokens; the table is sized by the largest id) */
+#define SPQ_TOK_MAX_ID (1 << 22)
 
 #define GPT2_PATTERN "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
 
@@ -117,9 +126,9 @@ static int load_vocab(ctx *c, json_t *vocab) {
     int cap = 0;
     json_object_foreach(vocab, key, v) {
         json_int_t id = json_is_integer(v) ? json_integer_value(v) : -1;
-        if (id < 0 || id >= (1 << 24)) {
+        if (id < 0 || id >= SPQ_TOK_MAX_ID) {
             free(raw);
-            return spq_fail(c->err, "%s: model.vocab[\"%s\"]: the id must be an integer in 0..16777215", c->path, key);
+            return spq_fail(c->err, "%s: model.vocab[\"%s\"]: the id must be an integer in 0..4194303", c->path, key);
         }
         int n = (int)strlen(key);
         spq_tok_entry *e;
@@ -221,7 +230,7 @@ static int load_added(ctx *c, json_t *added) {
     json_t *a;
     json_array_foreach(added, i, a) {
         json_t *id = json_object_get(a, "id"), *content = json_object_get(a, "content");
-        if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= (1 << 24) ||
+        if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= SPQ_TOK_MAX_ID ||
             !json_is_string(content))
             return spq_fail(c->err, "%s: added_tokens[%zu] needs an integer id and a string content", c->path, i);
         int k = (int)json_integer_value(id), n = (int)json_string_length(content);
@@ -359,7 +368,7 @@ static int template_ids(ctx *c, json_t *pp, const char *name, int *ids, int *n, 
     }
     size_t i;
     json_array_foreach(list, i, x) {
-        if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) >= (1 << 24))
+        if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) >= SPQ_TOK_MAX_ID)
             return spq_fail(c->err, "%s: post_processor.special_tokens[\"%s\"].ids[%zu] is not an id", c->path, name, i);
         if (*n >= cap) return spq_fail(c->err, "%s: post_processor: too many special tokens", c->path);
         ids[(*n)++] = (int)json_integer_value(x);
