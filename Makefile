@@ -32,6 +32,9 @@ BENCH_SRC  := $(wildcard bench/*.c)
 SHARED  ?= $(abspath ../shared)
 export SPINQ_SHARED ?= $(SHARED)
 
+# keep objects of test and bench binaries (make would delete them as intermediates)
+.SECONDARY:
+
 .PHONY: all deps test unit integration bench run clean asan rel
 all: rel
 
