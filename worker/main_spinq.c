@@ -17,6 +17,8 @@ static const command commands[] = {
     {"generate", spq_cmd_generate, "generate MODEL [-p TEXT] [-n N] [-t T] [--top-p P] [--seed S]"},
     {"ppl", spq_cmd_ppl, "ppl MODEL --data FILE [--seqlen N]  perplexity over non-overlapping windows"},
     {"eval", spq_cmd_eval, "eval MODEL [--ppl FILE] [--task NAME=PATH] ...  perplexity, KLD, zero-shot tasks"},
+    {"tokenize", spq_cmd_tokenize, "tokenize (--tokenizer P | --model P) [--lines F | --jsonl F | --file F | --text T] [--no-special] [--decode]"},
+    {"rotate", spq_cmd_rotate, "rotate MODEL --calib FILE --out R.safetensors [...]  learn SpinQuant rotations"},
     {"cpu", spq_cmd_cpu, "cpu [--coretype]                   CPU features and OpenBLAS kernels"},
 };
 
