@@ -3,10 +3,11 @@
  * model or from its saved logits, and zero-shot tasks; a table on the
  * terminal and the same figures as JSON (worker/eval_run.h).
  *
- * Options are parsed into an eval_args struct by one table-free loop; a new
- * option is one more `else if` and a field (the model variants - rotation,
- * bit widths, packed models - will add theirs the same way and pick the
- * scorer). */
+ * Options are parsed into an eval_args struct by one loop; a new option is
+ * one more `else if` and a field. The model is loaded as `spinq ppl` loads
+ * it (rotation and quantization flags, worker/qflags.h), so every variant
+ * is evaluated the same way; --kld-fp compares it with its own
+ * full-precision weights. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "worker/args.h"
 #include "worker/commands.h"
 #include "worker/eval_run.h"
+#include "worker/qflags.h"
 
 #define MAX_LIST 64
 
@@ -28,14 +30,17 @@ typedef struct {
     spq_eval_task_spec tasks[MAX_LIST];
     char *task_bufs[MAX_LIST];
     int n_tasks;
-    int seqlen, batch, rolling, save_topk, skip_bad, bos, max_groups, limit;
+    int seqlen, batch, rolling, save_topk, skip_bad, bos, max_groups, limit, kld_fp;
     const char *kld_base, *kld_logits, *save_logits, *json;
+    spq_qcfg q;        /* fake quantizers (worker/qflags.h) */
+    spq_rotflags rot;  /* rotations */
 } eval_args;
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: spinq eval MODEL [--ppl FILE | --ppl-rows FILE ...] [--seqlen N] [--batch B] [--no-rolling]\n"
-            "                  [--kld-base MODEL | --kld-logits FILE] [--save-logits FILE [--save-topk K]]\n"
+            "usage: spinq eval MODEL [--rotation R --mode M --seed S] [--w-bits B ... --a-bits B ... --kv-bits B ...]\n"
+            "                  [--ppl FILE | --ppl-rows FILE ...] [--seqlen N] [--batch B] [--no-rolling]\n"
+            "                  [--kld-fp | --kld-base MODEL | --kld-logits FILE] [--save-logits FILE [--save-topk K]]\n"
             "                  [--task NAME[:FORMAT]=PATH ...] [--limit N] [--skip-bad] [--bos]\n"
             "                  [--json OUT|-]\n"
             "\n"
@@ -43,7 +48,9 @@ static void usage(FILE *f) {
             "                     and lm-eval's rolling word/byte perplexity (unless --no-rolling)\n"
             "  --ppl-rows FILE    the same with the file's lines joined as dataset rows by blank lines,\n"
             "                     the reference WikiText-2 protocol (wikitext-2-raw/wiki.test.raw)\n"
-            "  --kld-base MODEL   KL divergence, top-1 agreement and Δp against MODEL, run here\n"
+            "  rotation and quantization flags as for spinq ppl: the model is evaluated fake-quantized\n"
+            "  --kld-fp           KL divergence, top-1 agreement and Δp against MODEL in full precision\n"
+            "  --kld-base MODEL   ... against another model, run here\n"
             "  --kld-logits FILE  ... against a base's log-probs saved earlier with --save-logits\n"
             "  --save-logits FILE save this model's top-K log-probs (default K 64) for later --kld-logits\n"
             "  --task NAME=PATH   zero-shot task; NAME is a format, or NAME:FORMAT to report another name\n"
@@ -88,9 +95,15 @@ static int parse_task(eval_args *a, const char *spec) {
 static int parse_args(eval_args *a, int argc, char **argv) {
     memset(a, 0, sizeof *a);
     a->rolling = 1;
+    a->q = spq_qcfg_off();
+    a->rot.online = 1;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v;
-        int bad = 0;
+        int bad = 0, qf;
+        if ((qf = spq_qflag(&a->q, argc, argv, &i, "eval")) || (qf = spq_rotflag(&a->rot, argc, argv, &i, "eval"))) {
+            if (qf < 0) return -1;
+            continue;
+        }
         if (!strcmp(f, "-h") || !strcmp(f, "--help")) {
             usage(stdout);
             exit(0);
@@ -111,6 +124,7 @@ static int parse_args(eval_args *a, int argc, char **argv) {
         else if (!strcmp(f, "--save-logits")) bad = spq_arg_str(&a->save_logits, argc, argv, &i, "eval");
         else if (!strcmp(f, "--json")) bad = spq_arg_str(&a->json, argc, argv, &i, "eval");
         else if (!strcmp(f, "--no-rolling")) a->rolling = 0;
+        else if (!strcmp(f, "--kld-fp")) a->kld_fp = 1;
         else if (!strcmp(f, "--skip-bad")) a->skip_bad = 1;
         else if (!strcmp(f, "--bos")) a->bos = 1;
         else if (f[0] == '-' && f[1]) {
@@ -131,10 +145,11 @@ static int parse_args(eval_args *a, int argc, char **argv) {
         fprintf(stderr, "spinq eval: nothing to do: give --ppl FILE and/or --task NAME=PATH\n");
         return -1;
     }
-    if (a->kld_base && a->kld_logits) {
-        fprintf(stderr, "spinq eval: --kld-base and --kld-logits exclude each other\n");
+    if (!!a->kld_base + !!a->kld_logits + a->kld_fp > 1) {
+        fprintf(stderr, "spinq eval: --kld-fp, --kld-base and --kld-logits exclude each other\n");
         return -1;
     }
+    if (a->kld_fp) a->kld_base = a->model;
     if ((a->kld_logits || a->save_logits) && a->n_ppl != 1) {
         fprintf(stderr, "spinq eval: --kld-logits and --save-logits need exactly one --ppl file\n");
         return -1;
@@ -169,10 +184,12 @@ int spq_cmd_eval(int argc, char **argv) {
     spq_tokenizer *tok = NULL;
     spq_scorer sc = {0}, sb = {0};
     json_t *rep = NULL;
-    if (spq_model_load(&m, a.model, &err)) {
+    if (spq_load_quantized(&m, a.model, &a.rot, &a.q, &err)) {
         fprintf(stderr, "spinq eval: %s\n", err.msg);
         goto out;
     }
+    char quant[256];
+    spq_qcfg_describe(quant, sizeof quant, &a.q);
     int seqlen = a.seqlen ? a.seqlen : (m.cfg.seq_len < 2048 ? m.cfg.seq_len : 2048);
     if (seqlen > m.cfg.seq_len) {
         fprintf(stderr, "spinq eval: --seqlen %d is longer than the model's context %d\n", seqlen, m.cfg.seq_len);
@@ -198,6 +215,8 @@ int spq_cmd_eval(int argc, char **argv) {
     }
     spq_eval_plan plan = {
         .model = a.model,
+        .rotation = a.rot.rotation ? a.rot.rotation : "none",
+        .quant = quant,
         .ppl = a.ppl,
         .n_ppl = a.n_ppl,
         .seqlen = seqlen,

@@ -247,6 +247,8 @@ int spq_eval_run(json_t **report, const spq_eval_plan *p, spq_scorer *sc, const 
     json_t *rep = json_object();
     *report = rep;
     json_object_set_new(rep, "model", json_string(p->model ? p->model : ""));
+    if (p->rotation) json_object_set_new(rep, "rotation", json_string(p->rotation));
+    if (p->quant) json_object_set_new(rep, "quant", json_string(p->quant));
     json_object_set_new(rep, "scorer", json_string(sc->kind));
     json_object_set_new(rep, "seqlen", json_integer(p->seqlen));
     json_object_set_new(rep, "bos", json_boolean(p->add_bos));
@@ -312,8 +314,10 @@ static void print_kld(FILE *f, const json_t *k) {
 
 void spq_eval_print(FILE *f, const json_t *rep) {
     const json_t *ppl = json_object_get(rep, "ppl"), *tasks = json_object_get(rep, "tasks");
-    fprintf(f, "model %s (%s), seqlen %lld%s\n", json_string_value(json_object_get(rep, "model")),
-            json_string_value(json_object_get(rep, "scorer")),
+    const char *rot = json_string_value(json_object_get(rep, "rotation")), *q = json_string_value(json_object_get(rep, "quant"));
+    fprintf(f, "model %s (%s%s%s%s%s), seqlen %lld%s\n", json_string_value(json_object_get(rep, "model")),
+            json_string_value(json_object_get(rep, "scorer")), q ? ", " : "", q ? q : "",
+            rot && strcmp(rot, "none") ? ", rotation " : "", rot && strcmp(rot, "none") ? rot : "",
             (long long)json_integer_value(json_object_get(rep, "seqlen")),
             json_is_true(json_object_get(rep, "bos")) ? ", BOS before task contexts" : "");
     if (json_array_size(ppl)) {

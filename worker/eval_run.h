@@ -3,7 +3,7 @@
  * eval` prints it as a table, the job pipeline stores it as metrics.
  *
  * Report layout:
- *   {"model", "scorer", "seqlen", "bos",
+ *   {"model", "rotation", "quant", "scorer", "seqlen", "bos",
  *    "ppl": [{"data", "join" ("file" or "rows"), "tokens", "windows", "scored", "nll", "ppl", "seconds",
  *             "rolling": {"max_len", "tokens", "windows", "words", "bytes", "ll",
  *                         "token_perplexity", "word_perplexity",
@@ -43,6 +43,8 @@ typedef struct {
 
 typedef struct {
     const char *model;         /* for the report */
+    const char *rotation;      /* for the report, or NULL */
+    const char *quant;         /* for the report (spq_qcfg_describe), or NULL */
     const spq_eval_text_spec *ppl; /* (n_ppl) text files */
     int n_ppl;
     int seqlen;                /* windows for ppl/KLD, max_len for rolling and tasks */
