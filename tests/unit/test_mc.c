@@ -356,3 +356,44 @@ Test(mc, bigram_fixture_closed_form) {
             cr_assert(fabs(fx_logsoftmax(lg + t * BV, BV, u) - fx_bigram_logp(S, BV, 1e-5, in[t], u)) < 1e-4);
     spq_model_free(&m);
 }
+
+/* ---- with the real stories260K tokenizer ---- */
+
+#include "common/tokenizer.h"
+
+static int real_encode(void *ud, const char *s, size_t n, int **ids, int *k, spq_err *err) {
+    return spq_tok_encode(ud, s, n, 0, ids, k, err);
+}
+
+Test(mc, encode_with_sentencepiece) {
+    char *p = fx_shared("models/stories260K/tok512.bin");
+    spq_tokenizer *t;
+    spq_err err;
+    cr_assert_eq(spq_tok_load(&t, p, &err), 0, "%s", err.msg);
+    free(p);
+    const char *ctx = "Once upon a time, there was a little girl named", *cont = " Lily";
+    int *c, nc, *k, nk, *w, nw;
+    cr_assert_eq(spq_ll_encode(&c, &nc, &k, &nk, real_encode, t, ctx, cont, 1, -1, &err), 0, "%s", err.msg);
+    char whole[128];
+    snprintf(whole, sizeof whole, "%s%s", ctx, cont);
+    cr_assert_eq(spq_tok_encode(t, whole, strlen(whole), 0, &w, &nw, &err), 0);
+    /* ctx + cont is the encoding of the whole text, split after ctx's tokens */
+    cr_assert_eq(nc + nk, nw);
+    for (int i = 0; i < nk; i++) cr_assert_eq(k[i], w[nc + i]);
+    /* the continuation is the last word's token(s): the context's tokens
+     * decode to the context alone */
+    char *dec = spq_tok_decode(t, c, nc, 1);
+    cr_assert_str_eq(dec, ctx);
+    free(dec);
+    /* the trailing space of a context moves to the continuation: same request */
+    int *c2, nc2, *k2, nk2;
+    cr_assert_eq(spq_ll_encode(&c2, &nc2, &k2, &nk2, real_encode, t, "Once upon a time, there was a little girl named ",
+                               "Lily", 1, -1, &err),
+                 0);
+    cr_assert_eq(nc2, nc);
+    cr_assert_eq(nk2, nk);
+    for (int i = 0; i < nk; i++) cr_assert_eq(k2[i], k[i]);
+    for (int i = 0; i < nc; i++) cr_assert_eq(c2[i], c[i]);
+    free(c); free(k); free(w); free(c2); free(k2);
+    spq_tok_free(t);
+}
