@@ -174,6 +174,7 @@ int spq_kld_windows(spq_ppl_result *ppl, spq_kld_acc *acc, spq_scorer *model, co
     int V = model->vocab_size;
     spq_scorer *base = src ? src->base : NULL;
     spq_logit_file *bf = src ? src->base_file : NULL, *save = src ? src->save : NULL;
+    if ((base || bf) && !acc) return spq_fail(err, "a KLD base needs an accumulator");
     if (base && base->vocab_size != V)
         return spq_fail(err, "the base model's vocabulary (%d) differs from the model's (%d)", base->vocab_size, V);
     if (bf && spq_logit_file_match(bf, V, seqlen, tokens, n, err)) return -1;

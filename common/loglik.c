@@ -46,7 +46,6 @@ int spq_ll_score(spq_ll_out *out, spq_ll_stats *stats, spq_scorer *sc, const spq
     int max_len = o->max_len;
     int max_groups = o->max_groups > 0 ? o->max_groups : 1;
     if (max_len < 1) return spq_fail(err, "max_len must be at least 1");
-    long n_req = group[n_groups] - group[0];
     for (long r = group[0]; r < group[n_groups]; r++) {
         if (req[r].n_ctx < 1 || req[r].n_cont < 1)
             return spq_fail(err, "request %ld: empty %s", r, req[r].n_ctx < 1 ? "context" : "continuation");
@@ -60,7 +59,6 @@ int spq_ll_score(spq_ll_out *out, spq_ll_stats *stats, spq_scorer *sc, const spq
             if (req[r].cont[i] < 0 || req[r].cont[i] >= sc->vocab_size)
                 return spq_fail(err, "request %ld: token id %d out of range", r, req[r].cont[i]);
     }
-    (void)n_req;
 
     /* plan the prefix of each group */
     group_plan *plan = spq_malloc((n_groups ? n_groups : 1) * sizeof *plan);
