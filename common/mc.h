@@ -6,7 +6,12 @@
  *   stderr   = sample standard deviation / sqrt(n)  (lm-eval's mean_stderr)
  * and, for cloze tasks, acc = mean [greedy decoding reproduces the target]
  * and perplexity = exp(-mean ll of the target). argmax takes the first
- * maximum, as numpy does. */
+ * maximum, as numpy does.
+ *
+ * An item with a continuation longer than the model's window cannot be
+ * scored (lm-eval fails on it too; it happens only with small windows, e.g.
+ * a PIQA solution in stories260K's 512 tokens): it is left out and counted
+ * in n_too_long. */
 #ifndef SPQ_MC_H
 #define SPQ_MC_H
 
@@ -25,6 +30,8 @@ typedef struct {
 
 typedef struct {
     long n;          /* items scored */
+    long n_too_long; /* items left out: a continuation longer than the window */
+    long first_too_long_line; /* line of the first of them (0 if none) */
     double acc, acc_stderr;
     double acc_norm, acc_norm_stderr; /* NAN when the task has none */
     double ppl;      /* cloze tasks; NAN otherwise */
@@ -43,8 +50,10 @@ int spq_mc_argmax_norm(const double *ll, const long *chars, int n);
 /* sample standard deviation (n-1) / sqrt(n); 0 when n < 2 */
 double spq_mean_stderr(const double *x, long n);
 
-/* Reduces per-request scores (items' requests in order) to the metrics. */
-void spq_task_metrics(spq_task_result *res, const spq_task *t, long n_items, const spq_ll_out *out);
+/* Reduces per-request scores to the metrics: items (n_items) are indices
+ * into t->items, out holds their requests in that order. */
+void spq_task_metrics(spq_task_result *res, const spq_task *t, const long *items, long n_items,
+                      const spq_ll_out *out);
 
 int spq_task_eval(spq_task_result *res, const spq_task *t, spq_scorer *sc, spq_encode_fn enc, void *enc_ud,
                   const spq_eval_opts *o, spq_progress_fn progress, void *ud, spq_err *err);

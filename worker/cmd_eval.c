@@ -190,6 +190,7 @@ int spq_cmd_eval(int argc, char **argv) {
     }
     char quant[256];
     spq_qcfg_describe(quant, sizeof quant, &a.q);
+    int quantized = a.q.w.bits < 16 || a.q.a.bits < 16 || a.q.kv.bits < 16;
     int seqlen = a.seqlen ? a.seqlen : (m.cfg.seq_len < 2048 ? m.cfg.seq_len : 2048);
     if (seqlen > m.cfg.seq_len) {
         fprintf(stderr, "spinq eval: --seqlen %d is longer than the model's context %d\n", seqlen, m.cfg.seq_len);
@@ -216,7 +217,7 @@ int spq_cmd_eval(int argc, char **argv) {
     spq_eval_plan plan = {
         .model = a.model,
         .rotation = a.rot.rotation ? a.rot.rotation : "none",
-        .quant = quant,
+        .quant = quantized ? quant : NULL,
         .ppl = a.ppl,
         .n_ppl = a.n_ppl,
         .seqlen = seqlen,

@@ -227,6 +227,13 @@ static int eval_task(json_t *out, const spq_eval_plan *p, spq_scorer *sc, const 
     progress_end(&pc);
     if (!rc) {
         json_object_set_new(out, "items", json_integer(r.n));
+        if (r.n_too_long) {
+            json_object_set_new(out, "too_long", json_integer(r.n_too_long));
+            if (p->progress)
+                fprintf(stderr, "spinq eval: %s: left out %ld items whose continuation is longer than the window of %d "
+                        "tokens (the first at %s:%ld)\n", ts->name, r.n_too_long, p->seqlen, ts->path,
+                        r.first_too_long_line);
+        }
         set_num(out, "acc", r.acc);
         set_num(out, "acc_stderr", r.acc_stderr);
         set_num(out, "acc_norm", r.acc_norm);

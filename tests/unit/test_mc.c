@@ -397,3 +397,41 @@ Test(mc, encode_with_sentencepiece) {
     free(c); free(k); free(w); free(c2); free(k2);
     spq_tok_free(t);
 }
+
+/* an item whose continuation is longer than the window is left out and
+ * counted, the others are scored */
+Test(mc, too_long_items_left_out) {
+    memset(S, 0, sizeof S);
+    spq_model m;
+    fx_bigram_model(&m, BV, S, 64);
+    char dir[] = "/tmp/spq_mc_XXXXXX", path[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/t.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    char longc[80];
+    memset(longc, 'a', 70);
+    longc[70] = 0;
+    fprintf(f, "{\"context\": \"x\", \"choices\": [\"b\", \"c\"], \"gold\": 0}\n"
+               "{\"context\": \"x\", \"choices\": [\"b\", \"%s\"], \"gold\": 0}\n"
+               "{\"context\": \"x\", \"choices\": [\"b\", \"c\"], \"gold\": 1}\n", longc);
+    fclose(f);
+    spq_task t;
+    spq_err err;
+    cr_assert_eq(spq_task_load(&t, NULL, "jsonl", path, NULL, 0, &err), 0, "%s", err.msg);
+    spq_scorer sc;
+    spq_scorer_model(&sc, &m);
+    spq_eval_opts o = {0};
+    spq_task_result res;
+    cr_assert_eq(spq_task_eval(&res, &t, &sc, byte_encode, NULL, &o, NULL, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(res.n, 2);
+    cr_assert_eq(res.n_too_long, 1);
+    cr_assert_eq(res.first_too_long_line, 2);
+    /* uniform model: equal ll, argmax picks choice 0 -> right, then wrong */
+    cr_assert_eq(res.acc, 0.5);
+    spq_task_free(&t);
+    spq_scorer_free(&sc);
+    spq_model_free(&m);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
