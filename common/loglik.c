@@ -7,8 +7,9 @@
  * most max_groups groups with groups * longest prefix and groups * longest
  * suffix <= max_rows and longest prefix + longest suffix <= max_len (the
  * slot's positions). A batch runs its prefixes in one call (slots 0..q-1,
- * last-position logits only, discarded), then step c runs request c of
- * every group (a group with fewer requests repeats its last one, unused). */
+ * last-position logits only, discarded), then step c runs the c-th
+ * shortest request of every group (a group with fewer requests repeats its
+ * last one, unused). */
 #include "loglik.h"
 
 #include <math.h>
@@ -83,6 +84,17 @@ int spq_ll_score(spq_ll_out *out, spq_ll_stats *stats, spq_scorer *sc, const spq
     }
     qsort(plan, n_groups, sizeof *plan, cmp_plan);
 
+    /* step c runs the c-th shortest request of every group: suffixes of
+     * similar length share a call, which cuts the padding */
+    long *order = spq_malloc((size_t)(group[n_groups] > 0 ? group[n_groups] : 1) * sizeof *order);
+    for (long g = 0; g < n_groups; g++)
+        for (long r = group[g]; r < group[g + 1]; r++) { /* insertion sort by input length */
+            long j = r;
+            int n = input_len(&req[r], max_len);
+            while (j > group[g] && input_len(&req[order[j - 1]], max_len) > n) order[j] = order[j - 1], j--;
+            order[j] = r;
+        }
+
     /* row budgets: the suffix phase needs logits for every row (its budget
      * sizes the logits buffer), the prefix phase only the state's scratch;
      * each must fit the longest single group */
@@ -132,12 +144,12 @@ int spq_ll_score(spq_ll_out *out, spq_ll_stats *stats, spq_scorer *sc, const spq
         for (int c = 0; c < steps; c++) {
             int T = 0;
             for (int i = 0; i < q; i++) {
-                long g = plan[b0 + i].g, r = group[g] + (c < group[g + 1] - group[g] ? c : group[g + 1] - group[g] - 1);
+                long g = plan[b0 + i].g, r = order[group[g] + (c < group[g + 1] - group[g] ? c : group[g + 1] - group[g] - 1)];
                 int s = input_len(&req[r], max_len) - plan[b0 + i].P;
                 T = s > T ? s : T;
             }
             for (int i = 0; i < q; i++) {
-                long g = plan[b0 + i].g, r = group[g] + (c < group[g + 1] - group[g] ? c : group[g + 1] - group[g] - 1);
+                long g = plan[b0 + i].g, r = order[group[g] + (c < group[g + 1] - group[g] ? c : group[g + 1] - group[g] - 1)];
                 int n = input_len(&req[r], max_len), P = plan[b0 + i].P, s = n - P;
                 for (int t = 0; t < T; t++) tok[i * T + t] = input_at(&req[r], n, P + (t < s ? t : s - 1));
                 pos[i] = P;
@@ -148,7 +160,7 @@ int spq_ll_score(spq_ll_out *out, spq_ll_stats *stats, spq_scorer *sc, const spq
             for (int i = 0; i < q; i++) {
                 long g = plan[b0 + i].g;
                 if (c >= group[g + 1] - group[g]) continue; /* a repeat */
-                long r = group[g] + c;
+                long r = order[group[g] + c];
                 int s = input_len(&req[r], max_len) - plan[b0 + i].P, nc = req[r].n_cont;
                 double ll = 0;
                 int greedy = 1;
@@ -170,6 +182,7 @@ int spq_ll_score(spq_ll_out *out, spq_ll_stats *stats, spq_scorer *sc, const spq
     free(pos);
     free(tok);
     free(logits);
+    free(order);
     free(plan);
     if (stats) *stats = st;
     return 0;
