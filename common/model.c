@@ -130,8 +130,16 @@ void spq_model_copy(spq_model *dst, const spq_model *src) {
     dst->format = src->format ? spq_strdup(src->format) : NULL;
 }
 
+/* Box-Muller gives two normals per pair of uniforms; using both halves the
+ * time of building the 1B-shaped benchmark model. */
 static void fill_normal(float *x, size_t n, float std, spq_rng *r) {
-    for (size_t i = 0; i < n; i++) x[i] = (float)(std * spq_rng_normal(r));
+    for (size_t i = 0; i < n; i += 2) {
+        double u1 = spq_rng_uniform(r), u2 = spq_rng_uniform(r);
+        if (u1 < 1e-300) u1 = 1e-300;
+        double rad = std * sqrt(-2.0 * log(u1)), a = 2.0 * M_PI * u2;
+        x[i] = (float)(rad * cos(a));
+        if (i + 1 < n) x[i + 1] = (float)(rad * sin(a));
+    }
 }
 
 static void fill_norm_weight(float *x, size_t n, spq_rng *r) {
