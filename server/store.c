@@ -737,6 +737,14 @@ int store_events_after(sqlite3 *db, int64_t run_id, int64_t after_id, int limit,
     return n;
 }
 
+int64_t store_events_max_id(sqlite3 *db) {
+    sqlite3_stmt *st = db_prep(db, "SELECT coalesce(max(id), 0) FROM events");
+    if (!st) return 0;
+    int64_t id = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return id;
+}
+
 /* ---- sweeps ---- */
 
 int64_t store_sweep_insert_tx(sqlite3 *db, const char *name, const char *base, const char *grid, const char *owner) {

@@ -109,6 +109,9 @@ typedef void (*store_event_fn)(void *ud, int64_t id, int64_t run_id, const char 
  * at most limit. Returns how many or -1. */
 int store_events_after(sqlite3 *db, int64_t run_id, int64_t after_id, int limit, store_event_fn fn, void *ud);
 
+/* The id of the newest event (0 when there is none). */
+int64_t store_events_max_id(sqlite3 *db);
+
 /* ---- sweeps ---- */
 
 int64_t store_sweep_insert_tx(sqlite3 *db, const char *name, const char *base, const char *grid, const char *owner);
