@@ -43,7 +43,8 @@ $(1)_LDFLAGS := $$($(2))
 
 build/$(1)/%.o: %.c
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$($(1)_CFLAGS) -c $$< -o $$@
+	@echo "  CC $(1) $$<"
+	@$$(CC) $$($(1)_CFLAGS) -c $$< -o $$@
 
 build/$(1)/libspinq.a: $$(COMMON_SRC:%.c=build/$(1)/%.o)
 	@rm -f $$@; ar rcs $$@ $$^
@@ -59,15 +60,20 @@ build/$(1)/empty.o:
 $(1)_LIBS := build/$(1)/libworker.a build/$(1)/libserver.a build/$(1)/libproto.a build/$(1)/libspinq.a
 
 build/$(1)/spinq: build/$(1)/worker/main_spinq.o $$($(1)_LIBS)
-	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(LIBS)
+	@echo "  LD $$@"
+	@$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(LIBS)
 build/$(1)/spinq-worker: build/$(1)/worker/main_worker.o $$($(1)_LIBS)
-	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(LIBS)
+	@echo "  LD $$@"
+	@$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(LIBS)
 build/$(1)/spinqd: build/$(1)/server/main.o $$($(1)_LIBS)
-	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(LIBS)
+	@echo "  LD $$@"
+	@$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(LIBS)
 build/$(1)/tests/%: build/$(1)/tests/unit/%.o $$($(1)_LIBS)
-	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(LIBS) -lcriterion
+	@echo "  LD $$@"
+	@$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(LIBS) -lcriterion
 build/$(1)/bench/%: build/$(1)/bench/%.o $$($(1)_LIBS)
-	$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(LIBS)
+	@echo "  LD $$@"
+	@$$(CC) $$($(1)_LDFLAGS) -o $$@ $$^ $$(LIBS)
 endef
 $(eval $(call flavour,rel,REL_FLAGS))
 $(eval $(call flavour,asan,ASAN_FLAGS))

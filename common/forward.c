@@ -48,6 +48,7 @@ void spq_forward(float *logits, const spq_model *m, spq_state *s, const int *tok
     int D = c->dim, H = c->hidden_dim, hd = c->head_dim;
     int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     int N = B * T;
+    spq_aq_cfg kv_cfg = spq_qcfg_kv(&m->q, hd), o_cfg = spq_qcfg_o(&m->q, hd);
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) s->pos[b * T + t] = pos[b] + t;
 
@@ -61,11 +62,18 @@ void spq_forward(float *logits, const spq_model *m, spq_state *s, const int *tok
 
         /* attention block */
         spq_rmsnorm_forward(s->xb, NULL, s->x, L->attn_norm, N, D, c->norm_eps);
+        spq_aq_forward(s->xb, s->xb, N, D, &m->q.a);
         spq_matmul_forward(s->q, s->xb, L->wq, N, D, qd);
         spq_matmul_forward(s->k, s->xb, L->wk, N, D, kvd);
         spq_matmul_forward(s->v, s->xb, L->wv, N, D, kvd);
         spq_rope_forward(s->q, s->pos, s->rope_cos, s->rope_sin, N, c->n_heads, hd);
         spq_rope_forward(s->k, s->pos, s->rope_cos, s->rope_sin, N, c->n_kv_heads, hd);
+        if (m->r3) {
+            spq_rot_online_apply(m->r3, s->q, N * c->n_heads);
+            spq_rot_online_apply(m->r3, s->k, N * c->n_kv_heads);
+        }
+        spq_aq_forward(s->k, s->k, N, kvd, &kv_cfg);
+        spq_aq_forward(s->v, s->v, N, kvd, &kv_cfg);
         for (int b = 0; b < B; b++) {
             float *kb = kc + (size_t)b * s->ctx * kvd, *vb = vc + (size_t)b * s->ctx * kvd;
             memcpy(kb + (size_t)pos[b] * kvd, s->k + (size_t)b * T * kvd, (size_t)T * kvd * sizeof(float));
@@ -73,14 +81,18 @@ void spq_forward(float *logits, const spq_model *m, spq_state *s, const int *tok
             spq_attention_forward(s->att + (size_t)b * T * qd, s->q + (size_t)b * T * qd, kb, vb, s->scores, T,
                                   pos[b] + T, c->n_heads, c->n_kv_heads, hd);
         }
+        spq_aq_forward(s->att, s->att, N, qd, &o_cfg);
         spq_matmul_forward(s->xb, s->att, L->wo, N, qd, D);
         residual_add(s->x, s->xb, (size_t)N * D);
 
         /* feed-forward block */
         spq_rmsnorm_forward(s->xb, NULL, s->x, L->ffn_norm, N, D, c->norm_eps);
+        spq_aq_forward(s->xb, s->xb, N, D, &m->q.a);
         spq_matmul_forward(s->hb, s->xb, L->w_gate, N, D, H);
         spq_matmul_forward(s->hb2, s->xb, L->w_up, N, D, H);
         spq_swiglu_forward(s->hb, s->hb, s->hb2, (size_t)N * H);
+        if (m->r4) spq_rot_online_apply(m->r4, s->hb, N);
+        spq_aq_forward(s->hb, s->hb, N, H, &m->q.a);
         spq_matmul_forward(s->xb, s->hb, L->w_down, N, H, D);
         residual_add(s->x, s->xb, (size_t)N * D);
     }

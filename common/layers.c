@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void spq_rmsnorm_forward(float *out, float *rstd, const float *in, const float *weight, int N, int D, float eps) {
@@ -27,7 +28,7 @@ void spq_matmul_forward(float *out, const float *in, const float *W, int N, int 
 
 void spq_rope_tables(float *cos_t, float *sin_t, const spq_config *c, int n_pos) {
     int half = c->head_dim / 2;
-    float inv[half > 0 ? half : 1];
+    float *inv = spq_malloc((size_t)(half > 0 ? half : 1) * sizeof(float));
     for (int i = 0; i < half; i++) {
         /* as Hugging Face computes it: fp32 exponent i*2/hd */
         float f = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
@@ -51,6 +52,7 @@ void spq_rope_tables(float *cos_t, float *sin_t, const spq_config *c, int n_pos)
             cos_t[(size_t)p * half + i] = cosf(a);
             sin_t[(size_t)p * half + i] = sinf(a);
         }
+    free(inv);
 }
 
 void spq_rope_forward(float *x, const int *pos, const float *cos_t, const float *sin_t, int N, int n_heads,

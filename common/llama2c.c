@@ -60,9 +60,17 @@ int spq_model_load_llama2c(spq_model *m, const char *path, spq_err *err) {
     }
     size_t d = c.dim, hd = c.head_dim, hid = c.hidden_dim, L = c.n_layers, V = c.vocab_size;
     size_t qd = (size_t)c.n_heads * hd, kvd = (size_t)c.n_kv_heads * hd;
-    size_t need = V * d + L * (2 * d + qd * d + 2 * kvd * d + d * qd + 3 * hid * d) + d +
-                  (size_t)c.seq_len * hd;  /* the two RoPE tables, hd/2 each */
-    if (!c.tied) need += V * d;
+    /* in long double first: a crafted header must not wrap the size check */
+    long double needl = (long double)V * d * (c.tied ? 1 : 2) +
+                        (long double)L * (2.0L * d + (long double)qd * d + 2.0L * kvd * d + (long double)d * qd +
+                                          3.0L * hid * d) +
+                        d + (long double)c.seq_len * hd;  /* the two RoPE tables, hd/2 each */
+    if (needl * 4 > (long double)f.size) {
+        spq_mmap_close(&f);
+        return spq_fail(err, "%s: truncated: the header promises %.0Lf bytes of weights, the file has %zu", path,
+                        needl * 4, f.size - 28);
+    }
+    size_t need = (size_t)needl;
     if (f.size < 28 + need * sizeof(float)) {
         spq_mmap_close(&f);
         return spq_fail(err, "%s: truncated: the header promises %zu bytes of weights, the file has %zu",

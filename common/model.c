@@ -37,12 +37,46 @@ int spq_config_check(const spq_config *c, const char *src, spq_err *err) {
         return spq_fail(err, "%s: model is too large (vocab_size x hidden_size)", src);
     if (c->bos_id >= c->vocab_size || c->eos_id >= c->vocab_size)
         return spq_fail(err, "%s: bos/eos token id out of range of vocab_size %d", src, c->vocab_size);
+    if (c->n_eos < 0 || c->n_eos > SPQ_MAX_EOS)
+        return spq_fail(err, "%s: %d eos token ids (at most %d)", src, c->n_eos, SPQ_MAX_EOS);
+    for (int i = 0; i < c->n_eos; i++)
+        if (c->eos_ids[i] < 0 || c->eos_ids[i] >= c->vocab_size)
+            return spq_fail(err, "%s: eos token id %d out of range of vocab_size %d", src, c->eos_ids[i],
+                            c->vocab_size);
     return 0;
+}
+
+int spq_config_is_eos(const spq_config *c, int id) {
+    if (id < 0) return 0;
+    if (id == c->eos_id) return 1;
+    for (int i = 0; i < c->n_eos; i++)
+        if (c->eos_ids[i] == id) return 1;
+    return 0;
+}
+
+spq_qcfg spq_qcfg_off(void) {
+    spq_qcfg q = {.w = {.bits = SPQ_QUANT_OFF, .sym = 1},
+                  .a = {.bits = SPQ_QUANT_OFF, .clip = 1.0f},
+                  .kv = {.bits = SPQ_QUANT_OFF, .clip = 1.0f}};
+    return q;
+}
+
+spq_aq_cfg spq_qcfg_kv(const spq_qcfg *q, int head_dim) {
+    spq_aq_cfg c = q->kv;
+    c.groupsize = head_dim;
+    return c;
+}
+
+spq_aq_cfg spq_qcfg_o(const spq_qcfg *q, int head_dim) {
+    spq_aq_cfg c = q->a;
+    c.groupsize = head_dim;
+    return c;
 }
 
 void spq_model_alloc(spq_model *m, const spq_config *c) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
+    m->q = spq_qcfg_off();
     size_t d = c->dim, hd = c->head_dim, h = c->hidden_dim;
     size_t qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv_heads * hd;
     m->tok_emb = spq_calloc((size_t)c->vocab_size * d, sizeof(float));
@@ -78,6 +112,10 @@ void spq_model_free(spq_model *m) {
     free(m->final_norm);
     free(m->path);
     free(m->format);
+    if (m->r3) spq_rot_online_free(m->r3);
+    if (m->r4) spq_rot_online_free(m->r4);
+    free(m->r3);
+    free(m->r4);
     memset(m, 0, sizeof *m);
 }
 
@@ -108,6 +146,9 @@ void spq_model_copy(spq_model *dst, const spq_model *src) {
     size_t qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv_heads * hd;
     memset(dst, 0, sizeof *dst);
     dst->cfg = *c;
+    dst->q = src->q;
+    dst->r3 = src->r3 ? spq_rot_online_clone(src->r3) : NULL;
+    dst->r4 = src->r4 ? spq_rot_online_clone(src->r4) : NULL;
     dst->tok_emb = dup_floats(src->tok_emb, (size_t)c->vocab_size * d);
     dst->layers = spq_calloc(c->n_layers, sizeof(spq_layer));
     for (int l = 0; l < c->n_layers; l++) {

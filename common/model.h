@@ -8,7 +8,11 @@
 #ifndef SPQ_MODEL_H
 #define SPQ_MODEL_H
 
+#include "quant.h"
+#include "rotonline.h"
 #include "util.h"
+
+#define SPQ_MAX_EOS 8
 
 typedef struct {
     int dim;          /* hidden_size */
@@ -30,6 +34,11 @@ typedef struct {
     int tied;           /* classifier tied to the token embedding on disk */
     int bos_id;         /* -1 when the model has none */
     int eos_id;         /* -1 when the model has none */
+    /* every end-of-sequence id when the model has several (HF eos_token_id
+     * may be a list, e.g. LLaMA 3 instruct's <|end_of_text|>, <|eom_id|>,
+     * <|eot_id|>); eos_ids[0] == eos_id. n_eos 0: eos_id alone. */
+    int n_eos;
+    int eos_ids[SPQ_MAX_EOS];
 } spq_config;
 
 typedef struct {
@@ -44,8 +53,27 @@ typedef struct {
     float *w_down;     /* (dim, hidden_dim) */
 } spq_layer;
 
+/* Quantization settings of a model. Weights are fake-quantized once (their
+ * dequantized values replace the fp32 ones); the forward pass applies the
+ * activation quantizers on the fly. 16 bits: off. */
+typedef struct {
+    spq_wq_cfg w;   /* every linear but lm_head */
+    spq_aq_cfg a;   /* inputs of q/k/v, gate/up, down per token; o_proj's per (token, head) */
+    spq_aq_cfg kv;  /* K (after R3) and V, per (token, head); groupsize is set to head_dim */
+} spq_qcfg;
+
+/* Everything off. */
+spq_qcfg spq_qcfg_off(void);
+/* The configurations the forward pass uses for K/V and the o_proj input
+ * (per head groups) of a model with this head_dim. */
+spq_aq_cfg spq_qcfg_kv(const spq_qcfg *q, int head_dim);
+spq_aq_cfg spq_qcfg_o(const spq_qcfg *q, int head_dim);
+
 typedef struct {
     spq_config cfg;
+    spq_qcfg q;          /* activation quantizers applied by the forward pass */
+    spq_rot_online *r3;  /* owned; on q and k per head after RoPE, or NULL */
+    spq_rot_online *r4;  /* owned; on the down_proj input, or NULL */
     float *tok_emb;     /* (vocab_size, dim) */
     spq_layer *layers;  /* (n_layers) */
     float *final_norm;  /* (dim) */
@@ -57,6 +85,9 @@ typedef struct {
 /* Checks a config for values the model core cannot run (non-positive sizes,
  * heads that do not divide, ...). `src` names the file for the message. */
 int spq_config_check(const spq_config *c, const char *src, spq_err *err);
+
+/* 1 when id ends a sequence (eos_id or any of eos_ids). */
+int spq_config_is_eos(const spq_config *c, int id);
 
 /* Allocates zeroed weights for c (tied: lm_head aliases tok_emb). */
 void spq_model_alloc(spq_model *m, const spq_config *c);

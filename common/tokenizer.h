@@ -31,7 +31,8 @@ int spq_tok_vocab_size(const spq_tokenizer *t);
 int spq_tok_bos(const spq_tokenizer *t); /* -1 if none */
 int spq_tok_eos(const spq_tokenizer *t); /* -1 if none */
 
-/* Encodes text[0..len) (must be valid UTF-8, else an error) into a malloc'd
+/* Encodes text[0..len) (must be valid UTF-8, else an error naming the byte
+ * offset; NUL bytes are ordinary characters) into a malloc'd
  * array. add_special: 1 adds BOS/EOS as the tokenizer's config says (what
  * HF's encode() does by default), 0 adds none. */
 int spq_tok_encode(const spq_tokenizer *t, const char *text, size_t len, int add_special, int **ids,
@@ -41,6 +42,8 @@ int spq_tok_encode(const spq_tokenizer *t, const char *text, size_t len, int add
  * such as BOS are skipped when skip_special is 1). Decoding the encoding of
  * a text gives the text back. */
 char *spq_tok_decode(const spq_tokenizer *t, const int *ids, int n_ids, int skip_special);
+/* The same, with the byte length in *len (the text may hold NUL bytes). */
+char *spq_tok_decode_len(const spq_tokenizer *t, const int *ids, int n_ids, int skip_special, size_t *len);
 
 /* The text of one token as it would be printed after `prev` (streaming
  * generation): writes up to cap-1 bytes and returns the byte count. Handles

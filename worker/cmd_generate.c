@@ -104,7 +104,7 @@ int spq_cmd_generate(int argc, char **argv) {
     int produced = 0;
     for (int i = 0; i < n_gen; i++) {
         int next = spq_sample(&smp, logits);
-        if (next == m.cfg.eos_id || (next == m.cfg.bos_id && m.cfg.bos_id >= 0)) break;
+        if (spq_config_is_eos(&m.cfg, next) || (next == m.cfg.bos_id && m.cfg.bos_id >= 0)) break;
         size_t n = spq_tok_piece(tok, prev, next, piece, sizeof piece);
         fwrite(piece, 1, n, stdout);
         fflush(stdout);

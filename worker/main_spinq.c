@@ -16,6 +16,7 @@ static const command commands[] = {
     {"info", spq_cmd_info, "info MODEL                          shape, parameters, tokenizer"},
     {"generate", spq_cmd_generate, "generate MODEL [-p TEXT] [-n N] [-t T] [--top-p P] [--seed S]"},
     {"ppl", spq_cmd_ppl, "ppl MODEL --data FILE [--seqlen N]  perplexity over non-overlapping windows"},
+    {"tokenize", spq_cmd_tokenize, "tokenize (--tokenizer P | --model P) [--lines F | --jsonl F | --file F | --text T] [--no-special] [--decode]"},
     {"cpu", spq_cmd_cpu, "cpu [--coretype]                   CPU features and OpenBLAS kernels"},
 };
 
