@@ -37,8 +37,8 @@ static int fail(ctx *c, const char *path, const char *fmt, ...) {
 }
 
 static void join(char *out, const char *parent, const char *key) {
-    if (parent[0]) snprintf(out, SPQ_FIELD_MAX, "%s.%s", parent, key);
-    else snprintf(out, SPQ_FIELD_MAX, "%s", key);
+    int n = parent[0] ? snprintf(out, SPQ_FIELD_MAX, "%s.%s", parent, key) : snprintf(out, SPQ_FIELD_MAX, "%s", key);
+    if (n >= SPQ_FIELD_MAX) out[SPQ_FIELD_MAX - 1] = 0;
 }
 
 static void index_path(char *out, const char *parent, size_t i) {

@@ -277,9 +277,12 @@ int proto_dec_artifact(proto_artifact *m, const uint8_t *p, size_t n, spq_err *e
         return -1;
     }
     const char *why = NULL;
-    if (!m->name[0] || strchr(m->name, '/') || !strcmp(m->name, ".") || !strcmp(m->name, "..") ||
-        strlen(m->name) > 128)
-        why = "artifact.name: must be a plain file name";
+    int plain = m->name[0] && m->name[0] != '.' && strlen(m->name) <= 128;
+    for (const char *c = m->name; *c && plain; c++)
+        plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' ||
+                *c == '_' || *c == '-';
+    if (!plain)
+        why = "artifact.name: must be a plain file name (letters, digits, '.', '_', '-'; not starting with '.')";
     else if (m->offset > m->total || m->len > m->total - m->offset)
         why = "artifact: chunk lies outside the file";
     else if (m->final > 1 || (m->final && strlen(m->sha256) != 64))

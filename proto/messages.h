@@ -84,7 +84,7 @@ typedef struct {
 
 typedef struct {
     uint64_t run_id;
-    char *name;     /* file name, no directories */
+    char *name;     /* plain file name: [A-Za-z0-9._-], not starting with '.' */
     uint64_t offset;
     uint64_t total; /* size of the whole file */
     const uint8_t *data;
