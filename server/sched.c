@@ -189,7 +189,8 @@ static void finish_drain(void) {
         }
         wconn_close(wc, "the daemon is stopping", 1);
     }
-    supervise_stop(SIGKILL);
+    supervise_stop(SIGTERM);
+    g_drain_started = spq_now(); /* now: when to stop asking politely */
 }
 
 static void on_tick(uv_timer_t *t) {
@@ -199,6 +200,7 @@ static void on_tick(uv_timer_t *t) {
         sse_ping_all();
     }
     if (g_stopped) {
+        if (supervise_alive() && now - g_drain_started > 3) supervise_stop(SIGKILL);
         if (!supervise_alive()) {
             supervise_close();
             uv_walk(&g_loop, close_handle, NULL);

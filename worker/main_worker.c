@@ -237,7 +237,9 @@ static int rep_should_stop(void *ud) {
 
 /* ---- jobs ---- */
 
-static void run_job(worker *wk, const char *models_dir, const char *datasets_dir) {
+/* Runs the current job; returns its DONE frame, which the caller sends once
+ * the worker is idle again (the daemon answers it with the next job). */
+static proto_buf run_job(worker *wk, const char *models_dir, const char *datasets_dir) {
     spq_reporter rep = {wk,          rep_stage,      rep_metric,      rep_progress,
                         rep_log,     rep_checkpoint, rep_artifact,    rep_should_stop};
     spq_pipeline p;
@@ -279,7 +281,7 @@ static void run_job(worker *wk, const char *models_dir, const char *datasets_dir
          (const char *[]){"done", "failed", "canceled", "interrupted"}[done.outcome], reason[0] ? ": " : "", reason);
     proto_buf b = {0};
     proto_enc_done(&b, &done);
-    send_buf(wk, &b);
+    return b;
 }
 
 /* One connection's life: handshake, then jobs until it ends. Returns 1 when
@@ -325,7 +327,7 @@ static int serve(worker *wk, int fd, const char *token, const char *models_dir, 
         wk->have_job = 0;
         wk->current_run = wk->job_run;
         pthread_mutex_unlock(&wk->mu);
-        run_job(wk, models_dir, datasets_dir);
+        proto_buf done = run_job(wk, models_dir, datasets_dir);
         pthread_mutex_lock(&wk->mu);
         wk->current_run = 0;
         free(wk->job_spec);
@@ -333,6 +335,7 @@ static int serve(worker *wk, int fd, const char *token, const char *models_dir, 
         wk->job_spec = NULL;
         wk->job_ckpt = NULL;
         pthread_mutex_unlock(&wk->mu);
+        send_buf(wk, &done);
     }
     shutdown(wk->w.fd, SHUT_RDWR); /* ends the reader */
     pthread_join(th, NULL);

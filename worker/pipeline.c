@@ -16,12 +16,6 @@ static int learned(const spq_jobspec *s) { return s->rotation.mode == SPQ_ROT_SP
 static int weights_quantized(const spq_jobspec *s) { return s->quant.w_bits < 16; }
 static int evaluated(const spq_jobspec *s) { return s->eval.n_ppl > 0 || s->eval.kld || s->eval.n_tasks > 0; }
 
-static int rotate_available(const spq_jobspec *s, char *why, size_t cap) {
-    snprintf(why, cap, "rotation.mode \"%s\": applying rotations is not available yet in this build",
-             spq_rot_mode_name(s->rotation.mode));
-    return 0;
-}
-
 static int learn_available(const spq_jobspec *s, char *why, size_t cap) {
     snprintf(why, cap, "rotation.mode \"spinquant\": learning rotations (Cayley SGD) is not available yet in this build");
     return 0;
@@ -65,7 +59,7 @@ static int unavailable_run(spq_pipeline *p) {
 const spq_stage spq_stages[] = {
     {"load", always, yes, spq_stage_load},
     {"fuse", rotated, yes, spq_stage_fuse},
-    {"rotate", rotated, rotate_available, unavailable_run},
+    {"rotate", rotated, yes, spq_stage_rotate},
     {"learn", learned, learn_available, unavailable_run},
     {"quantize", weights_quantized, quantize_available, unavailable_run},
     {"evaluate", evaluated, evaluate_available, spq_stage_evaluate},
@@ -81,6 +75,8 @@ int spq_pipeline_should_stop(spq_pipeline *p) {
 static void cleanup(spq_pipeline *p) {
     if (p->model_loaded) spq_model_free(&p->model);
     p->model_loaded = 0;
+    if (p->have_rot) spq_rotation_free(&p->rot);
+    p->have_rot = 0;
     if (p->tok) spq_tok_free(p->tok);
     p->tok = NULL;
     free(p->model_path);

@@ -25,6 +25,13 @@
  *   artifact(name, path)           a finished file (uploaded with its sha256)
  *   should_stop()                  poll between steps; SPQ_STOP_SHUTDOWN
  *                                  means: checkpoint now, then stop
+ * Rotations: rotate builds p->rot (seeded, rotation.init; or loaded from the
+ * resume checkpoint for spinquant) and absorbs it at once for the fixed
+ * modes; for spinquant it leaves p->rot to learn, which updates it, reports
+ * checkpoint() every checkpoint_every steps (bytes of spq_rotation_save's
+ * file, with p->rot_meta.step set) and absorbs it with spq_rotation_apply
+ * when done. write saves p->rot as the artifact rotation.safetensors.
+ *
  * The reporter is implemented over proto by the worker (worker/report.c) and
  * can be any other sink (the spinq CLI, tests). */
 #ifndef SPQ_PIPELINE_H
@@ -35,6 +42,7 @@
 
 #include "common/jobspec.h"
 #include "common/model.h"
+#include "common/rotation.h"
 #include "common/tokenizer.h"
 
 enum { SPQ_STOP_NONE = 0, SPQ_STOP_CANCEL = 1, SPQ_STOP_SHUTDOWN = 2 };
@@ -67,6 +75,9 @@ typedef struct {
     spq_model model;
     int model_loaded;
     spq_tokenizer *tok;
+    spq_rotation rot;         /* built by rotate; learned by learn (spinquant) */
+    spq_rotation_meta rot_meta;
+    int have_rot;
     json_t *results;          /* {"key": value} of final scores, for results.json */
     int stop;                 /* SPQ_STOP_* seen by a stage */
     spq_err err;
@@ -91,6 +102,7 @@ int spq_pipeline_run(spq_pipeline *p);
 /* Stage implementations (worker/pipeline_*.c). */
 int spq_stage_load(spq_pipeline *p);
 int spq_stage_fuse(spq_pipeline *p);
+int spq_stage_rotate(spq_pipeline *p);
 int spq_stage_evaluate(spq_pipeline *p);
 int spq_stage_write(spq_pipeline *p);
 

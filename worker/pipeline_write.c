@@ -1,6 +1,7 @@
 /* pipeline_write.c - the write stage: the run's outputs as artifacts.
  * results.json (the normalized spec, the model path and every final score)
- * always; the packed model joins it when weight quantization lands. */
+ * always; the rotation (rotation.safetensors) when the run rotated; the
+ * packed model joins them when weight quantization lands. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,5 +23,13 @@ int spq_stage_write(spq_pipeline *p) {
     }
     remove(path);
     free(path);
+    if (rc == SPQ_STAGE_OK && p->have_rot) {
+        path = spq_path_join(p->work_dir, "rotation.safetensors");
+        if (spq_rotation_save(path, &p->rot, &p->rot_meta, &p->err) ||
+            p->rep->artifact(p->rep->ud, "rotation.safetensors", path, &p->err))
+            rc = SPQ_STAGE_FAILED;
+        remove(path);
+        free(path);
+    }
     return rc;
 }
