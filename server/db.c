@@ -202,7 +202,7 @@ int64_t db_event(sqlite3 *db, int64_t run_id, const char *type, json_t *data) {
     double t = db_now();
     if (run_id > 0) json_object_set_new(data, "run_id", json_integer(run_id));
     json_object_set_new(data, "t", json_real(t));
-    char *json = json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(12));
+    char *json = json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(data);
     if (!json) return -1;
     sqlite3_stmt *st = db_prep(db, "INSERT INTO events(run_id, type, data, t) VALUES (?, ?, ?, ?)");

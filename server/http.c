@@ -71,7 +71,7 @@ static const spqd_config *g_cfg;
 /* ---- responses ---- */
 
 http_res http_json(unsigned status, json_t *body) {
-    char *s = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    char *s = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(body);
     if (!s) s = spq_strdup("{\"error\":{\"code\":\"internal\",\"message\":\"cannot encode the response\"}}");
     size_t n = strlen(s);

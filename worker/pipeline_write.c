@@ -12,7 +12,7 @@ int spq_stage_write(spq_pipeline *p) {
     char *path = spq_path_join(p->work_dir, "results.json");
     json_t *spec = spq_jobspec_to_value(&p->spec);
     json_t *doc = json_pack("{s:o,s:O}", "spec", spec, "results", p->results);
-    int bad = json_dump_file(doc, path, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(10));
+    int bad = json_dump_file(doc, path, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
     json_decref(doc);
     int rc = SPQ_STAGE_OK;
     if (bad) {
