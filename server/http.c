@@ -240,8 +240,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         c->route = "(unknown)";
         *con_cls = c;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)g_cfg->max_body) {
-            /* answer before reading the body; MHD closes the connection after */
+        unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
+        /* a body somewhat too large is read and dropped, so that the client
+         * sees the 413 rather than a reset connection; an absurd one is
+         * answered before it is read (MHD closes the connection after) */
+        if (announced > (unsigned long long)g_cfg->max_body) c->too_large = 1;
+        if (announced > 64ull << 20) {
             http_res res = http_err(413, "too_large", "body", "the request body exceeds %d bytes", g_cfg->max_body);
             c->status = res.status;
             c->route = "(too large)";
@@ -257,7 +261,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
             return MHD_YES;
         }
         size_t n = *upload_data_size;
-        if (c->r.body_len + n > (size_t)g_cfg->max_body) {
+        if (c->too_large || c->r.body_len + n > (size_t)g_cfg->max_body) {
             c->too_large = 1;
         } else {
             if (c->r.body_len + n + 1 > c->cap) {
