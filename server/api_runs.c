@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "server/api.h"
+#include "server/db.h"
+#include "server/listcache.h"
 #include "server/sched.h"
 #include "server/sse.h"
 #include "server/store.h"
@@ -112,8 +114,17 @@ http_res api_runs_list(http_req *r) {
     store_run_filter f;
     http_res res;
     if (api_run_filter(r, &f, 50, &res)) return res;
-    json_t *list = store_runs_list(r->db, &f);
-    return list ? http_json(200, list) : store_failure();
+    char key[1600];
+    snprintf(key, sizeof key, "%s|%s|%s|%s|%lld|%s|%d|%d|%d", f.status ? f.status : "", f.model ? f.model : "",
+             f.tag ? f.tag : "", f.text ? f.text : "", (long long)f.sweep_id, f.order ? f.order : "", f.order_desc,
+             f.limit, f.offset);
+    uint64_t gen = db_generation(); /* read before the listing: a write during it makes the entry stale */
+    char *list = listcache_get(key, gen);
+    if (list) return http_json_text(200, list);
+    list = store_runs_list(r->db, &f);
+    if (!list) return store_failure();
+    listcache_put(key, gen, list);
+    return http_json_text(200, list);
 }
 
 http_res api_run_get(http_req *r) { return run_or_404(r, 1); }

@@ -286,7 +286,9 @@ http_res api_sweep_get(http_req *r) {
         return res;
     }
     f.sweep_id = r->id;
-    json_t *runs = store_runs_list(r->db, &f);
+    char *text = store_runs_list(r->db, &f);
+    json_t *runs = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
     if (!runs) {
         json_decref(sw);
         return http_err(500, "internal", NULL, "the store failed");

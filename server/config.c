@@ -36,7 +36,8 @@ void config_defaults(spqd_config *c) {
         snprintf(c->worker_bin, sizeof c->worker_bin, "spinq-worker");
     }
     snprintf(c->log_level, sizeof c->log_level, "info");
-    c->http_threads = 4;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN); /* one pool thread per core: more only adds switching */
+    c->http_threads = cpus < 2 ? 2 : cpus > 16 ? 16 : (int)cpus;
     c->max_attempts = 3;
     c->max_body = 1 << 20;
     c->shutdown_grace = 20;

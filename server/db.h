@@ -46,6 +46,10 @@ int64_t db_event(sqlite3 *db, int64_t run_id, const char *type, json_t *data);
 typedef void (*db_event_sink)(int64_t id, int64_t run_id, const char *type, const char *json);
 void db_set_event_sink(db_event_sink fn);
 
+/* Counts commits made by this process: cached reads built at an older
+ * generation are stale. */
+uint64_t db_generation(void);
+
 /* Wall-clock seconds since the epoch. */
 double db_now(void);
 

@@ -80,6 +80,12 @@ http_res http_json(unsigned status, json_t *body) {
     return (http_res){status, resp};
 }
 
+http_res http_json_text(unsigned status, char *text) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    return (http_res){status, resp};
+}
+
 http_res http_err(unsigned status, const char *code, const char *field, const char *fmt, ...) {
     char msg[1024];
     va_list ap;

@@ -36,6 +36,7 @@ typedef struct {
 } http_res;
 
 http_res http_json(unsigned status, json_t *body); /* steals body */
+http_res http_json_text(unsigned status, char *text); /* steals malloc'd JSON text */
 http_res http_err(unsigned status, const char *code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* A query parameter or NULL. */

@@ -13,12 +13,14 @@
     extern const char sym[];
 
 MIGRATION(spqd_mig_001, "migrations/001_init.sql")
+MIGRATION(spqd_mig_002, "migrations/002_run_counts.sql")
 
 static const struct {
     const char *file;
     const char *sql;
 } migrations[] = {
     {"migrations/001_init.sql", spqd_mig_001},
+    {"migrations/002_run_counts.sql", spqd_mig_002},
 };
 enum { N_MIGRATIONS = sizeof migrations / sizeof migrations[0] };
 

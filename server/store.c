@@ -13,6 +13,7 @@
 
 #include "common/sha256.h"
 #include "server/db.h"
+#include "server/jsonw.h"
 #include "server/log.h"
 
 #define RUN_COLS                                                                                                       \
@@ -170,14 +171,18 @@ store_rc store_run_owner(sqlite3 *db, int64_t id, char *owner, size_t cap, char 
 
 static const char *const order_columns[] = {"id", "created_at", "name", "status", "started_at", "finished_at", NULL};
 
-/* Appends the WHERE clause and its joins for f to sql; the bind order is
- * fixed: tag, metric key, status, model, sweep, text x2. */
-static void list_sql(char *sql, size_t cap, const store_run_filter *f, int metric_order, int count) {
+/* The listing's SQL. `kind`: 0 rows of a column order, 1 count, 2 rows that
+ * have the order metric (from its index, value order), 3 rows that lack it.
+ * Binds are fixed: ?1 tag, ?2 metric key, ?3 status, ?4 model, ?5 sweep,
+ * ?6 text, ?7 limit, ?8 offset. */
+static void list_sql(char *sql, size_t cap, const store_run_filter *f, int kind) {
     size_t n = strlen(sql);
+    if (kind == 2) n += snprintf(sql + n, cap - n, " JOIN metrics_latest m ON m.run_id = r.id AND m.key = ?2");
     if (f->tag) n += snprintf(sql + n, cap - n, " JOIN run_tags t ON t.run_id = r.id AND t.tag = ?1");
-    if (metric_order && !count)
-        n += snprintf(sql + n, cap - n, " LEFT JOIN metrics_latest m ON m.run_id = r.id AND m.key = ?2");
     n += snprintf(sql + n, cap - n, " WHERE 1");
+    if (kind == 3)
+        n += snprintf(sql + n, cap - n, " AND NOT EXISTS (SELECT 1 FROM metrics_latest x WHERE x.run_id = r.id "
+                                        "AND x.key = ?2)");
     if (f->status) n += snprintf(sql + n, cap - n, " AND r.status = ?3");
     if (f->model) n += snprintf(sql + n, cap - n, " AND r.model = ?4");
     if (f->sweep_id > 0) n += snprintf(sql + n, cap - n, " AND r.sweep_id = ?5");
@@ -185,16 +190,182 @@ static void list_sql(char *sql, size_t cap, const store_run_filter *f, int metri
         n += snprintf(sql + n, cap - n, " AND (r.name LIKE ?6 ESCAPE '\\' OR r.model LIKE ?6 ESCAPE '\\')");
 }
 
-static void list_bind(sqlite3_stmt *st, const store_run_filter *f, const char *like, int metric_order) {
+static void list_bind(sqlite3_stmt *st, const store_run_filter *f, const char *like) {
     if (f->tag) sqlite3_bind_text(st, 1, f->tag, -1, SQLITE_STATIC);
-    if (metric_order && sqlite3_bind_parameter_index(st, "?2")) sqlite3_bind_text(st, 2, f->order, -1, SQLITE_STATIC);
+    if (sqlite3_bind_parameter_index(st, "?2")) sqlite3_bind_text(st, 2, f->order, -1, SQLITE_STATIC);
     if (f->status) sqlite3_bind_text(st, 3, f->status, -1, SQLITE_STATIC);
     if (f->model) sqlite3_bind_text(st, 4, f->model, -1, SQLITE_STATIC);
     if (f->sweep_id > 0) sqlite3_bind_int64(st, 5, f->sweep_id);
     if (f->text) sqlite3_bind_text(st, 6, like, -1, SQLITE_STATIC);
 }
 
-json_t *store_runs_list(sqlite3 *db, const store_run_filter *f) {
+/* A page of runs as JSON text, each row written straight from the statement
+ * (jansson trees cost more than the query on this path); "metrics" are
+ * added from one query over the page's id range. */
+typedef struct {
+    int64_t id;
+    jw row;     /* the run's fields, without the closing brace */
+    jw metrics; /* "key":{"step":s,"value":v},... */
+} page_row;
+
+typedef struct {
+    page_row *rows;
+    int n, cap;
+} page;
+
+static void page_free(page *pg) {
+    for (int i = 0; i < pg->n; i++) {
+        jw_free(&pg->rows[i].row);
+        jw_free(&pg->rows[i].metrics);
+    }
+    free(pg->rows);
+}
+
+static void col_text(jw *w, sqlite3_stmt *st, int i) {
+    if (sqlite3_column_type(st, i) == SQLITE_NULL) jw_null(w);
+    else jw_str(w, (const char *)sqlite3_column_text(st, i));
+}
+
+static void col_int(jw *w, sqlite3_stmt *st, int i) {
+    if (sqlite3_column_type(st, i) == SQLITE_NULL) jw_null(w);
+    else jw_int(w, sqlite3_column_int64(st, i));
+}
+
+static void col_time(jw *w, sqlite3_stmt *st, int i) {
+    if (sqlite3_column_type(st, i) == SQLITE_NULL) jw_null(w);
+    else jw_fixed(w, sqlite3_column_double(st, i), 6);
+}
+
+/* RUN_COLS of the current row as JSON object members (open object). */
+static void run_row_text(jw *w, sqlite3_stmt *st) {
+    jw_obj(w);
+    jw_key(w, "id");
+    col_int(w, st, 0);
+    jw_key(w, "name");
+    col_text(w, st, 1);
+    jw_key(w, "model");
+    col_text(w, st, 2);
+    jw_key(w, "tags"); /* stored as JSON by us */
+    jw_raw(w, (const char *)sqlite3_column_text(st, 3), (size_t)sqlite3_column_bytes(st, 3));
+    static const char *const text_cols[] = {"status", "stage", "reason", "owner"};
+    for (int k = 0; k < 4; k++) {
+        jw_key(w, text_cols[k]);
+        col_text(w, st, 4 + k);
+    }
+    jw_key(w, "sweep_id");
+    col_int(w, st, 8);
+    jw_key(w, "worker_id");
+    col_int(w, st, 9);
+    jw_key(w, "attempts");
+    col_int(w, st, 10);
+    jw_key(w, "cancel_requested");
+    jw_bool(w, sqlite3_column_int(st, 11));
+    jw_key(w, "created_at");
+    col_time(w, st, 12);
+    jw_key(w, "started_at");
+    col_time(w, st, 13);
+    jw_key(w, "finished_at");
+    col_time(w, st, 14);
+}
+
+/* Appends the rows of sql (limit, offset) to pg; -1 on a store error. */
+static int list_rows(sqlite3 *db, const char *sql, const store_run_filter *f, const char *like, int limit, int offset,
+                     page *pg) {
+    sqlite3_stmt *st = db_prep(db, sql);
+    if (!st) return -1;
+    list_bind(st, f, like);
+    sqlite3_bind_int(st, 7, limit);
+    sqlite3_bind_int(st, 8, offset);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (pg->n == pg->cap) {
+            pg->cap = pg->cap ? 2 * pg->cap : 64;
+            pg->rows = spq_realloc(pg->rows, pg->cap * sizeof *pg->rows);
+        }
+        page_row *r = &pg->rows[pg->n++];
+        memset(r, 0, sizeof *r);
+        r->id = sqlite3_column_int64(st, 0);
+        run_row_text(&r->row, st);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        log_error("store: list runs: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    return 0;
+}
+
+static void metric_member(jw *w, sqlite3_stmt *st, int first_col) {
+    jw_key(w, (const char *)sqlite3_column_text(st, first_col));
+    jw_obj(w);
+    jw_key(w, "step");
+    jw_int(w, sqlite3_column_int64(st, first_col + 1));
+    jw_key(w, "value");
+    if (sqlite3_column_type(st, first_col + 2) == SQLITE_NULL) jw_null(w);
+    else jw_num(w, sqlite3_column_double(st, first_col + 2), 17);
+    jw_end(w);
+}
+
+/* Fills every row's metrics: one range query when the ids are close
+ * together (the default order), else one lookup per run. */
+static void page_metrics(sqlite3 *db, page *pg) {
+    if (!pg->n) return;
+    int64_t lo = INT64_MAX, hi = 0;
+    for (int i = 0; i < pg->n; i++) {
+        lo = pg->rows[i].id < lo ? pg->rows[i].id : lo;
+        hi = pg->rows[i].id > hi ? pg->rows[i].id : hi;
+    }
+    if ((uint64_t)(hi - lo) <= 8 * (uint64_t)pg->n + 64) {
+        sqlite3_stmt *st =
+            db_prep(db, "SELECT run_id, key, step, value FROM metrics_latest WHERE run_id BETWEEN ? AND ?");
+        if (!st) return;
+        sqlite3_bind_int64(st, 1, lo);
+        sqlite3_bind_int64(st, 2, hi);
+        int at = 0;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            int64_t id = sqlite3_column_int64(st, 0);
+            for (int k = 0; k < pg->n; k++) { /* start where the last match was */
+                int j = (at + k) % pg->n;
+                if (pg->rows[j].id == id) {
+                    metric_member(&pg->rows[j].metrics, st, 1);
+                    at = j;
+                    break;
+                }
+            }
+        }
+        sqlite3_reset(st);
+        return;
+    }
+    sqlite3_stmt *st = db_prep(db, "SELECT key, step, value FROM metrics_latest WHERE run_id = ?");
+    if (!st) return;
+    for (int i = 0; i < pg->n; i++) {
+        sqlite3_bind_int64(st, 1, pg->rows[i].id);
+        while (sqlite3_step(st) == SQLITE_ROW) metric_member(&pg->rows[i].metrics, st, 0);
+        sqlite3_reset(st);
+    }
+}
+
+static int64_t list_count(sqlite3 *db, const store_run_filter *f, const char *like, int kind) {
+    sqlite3_stmt *cs;
+    if (kind == 1 && !f->tag && !f->model && !f->sweep_id && !f->text) { /* kept by triggers: no scan */
+        cs = db_prep(db, f->status ? "SELECT coalesce(sum(n), 0) FROM run_counts WHERE status = ?3"
+                                   : "SELECT coalesce(sum(n), 0) FROM run_counts");
+        if (cs && f->status) sqlite3_bind_text(cs, 3, f->status, -1, SQLITE_STATIC);
+    } else {
+        char csql[1024] = "SELECT count(*) FROM runs r";
+        list_sql(csql, sizeof csql, f, kind);
+        cs = db_prep(db, csql);
+        if (cs) list_bind(cs, f, like);
+    }
+    int64_t n = 0;
+    if (cs) {
+        if (sqlite3_step(cs) == SQLITE_ROW) n = sqlite3_column_int64(cs, 0);
+        sqlite3_reset(cs);
+    }
+    return n;
+}
+
+char *store_runs_list(sqlite3 *db, const store_run_filter *f) {
     int column = -1;
     if (f->order)
         for (int i = 0; order_columns[i]; i++)
@@ -211,46 +382,68 @@ json_t *store_runs_list(sqlite3 *db, const store_run_filter *f) {
         like[n++] = '%';
         like[n] = 0;
     }
-    char sql[1024] = "SELECT " RUN_COLS " FROM runs r";
-    list_sql(sql, sizeof sql, f, metric_order, 0);
-    size_t n = strlen(sql);
     const char *dir = f->order_desc ? "DESC" : "ASC";
-    if (metric_order)
-        snprintf(sql + n, sizeof sql - n, " ORDER BY m.value IS NULL, m.value %s, r.id DESC LIMIT ?7 OFFSET ?8", dir);
-    else if (column > 0)
-        snprintf(sql + n, sizeof sql - n, " ORDER BY r.%s %s, r.id DESC LIMIT ?7 OFFSET ?8", order_columns[column], dir);
-    else
-        snprintf(sql + n, sizeof sql - n, " ORDER BY r.id %s LIMIT ?7 OFFSET ?8", f->order ? dir : "DESC");
-    sqlite3_stmt *st = db_prep(db, sql);
-    if (!st) return NULL;
-    list_bind(st, f, like, metric_order);
-    sqlite3_bind_int(st, 7, f->limit);
-    sqlite3_bind_int(st, 8, f->offset);
-    json_t *runs = json_array();
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) json_array_append_new(runs, run_row(st));
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        log_error("store: list runs: %s", sqlite3_errmsg(db));
-        json_decref(runs);
+    page pg = {0};
+    char sql[1024] = "SELECT " RUN_COLS " FROM runs r";
+    size_t n;
+    int bad = 0;
+    if (metric_order) {
+        /* runs with the metric, in the order of its index (key, value, run_id),
+         * then the runs without it, newest first */
+        list_sql(sql, sizeof sql, f, 2);
+        n = strlen(sql);
+        snprintf(sql + n, sizeof sql - n, " ORDER BY m.value %s, m.run_id %s LIMIT ?7 OFFSET ?8", dir, dir);
+        bad = list_rows(db, sql, f, like, f->limit, f->offset, &pg);
+        int got = pg.n;
+        if (!bad && got < f->limit) {
+            int64_t with = got > 0 ? f->offset + got : list_count(db, f, like, 2);
+            int64_t off = f->offset > with ? f->offset - with : 0;
+            char sql2[1024] = "SELECT " RUN_COLS " FROM runs r";
+            list_sql(sql2, sizeof sql2, f, 3);
+            n = strlen(sql2);
+            snprintf(sql2 + n, sizeof sql2 - n, " ORDER BY r.id DESC LIMIT ?7 OFFSET ?8");
+            bad = list_rows(db, sql2, f, like, f->limit - got, (int)off, &pg);
+        }
+    } else {
+        list_sql(sql, sizeof sql, f, 0);
+        n = strlen(sql);
+        if (column > 0)
+            snprintf(sql + n, sizeof sql - n, " ORDER BY r.%s %s, r.id DESC LIMIT ?7 OFFSET ?8", order_columns[column],
+                     dir);
+        else /* with a tag, the tag index's run_id order is the id order: no sort */
+            snprintf(sql + n, sizeof sql - n, " ORDER BY %s %s LIMIT ?7 OFFSET ?8", f->tag ? "t.run_id" : "r.id",
+                     f->order ? dir : "DESC");
+        bad = list_rows(db, sql, f, like, f->limit, f->offset, &pg);
+    }
+    if (bad) {
+        page_free(&pg);
         return NULL;
     }
-    size_t i;
-    json_t *r;
-    json_array_foreach(runs, i, r) {
-        json_t *m = store_metrics_latest(db, json_integer_value(json_object_get(r, "id")));
-        json_object_set_new(r, "metrics", m ? m : json_object());
+    page_metrics(db, &pg);
+    jw w = {0};
+    jw_obj(&w);
+    jw_key(&w, "runs");
+    jw_arr(&w);
+    for (int i = 0; i < pg.n; i++) {
+        page_row *r = &pg.rows[i];
+        jw_raw(&w, r->row.p, r->row.len);
+        w.need_comma = 1;
+        jw_key(&w, "metrics");
+        jw_obj(&w);
+        if (r->metrics.len) jw_raw(&w, r->metrics.p, r->metrics.len);
+        jw_end(&w);
+        jw_end(&w);
     }
-    char csql[1024] = "SELECT count(*) FROM runs r";
-    list_sql(csql, sizeof csql, f, metric_order, 1);
-    sqlite3_stmt *cs = db_prep(db, csql);
-    json_int_t total = 0;
-    if (cs) {
-        list_bind(cs, f, like, 0);
-        if (sqlite3_step(cs) == SQLITE_ROW) total = sqlite3_column_int64(cs, 0);
-        sqlite3_reset(cs);
-    }
-    return json_pack("{s:o,s:I,s:i,s:i}", "runs", runs, "total", total, "limit", f->limit, "offset", f->offset);
+    jw_arr_end(&w);
+    jw_key(&w, "total");
+    jw_int(&w, list_count(db, f, like, 1));
+    jw_key(&w, "limit");
+    jw_int(&w, f->limit);
+    jw_key(&w, "offset");
+    jw_int(&w, f->offset);
+    jw_end(&w);
+    page_free(&pg);
+    return jw_take(&w, NULL);
 }
 
 store_rc store_run_cancel(sqlite3 *db, int64_t id, int *now_canceled) {
@@ -709,8 +902,8 @@ store_rc store_artifact_get(sqlite3 *db, int64_t run_id, const char *name, char 
 }
 
 json_t *store_run_counts(sqlite3 *db) {
-    json_t *o = json_pack("{s:i,s:i,s:i,s:i,s:i}", "queued", 0, "running", 0, "done", 0, "failed", 0, "canceled", 0);
-    sqlite3_stmt *st = db_prep(db, "SELECT status, count(*) FROM runs GROUP BY status");
+    json_t *o = json_object();
+    sqlite3_stmt *st = db_prep(db, "SELECT status, n FROM run_counts ORDER BY rowid");
     if (!st) return o;
     while (sqlite3_step(st) == SQLITE_ROW)
         json_object_set_new(o, (const char *)sqlite3_column_text(st, 0), json_integer(sqlite3_column_int64(st, 1)));

@@ -40,8 +40,9 @@ typedef struct {
     int order_desc;
     int limit, offset;
 } store_run_filter;
-/* {"runs": [...], "total": n, "limit": l, "offset": o}. */
-json_t *store_runs_list(sqlite3 *db, const store_run_filter *f);
+/* {"runs": [...], "total": n, "limit": l, "offset": o} as JSON text
+ * (malloc'd); NULL on a store error. */
+char *store_runs_list(sqlite3 *db, const store_run_filter *f);
 
 /* Cancel: a queued run becomes canceled at once (*now_canceled = 1); a
  * running run gets cancel_requested (the scheduler tells its worker);

@@ -175,8 +175,12 @@ Test(store, cancel_and_delete_follow_the_run_state) {
 }
 
 static int64_t list_ids(sqlite3 *db, const store_run_filter *f, int64_t *ids, int *total) {
-    json_t *l = store_runs_list(db, f);
-    cr_assert_not_null(l);
+    char *text = store_runs_list(db, f);
+    cr_assert_not_null(text);
+    json_error_t je;
+    json_t *l = json_loads(text, 0, &je);
+    cr_assert_not_null(l, "the listing is not JSON: %s: %s", je.text, text);
+    free(text);
     json_t *runs = json_object_get(l, "runs");
     size_t i;
     json_t *r;
