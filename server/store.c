@@ -903,7 +903,8 @@ store_rc store_artifact_get(sqlite3 *db, int64_t run_id, const char *name, char 
 
 json_t *store_run_counts(sqlite3 *db) {
     json_t *o = json_object();
-    sqlite3_stmt *st = db_prep(db, "SELECT status, n FROM run_counts ORDER BY rowid");
+    sqlite3_stmt *st = db_prep(db, "SELECT status, n FROM run_counts ORDER BY CASE status WHEN 'queued' THEN 0 WHEN 'running' THEN 1 "
+                                   "WHEN 'done' THEN 2 WHEN 'failed' THEN 3 ELSE 4 END");
     if (!st) return o;
     while (sqlite3_step(st) == SQLITE_ROW)
         json_object_set_new(o, (const char *)sqlite3_column_text(st, 0), json_integer(sqlite3_column_int64(st, 1)));

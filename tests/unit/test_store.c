@@ -296,3 +296,25 @@ Test(store, tokens_are_found_by_hash_and_names_are_unique) {
     cr_assert_eq(store_token_lookup(db, "aa", name, role), 0);
     close_store();
 }
+
+Test(store, run_counts_follow_every_status_change) {
+    sqlite3 *db = open_store();
+    int64_t a = new_run(db, "{\"model\":\"m\"}", "a");
+    new_run(db, "{\"model\":\"m\"}", "a");
+    int now;
+    store_run_cancel(db, a, &now);
+    store_job job;
+    cr_assert_eq(store_claim_next(db, 1, &job), 1);
+    store_job_free(&job);
+    json_t *c = store_run_counts(db);
+    cr_assert_eq(json_integer_value(json_object_get(c, "queued")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(c, "running")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(c, "canceled")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(c, "done")), 0);
+    json_decref(c);
+    cr_assert_eq(store_run_delete(db, a, dir), STORE_OK);
+    c = store_run_counts(db);
+    cr_assert_eq(json_integer_value(json_object_get(c, "canceled")), 0);
+    json_decref(c);
+    close_store();
+}
