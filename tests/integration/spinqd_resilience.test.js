@@ -181,3 +181,109 @@ test('malformed frames on the worker port drop that connection only', async (t) 
   const { code } = await d.stop();
   assert.strictEqual(code, 0, d.log.slice(-3000));
 });
+
+// A protocol-level worker (the test is the worker): what a learning stage
+// will do once it lands. It reports checkpoints and dies; the next worker
+// must get the last checkpoint with the job, byte for byte.
+class ProtoWorker {
+  constructor(port, name) {
+    this.name = name;
+    this.buf = Buffer.alloc(0);
+    this.frames = [];
+    this.waiters = [];
+    this.sock = net.connect(port, '127.0.0.1');
+    this.sock.on('error', () => {});
+    this.sock.on('data', (d) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      while (this.buf.length >= 12 && this.buf.length >= 12 + this.buf.readUInt32BE(8)) {
+        const n = this.buf.readUInt32BE(8);
+        this.frames.push({ type: this.buf.readUInt16BE(6), payload: this.buf.subarray(12, 12 + n) });
+        this.buf = this.buf.subarray(12 + n);
+      }
+      this.waiters = this.waiters.filter((w) => !w());
+    });
+    this.sock.write(hello(name));
+  }
+
+  next(type, timeoutMs = 15000) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no frame of type ${type}`)), timeoutMs);
+      const check = () => {
+        const i = this.frames.findIndex((f) => f.type === type);
+        if (i < 0) return false;
+        clearTimeout(timer);
+        resolve(this.frames.splice(i, 1)[0].payload);
+        return true;
+      };
+      if (!check()) this.waiters.push(check);
+    });
+  }
+
+  async job() {
+    const p = await this.next(4);
+    let o = 0;
+    const runId = Number(p.readBigUInt64BE(o)); o += 8;
+    const attempt = p.readUInt32BE(o); o += 4;
+    const specLen = p.readUInt32BE(o); o += 4;
+    const spec = JSON.parse(p.subarray(o, o + specLen).toString()); o += specLen;
+    const ckptStep = Number(p.readBigInt64BE(o)); o += 8;
+    const ckptLen = p.readUInt32BE(o); o += 4;
+    return { runId, attempt, spec, ckptStep, ckpt: Buffer.from(p.subarray(o, o + ckptLen)) };
+  }
+
+  send(type, ...parts) { this.sock.write(frame(type, Buffer.concat(parts))); }
+}
+const u64 = (n) => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(n)); return b; };
+const i64 = (n) => { const b = Buffer.alloc(8); b.writeBigInt64BE(BigInt(n)); return b; };
+const f64 = (x) => { const b = Buffer.alloc(8); b.writeDoubleBE(x); return b; };
+const bytes = (b) => Buffer.concat([u32(b.length), b]);
+
+test('checkpoints reach the store and come back with the job when a run resumes elsewhere', async (t) => {
+  const { createHash, randomBytes } = await import('node:crypto');
+  const d = await new Daemon({ workers: 0 }).start();
+  t.after(() => d.cleanup());
+  const id = (await d.req('POST', '/api/runs', tinySpec())).json.id;
+  const sse = new Sse(d.port, `/api/runs/${id}/events`);
+
+  const w1 = new ProtoWorker(d.workerPort, 'learner-1');
+  await w1.next(2); // welcome
+  const j1 = await w1.job();
+  assert.strictEqual(j1.runId, id);
+  assert.strictEqual(j1.attempt, 1);
+  assert.strictEqual(j1.ckptStep, -1);
+  assert.strictEqual(j1.spec.model, 'stories260K');
+  const c10 = randomBytes(3000), c20 = randomBytes(5000);
+  w1.send(9, u64(id), str('learn'));
+  for (let step = 1; step <= 20; step++) w1.send(10, u64(id), str('train/loss'), i64(step), f64(3 - step * 0.05));
+  w1.send(13, u64(id), i64(10), bytes(c10));
+  w1.send(13, u64(id), i64(20), bytes(c20));
+  await sse.waitFor((e) => e.event === 'checkpoint' && e.data.step === 20, 10000, 'the second checkpoint event');
+  w1.sock.destroy(); // the worker dies mid-learning
+
+  await waitFor(async () => (await d.run(id)).status === 'queued', 10000, 'the run back in the queue');
+  const ck = (await d.req('GET', `/api/runs/${id}/checkpoints`)).json.checkpoints;
+  assert.deepStrictEqual(ck.map((c) => c.step), [10, 20]);
+  assert.strictEqual(ck[1].sha256, createHash('sha256').update(c20).digest('hex'));
+  const dl = await d.req('GET', `/api/runs/${id}/checkpoints/latest`);
+  assert.ok(dl.body.equals(c20));
+  assert.strictEqual(dl.headers['x-checkpoint-step'], '20');
+  assert.ok((await d.req('GET', `/api/runs/${id}/checkpoints/10`)).body.equals(c10));
+  const hist = (await d.req('GET', `/api/runs/${id}/metrics?key=train/loss&since_step=15`)).json.points;
+  assert.deepStrictEqual(hist.map((p) => p[0]), [16, 17, 18, 19, 20]);
+
+  const w2 = new ProtoWorker(d.workerPort, 'learner-2');
+  await w2.next(2);
+  const j2 = await w2.job();
+  assert.strictEqual(j2.runId, id);
+  assert.strictEqual(j2.attempt, 2);
+  assert.strictEqual(j2.ckptStep, 20);
+  assert.ok(j2.ckpt.equals(c20), 'the job carries the last checkpoint, byte for byte');
+  w2.send(15, u64(id), Buffer.from([0]), str(''));
+  const run = await d.waitRun(id, ['done', 'failed'], 10000);
+  assert.strictEqual(run.status, 'done');
+  assert.strictEqual(run.attempts, 2);
+  sse.close();
+  w2.sock.destroy();
+  const { code } = await d.stop();
+  assert.strictEqual(code, 0, d.log.slice(-3000));
+});
