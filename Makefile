@@ -19,8 +19,8 @@ WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 BASE    := -std=c11 -D_GNU_SOURCE $(WARN) -I. $(PKG_CFLAGS) -MMD -MP
 LIBS    := $(PKG_LIBS) -lm -lpthread
 
-REL_FLAGS  := -O2 -g -fno-math-errno
-ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fno-math-errno -fsanitize=address,undefined -fno-sanitize-recover=undefined
+REL_FLAGS  := -O3 -g -fno-math-errno -fno-trapping-math
+ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fno-math-errno -fno-trapping-math -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 COMMON_SRC := $(wildcard common/*.c)
 PROTO_SRC  := $(wildcard proto/*.c)
@@ -32,6 +32,9 @@ BENCH_SRC  := $(wildcard bench/*.c)
 SHARED  ?= $(abspath ../shared)
 export SPINQ_SHARED ?= $(SHARED)
 
+# keep objects of test and bench binaries (make would delete them as intermediates)
+.SECONDARY:
+
 .PHONY: all deps test unit integration bench run clean asan rel
 all: rel
 
@@ -41,7 +44,7 @@ $(1)_DIR := build/$(1)
 $(1)_CFLAGS := $$(BASE) $$($(2))
 $(1)_LDFLAGS := $$($(2))
 
-build/$(1)/%.o: %.c
+build/$(1)/%.o: %.c Makefile
 	@mkdir -p $$(dir $$@)
 	@echo "  CC $(1) $$<"
 	@$$(CC) $$($(1)_CFLAGS) -c $$< -o $$@

@@ -1,6 +1,8 @@
 /* layers.c - see layers.h. */
 #include "layers.h"
 
+#include "vexp.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -78,17 +80,12 @@ void spq_swiglu_forward(float *out, const float *gate, const float *up, size_t N
     }
 }
 
-void spq_softmax_rows(float *x, int N, int V) {
+/* compiled twice, AVX2+FMA and baseline, picked at load time (ifunc) */
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void spq_softmax_rows(float *x, int N, int V) {
     for (int n = 0; n < N; n++) {
         float *r = x + (size_t)n * V;
-        float mx = r[0];
-        for (int i = 1; i < V; i++) mx = r[i] > mx ? r[i] : mx;
-        double sum = 0;
-        for (int i = 0; i < V; i++) {
-            r[i] = expf(r[i] - mx);
-            sum += r[i];
-        }
-        float inv = (float)(1.0 / sum);
+        float mx = spq_vmax(r, V);
+        float inv = 1.0f / spq_vexp_shift_sum(r, V, mx);
         for (int i = 0; i < V; i++) r[i] *= inv;
     }
 }

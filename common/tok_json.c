@@ -259,8 +259,8 @@ static int load_added(ctx *c, json_t *added) {
 static int load_normalizer(ctx *c, json_t *n, const char *where) {
     if (!n || json_is_null(n)) return 0;
     if (!json_is_object(n)) return spq_fail(c->err, "%s: %s must be an object", c->path, where);
-    const char *s;
-    int len;
+    const char *s = NULL;
+    int len = 0;
     if (type_is(n, "Sequence")) {
         json_t *list = json_object_get(n, "normalizers"), *x;
         if (!json_is_array(list)) return spq_fail(c->err, "%s: %s.normalizers must be an array", c->path, where);
@@ -275,8 +275,8 @@ static int load_normalizer(ctx *c, json_t *n, const char *where) {
         spq_tok_norm *st = spq_tok_add_norm(c->t, SPQ_NORM_PREPEND);
         st->a = spq_tok_memdup(s, st->na = len);
     } else if (type_is(n, "Replace")) {
-        const char *to;
-        int nto;
+        const char *to = NULL;
+        int nto = 0;
         if (get_string_pattern(c, n, where, &s, &len) || get_str(c, n, "content", where, &to, &nto)) return -1;
         spq_tok_norm *st = spq_tok_add_norm(c->t, SPQ_NORM_REPLACE);
         st->a = spq_tok_memdup(s, st->na = len);
@@ -417,8 +417,8 @@ static int load_postprocessor(ctx *c, json_t *p, const char *where) {
 static int load_decoder(ctx *c, json_t *d, const char *where) {
     if (!d || json_is_null(d)) return 0;
     if (!json_is_object(d)) return spq_fail(c->err, "%s: %s must be an object", c->path, where);
-    const char *s, *to;
-    int n, nto;
+    const char *s = NULL, *to = NULL;
+    int n = 0, nto = 0;
     if (type_is(d, "Sequence")) {
         json_t *list = json_object_get(d, "decoders"), *x;
         if (!json_is_array(list)) return spq_fail(c->err, "%s: %s.decoders must be an array", c->path, where);

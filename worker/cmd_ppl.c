@@ -3,14 +3,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "common/model.h"
 #include "common/ppl.h"
 #include "common/tokenizer.h"
 #include "worker/args.h"
 #include "worker/commands.h"
+#include "worker/qflags.h"
 
 static int usage(void) {
-    fprintf(stderr, "usage: spinq ppl MODEL --data FILE [--seqlen N] [--batch B]\n");
+    fprintf(stderr, "usage: spinq ppl MODEL --data FILE [--seqlen N] [--batch B]\n"
+                    "         [--rotation FILE|hadamard|random] [--mode had|no-had] [--seed S]\n"
+                    "         [--w-bits B --w-asym --w-groupsize G --w-clip --a-bits B --a-clip R --kv-bits B --kv-clip R]\n");
     return 2;
 }
 
@@ -23,9 +28,15 @@ static void show_progress(void *ud, long done, long total) {
 int spq_cmd_ppl(int argc, char **argv) {
     const char *model_path = NULL, *data = NULL;
     int seqlen = 0, batch = 4;
+    spq_qcfg q = spq_qcfg_off();
+    spq_rotflags rf = {.online = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int bad = 0;
+        int bad = 0, f;
+        if ((f = spq_qflag(&q, argc, argv, &i, "ppl")) || (f = spq_rotflag(&rf, argc, argv, &i, "ppl"))) {
+            if (f < 0) return 2;
+            continue;
+        }
         if (!strcmp(a, "--data")) bad = spq_arg_str(&data, argc, argv, &i, "ppl");
         else if (!strcmp(a, "--seqlen")) bad = spq_arg_int(&seqlen, argc, argv, &i, "ppl", 2, 1 << 20);
         else if (!strcmp(a, "--batch")) bad = spq_arg_int(&batch, argc, argv, &i, "ppl", 1, 1024);
@@ -40,7 +51,7 @@ int spq_cmd_ppl(int argc, char **argv) {
 
     spq_err err;
     spq_model m;
-    if (spq_model_load(&m, model_path, &err)) {
+    if (spq_load_quantized(&m, model_path, &rf, &q, &err)) {
         fprintf(stderr, "spinq ppl: %s\n", err.msg);
         return 1;
     }
@@ -70,9 +81,16 @@ int spq_cmd_ppl(int argc, char **argv) {
         goto done;
     }
     spq_progress_finish(&bar, NULL);
-    printf("{\"model\": \"%s\", \"data\": \"%s\", \"seqlen\": %d, \"tokens\": %d, \"windows\": %d, "
-           "\"scored\": %ld, \"nll\": %.6f, \"ppl\": %.4f}\n",
-           model_path, data, seqlen, n_ids, r.n_windows, r.n_scored, r.nll_sum / r.n_scored, r.ppl);
+    char desc[160];
+    spq_qcfg_describe(desc, sizeof desc, &q);
+    json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:f, s:f}", "model", model_path, "data", data,
+                            "rotation", rf.rotation ? rf.rotation : "none", "quant", desc, "seqlen", seqlen,
+                            "tokens", n_ids, "windows", r.n_windows, "scored", (json_int_t)r.n_scored, "nll",
+                            r.nll_sum / r.n_scored, "ppl", r.ppl);
+    char *js = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(8));
+    printf("%s\n", js);
+    free(js);
+    json_decref(out);
     rc = 0;
 done:
     free(ids);

@@ -6,6 +6,7 @@
 int spq_cmd_info(int argc, char **argv);
 int spq_cmd_generate(int argc, char **argv);
 int spq_cmd_ppl(int argc, char **argv);
+int spq_cmd_rotate(int argc, char **argv);
 int spq_cmd_cpu(int argc, char **argv);
 int spq_cmd_tokenize(int argc, char **argv);
 int spq_cmd_run(int argc, char **argv);

@@ -17,6 +17,7 @@ static const command commands[] = {
     {"generate", spq_cmd_generate, "generate MODEL [-p TEXT] [-n N] [-t T] [--top-p P] [--seed S]"},
     {"ppl", spq_cmd_ppl, "ppl MODEL --data FILE [--seqlen N]  perplexity over non-overlapping windows"},
     {"tokenize", spq_cmd_tokenize, "tokenize (--tokenizer P | --model P) [--lines F | --jsonl F | --file F | --text T] [--no-special] [--decode]"},
+    {"rotate", spq_cmd_rotate, "rotate MODEL --calib FILE --out R.safetensors [...]  learn SpinQuant rotations"},
     {"run", spq_cmd_run, "run SPEC.json [--out DIR]              a job spec through the pipeline, no daemon"},
     {"cpu", spq_cmd_cpu, "cpu [--coretype]                   CPU features and OpenBLAS kernels"},
 };
