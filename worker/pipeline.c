@@ -13,31 +13,20 @@ static int always(const spq_jobspec *s) { return 1; }
 static int yes(const spq_jobspec *s, char *why, size_t cap) { return 1; }
 static int rotated(const spq_jobspec *s) { return s->rotation.mode != SPQ_ROT_NONE; }
 static int learned(const spq_jobspec *s) { return s->rotation.mode == SPQ_ROT_SPINQUANT; }
-static int weights_quantized(const spq_jobspec *s) { return s->quant.w_bits < 16; }
+static int quantized(const spq_jobspec *s) { return s->quant.w_bits < 16 || s->quant.a_bits < 16 || s->quant.kv_bits < 16; }
 static int evaluated(const spq_jobspec *s) { return s->eval.n_ppl > 0 || s->eval.kld || s->eval.n_tasks > 0; }
 
-static int learn_available(const spq_jobspec *s, char *why, size_t cap) {
-    snprintf(why, cap, "rotation.mode \"spinquant\": learning rotations (Cayley SGD) is not available yet in this build");
-    return 0;
-}
-
 static int quantize_available(const spq_jobspec *s, char *why, size_t cap) {
+    if (s->quant.w_bits == 16 || s->weights.method == SPQ_WQ_RTN) return 1;
     if (s->weights.method == SPQ_WQ_NONE)
         snprintf(why, cap, "quant.w_bits %d needs weights.method \"rtn\" or \"gptq\" (or quant.w_bits 16)",
                  s->quant.w_bits);
     else
-        snprintf(why, cap, "weights.method \"%s\" at quant.w_bits %d: weight quantization is not available yet in "
-                           "this build", spq_wq_method_name(s->weights.method), s->quant.w_bits);
+        snprintf(why, cap, "weights.method \"gptq\": GPTQ is not available yet in this build (\"rtn\" is)");
     return 0;
 }
 
 static int evaluate_available(const spq_jobspec *s, char *why, size_t cap) {
-    if (s->quant.a_bits < 16 || s->quant.kv_bits < 16) {
-        snprintf(why, cap, "quant.a_bits %d / quant.kv_bits %d: evaluating with quantized activations or KV cache "
-                           "is not available yet in this build (use 16 for a full-precision evaluation)",
-                 s->quant.a_bits, s->quant.kv_bits);
-        return 0;
-    }
     if (s->eval.kld) {
         snprintf(why, cap, "eval.kld: KL divergence against the full-precision model is not available yet in this "
                            "build");
@@ -51,17 +40,12 @@ static int evaluate_available(const spq_jobspec *s, char *why, size_t cap) {
     return 1;
 }
 
-static int unavailable_run(spq_pipeline *p) {
-    spq_fail(&p->err, "not available yet");
-    return SPQ_STAGE_FAILED;
-}
-
 const spq_stage spq_stages[] = {
     {"load", always, yes, spq_stage_load},
     {"fuse", rotated, yes, spq_stage_fuse},
     {"rotate", rotated, yes, spq_stage_rotate},
-    {"learn", learned, learn_available, unavailable_run},
-    {"quantize", weights_quantized, quantize_available, unavailable_run},
+    {"learn", learned, yes, spq_stage_learn},
+    {"quantize", quantized, quantize_available, spq_stage_quantize},
     {"evaluate", evaluated, evaluate_available, spq_stage_evaluate},
     {"write", always, yes, spq_stage_write},
     {NULL, NULL, NULL, NULL},

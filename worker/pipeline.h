@@ -103,8 +103,14 @@ int spq_pipeline_run(spq_pipeline *p);
 int spq_stage_load(spq_pipeline *p);
 int spq_stage_fuse(spq_pipeline *p);
 int spq_stage_rotate(spq_pipeline *p);
+int spq_stage_learn(spq_pipeline *p);
+int spq_stage_quantize(spq_pipeline *p);
 int spq_stage_evaluate(spq_pipeline *p);
 int spq_stage_write(spq_pipeline *p);
+
+/* The quantizer settings of a spec, with the weights at w_bits (the spec's
+ * quant.w_bits, or rotation.train.w_bits while learning). */
+spq_qcfg spq_pipeline_qcfg(const spq_jobspec *s, int w_bits);
 
 /* Polls the reporter; records the reason in p->stop. */
 int spq_pipeline_should_stop(spq_pipeline *p);

@@ -4,6 +4,7 @@
  * weights here. Mode "spinquant" starts from rotation.init and is left in
  * p->rot for the learn stage, which absorbs it once learned; a run resumed
  * from a checkpoint starts from the checkpoint's rotation instead. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@ static int load_checkpoint(spq_pipeline *p) {
     if (f && fwrite(p->resume_ckpt, 1, p->resume_len, f) == p->resume_len && !fclose(f)) {
         f = NULL;
         rc = spq_rotation_load(&p->rot, &p->rot_meta, path, &p->err);
-        if (!rc) rc = spq_rotation_check(&p->rot, &p->model.cfg, &p->err) ? 0 : -1;
+        if (!rc) rc = spq_rotation_check(&p->rot, &p->model.cfg, &p->err); /* 0: fits (despite its header) */
         if (rc) spq_fail_prefix(&p->err, "resume checkpoint (step %lld)", (long long)p->resume_step);
     } else {
         spq_fail(&p->err, "cannot write %s", path);
@@ -46,6 +47,7 @@ int spq_stage_rotate(spq_pipeline *p) {
         return SPQ_STAGE_FAILED;
     }
     p->have_rot = 1;
+    if (p->resume_step < 0 || s->rotation.mode != SPQ_ROT_SPINQUANT) p->rot_meta.loss = NAN;
     p->rot_meta.init = init;
     p->rot_meta.seed = s->seed;
     snprintf(p->rot_meta.mode, sizeof p->rot_meta.mode, "%s", s->rotation.online_had ? "had" : "no-had");

@@ -103,10 +103,10 @@ test('spinqd runs jobs end to end', async (t) => {
   });
 
   await t.test('a spec this build cannot run fails with the reason, not a fake result', async () => {
-    const r = await d.req('POST', '/api/runs', tinySpec({ rotation: { mode: 'spinquant' } }));
+    const r = await d.req('POST', '/api/runs', tinySpec({ eval: { kld: true } }));
     const run = await d.waitRun(r.json.id, ['done', 'failed']);
     assert.strictEqual(run.status, 'failed');
-    assert.match(run.reason, /learn: not available yet/);
+    assert.match(run.reason, /evaluate: not available yet: eval.kld/);
     assert.deepStrictEqual(run.metrics, {});
   });
 
