@@ -11,7 +11,9 @@
  * its reporter (below) writes STAGE/METRIC/... frames, and the pipeline
  * polls should_stop between steps. A lost connection stops the job: a local
  * worker then exits (its daemon is gone), a remote one reconnects. */
+#include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -235,6 +237,40 @@ static int rep_should_stop(void *ud) {
     return s;
 }
 
+/* ---- work directories: $TMPDIR/spinq-worker-PID-XXXXXX, one per job ---- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path); /* best effort: what cannot go now goes at the next start */
+    return 0;
+}
+
+static void remove_tree(const char *dir) { nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS); }
+
+static const char *tmp_root(void) {
+    const char *t = getenv("TMPDIR");
+    return t && *t ? t : "/tmp";
+}
+
+/* A worker killed with -9 leaves its job's directory behind: remove those
+ * whose process is gone (never another live worker's). */
+static void clean_stale_dirs(void) {
+    DIR *d = opendir(tmp_root());
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int pid;
+        if (sscanf(e->d_name, "spinq-worker-%d-", &pid) != 1 || pid <= 0) continue;
+        if (kill(pid, 0) == 0 || errno != ESRCH) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", tmp_root(), e->d_name);
+        remove_tree(path);
+    }
+    closedir(d);
+}
+
 /* ---- jobs ---- */
 
 /* Runs the current job; returns its DONE frame, which the caller sends once
@@ -253,7 +289,8 @@ static proto_buf run_job(worker *wk, const char *models_dir, const char *dataset
     char field[SPQ_FIELD_MAX];
     proto_done done = {wk->current_run, PROTO_OUT_DONE, ""};
     char reason[1100] = "";
-    char dir[] = "/tmp/spinq-worker-XXXXXX";
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/spinq-worker-%d-XXXXXX", tmp_root(), (int)getpid());
     wlog(wk, "run %llu (attempt %u)%s", (unsigned long long)wk->current_run, wk->job_attempt,
          wk->job_ckpt_step >= 0 ? ", resuming from a checkpoint" : "");
     if (spq_jobspec_parse(&p.spec, wk->job_spec, strlen(wk->job_spec), field, &p.err)) {
@@ -274,7 +311,7 @@ static proto_buf run_job(worker *wk, const char *models_dir, const char *dataset
             snprintf(reason, sizeof reason, "%s", p.stop == SPQ_STOP_CANCEL ? "canceled" : "worker stopping");
         }
         spq_jobspec_free(&p.spec);
-        rmdir(dir);
+        remove_tree(dir);
     }
     done.reason = reason;
     wlog(wk, "run %llu: %s%s%s", (unsigned long long)wk->current_run,
@@ -376,6 +413,7 @@ int main(int argc, char **argv) {
         snprintf(default_name, sizeof default_name, "%s:%d", host, (int)getpid());
         name = default_name;
     }
+    clean_stale_dirs();
     worker wk;
     memset(&wk, 0, sizeof wk);
     wk.name = name;
