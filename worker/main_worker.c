@@ -10,7 +10,8 @@
  * connection. The main thread runs one job at a time through the pipeline;
  * its reporter (below) writes STAGE/METRIC/... frames, and the pipeline
  * polls should_stop between steps. A lost connection stops the job: a local
- * worker then exits (its daemon is gone), a remote one reconnects. */
+ * worker then exits (its daemon is gone), a remote one reconnects, also
+ * after a SHUTDOWN (the daemon is restarting). */
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
@@ -433,8 +434,8 @@ int main(int argc, char **argv) {
         if (s >= 0) {
             double t0 = spq_now();
             int rc = serve(&wk, s, token ? token : "", models_dir, datasets_dir);
-            if (rc == 1) return 0;
             if (rc == 2) return 1; /* refused: a bad token will not get better */
+            /* rc 1: the daemon is stopping; a remote worker waits for it to come back */
             if (spq_now() - t0 > 30) backoff = 0.5;
         } else {
             wlog(&wk, "%s", err.msg);
