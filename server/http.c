@@ -34,12 +34,12 @@ static const route routes[] = {
     {"DELETE", "/api/runs/{id}", ROLE_MEMBER, "", api_run_delete},
     {"POST", "/api/runs/{id}/cancel", ROLE_MEMBER, "", api_run_cancel},
     {"GET", "/api/runs/{id}/metrics", ROLE_VIEWER, "key since_step limit", api_run_metrics},
-    {"GET", "/api/runs/{id}/events", ROLE_VIEWER, "last_event_id", api_run_events},
+    {"GET", "/api/runs/{id}/events", ROLE_VIEWER, "last_event_id access_token", api_run_events},
     {"GET", "/api/runs/{id}/checkpoints", ROLE_VIEWER, "", api_run_checkpoints},
     {"GET", "/api/runs/{id}/checkpoints/{arg}", ROLE_VIEWER, "", api_run_checkpoint_get},
     {"GET", "/api/runs/{id}/artifacts", ROLE_VIEWER, "", api_run_artifacts},
     {"GET", "/api/runs/{id}/artifacts/{arg}", ROLE_VIEWER, "", api_run_artifact_get},
-    {"GET", "/api/events", ROLE_VIEWER, "last_event_id", api_events},
+    {"GET", "/api/events", ROLE_VIEWER, "last_event_id access_token", api_events},
     {"GET", "/api/sweeps", ROLE_VIEWER, "limit offset", api_sweeps_list},
     {"POST", "/api/sweeps", ROLE_MEMBER, "", api_sweeps_create},
     {"GET", "/api/sweeps/{id}", ROLE_VIEWER, "order limit offset status", api_sweep_get},
@@ -213,6 +213,13 @@ static http_res dispatch(req_ctx *c, const char *url, const char *method) {
     if (found->role != ROLE_NONE) {
         char why[256];
         const char *authz = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
+        /* a browser's EventSource cannot set headers: the streams also take ?access_token= */
+        const char *qt = strstr(found->query, "access_token") ? http_query(r, "access_token") : NULL;
+        char bearer[160];
+        if (!authz && qt) {
+            snprintf(bearer, sizeof bearer, "Bearer %.100s", qt);
+            authz = bearer;
+        }
         if (auth_identify(r->db, authz, &r->who, why, sizeof why))
             return http_err(401, "unauthorized", "Authorization", "%s", why);
         if (r->who.role < found->role)

@@ -68,6 +68,18 @@ test('roles decide who may read, create and cancel', async (t) => {
     assert.strictEqual(r.status, 200);
   });
 
+  await t.test('event streams take the token as ?access_token= (EventSource cannot set headers)', async () => {
+    const { Sse } = await import('./daemon.js');
+    const ok = new Sse(d.port, `/api/events?access_token=${viewer}`);
+    await ok.ready;
+    assert.strictEqual(ok.status, 200);
+    ok.close();
+    const bad = await d.req('GET', `/api/events?access_token=${viewer.slice(0, -2)}xx`);
+    assert.strictEqual(bad.status, 401);
+    const other = await d.req('GET', `/api/runs?access_token=${viewer}`);
+    assert.strictEqual(other.status, 401, 'only the streams take a token in the URL');
+  });
+
   await t.test('a worker token cannot use the API', async () => {
     const r = await d.req('GET', '/api/runs', undefined, worker);
     assert.strictEqual(r.status, 401);
