@@ -10,5 +10,6 @@ int spq_cmd_eval(int argc, char **argv);
 int spq_cmd_rotate(int argc, char **argv);
 int spq_cmd_cpu(int argc, char **argv);
 int spq_cmd_tokenize(int argc, char **argv);
+int spq_cmd_run(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const command commands[] = {
     {"eval", spq_cmd_eval, "eval MODEL [--ppl FILE] [--task NAME=PATH] ...  perplexity, KLD, zero-shot tasks"},
     {"tokenize", spq_cmd_tokenize, "tokenize (--tokenizer P | --model P) [--lines F | --jsonl F | --file F | --text T] [--no-special] [--decode]"},
     {"rotate", spq_cmd_rotate, "rotate MODEL --calib FILE --out R.safetensors [...]  learn SpinQuant rotations"},
+    {"run", spq_cmd_run, "run SPEC.json [--out DIR]              a job spec through the pipeline, no daemon"},
     {"cpu", spq_cmd_cpu, "cpu [--coretype]                   CPU features and OpenBLAS kernels"},
 };
 
