@@ -197,8 +197,9 @@ static const json_t *get_obj(ctx *c, const json_t *obj, const char *path, const 
 static const char *const rot_modes[] = {"none", "hadamard", "random", "spinquant", NULL};
 static const char *const wq_methods[] = {"none", "rtn", "gptq", NULL};
 static const char *const rot_inits[] = {"random", "hadamard", NULL};
-static const char *const task_names[] = {"arc_easy", "arc_challenge", "piqa",       "hellaswag", "winogrande",
-                                         "boolq",    "openbookqa",    "siqa",       "lambada",   NULL};
+static const char *const task_names[] = {"arc_easy",   "arc_challenge", "piqa",    "hellaswag",
+                                         "winogrande", "boolq",         "openbookqa", "siqa",
+                                         "lambada",    "tinystories_cloze", "jsonl", NULL};
 static const int w_bits_set[] = {2, 3, 4, 8, 16};
 static const int a_bits_set[] = {4, 8, 16};
 static const int kv_bits_set[] = {2, 4, 8, 16};

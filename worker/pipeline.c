@@ -26,27 +26,13 @@ static int quantize_available(const spq_jobspec *s, char *why, size_t cap) {
     return 0;
 }
 
-static int evaluate_available(const spq_jobspec *s, char *why, size_t cap) {
-    if (s->eval.kld) {
-        snprintf(why, cap, "eval.kld: KL divergence against the full-precision model is not available yet in this "
-                           "build");
-        return 0;
-    }
-    if (s->eval.n_tasks) {
-        snprintf(why, cap, "eval.tasks: zero-shot tasks (%s, ...) are not available yet in this build",
-                 s->eval.tasks[0].name);
-        return 0;
-    }
-    return 1;
-}
-
 const spq_stage spq_stages[] = {
     {"load", always, yes, spq_stage_load},
     {"fuse", rotated, yes, spq_stage_fuse},
     {"rotate", rotated, yes, spq_stage_rotate},
     {"learn", learned, yes, spq_stage_learn},
     {"quantize", quantized, quantize_available, spq_stage_quantize},
-    {"evaluate", evaluated, evaluate_available, spq_stage_evaluate},
+    {"evaluate", evaluated, yes, spq_stage_evaluate},
     {"write", always, yes, spq_stage_write},
     {NULL, NULL, NULL, NULL},
 };
