@@ -102,19 +102,30 @@ test('spinqd runs jobs end to end', async (t) => {
     assert.deepStrictEqual(arts, ['results.json', 'rotation.safetensors']);
   });
 
-  await t.test('a spec this build cannot run fails with the reason, not a fake result', async () => {
-    const r = await d.req('POST', '/api/runs', tinySpec({ eval: { kld: true } }));
+  await t.test('KL divergence and a zero-shot task report their metrics', async () => {
+    // W16A8KV8 after a Hadamard rotation: close to full precision, not equal
+    const spec = tinySpec({
+      rotation: { mode: 'hadamard' },
+      quant: { a_bits: 8, kv_bits: 8 },
+      eval: { kld: true, tasks: [{ name: 'arc_easy', data: 'eval/arc/ARC-Easy-Test.jsonl' }], limit: 6 },
+    });
+    const r = await d.req('POST', '/api/runs', spec);
+    assert.strictEqual(r.status, 201, JSON.stringify(r.json));
     const run = await d.waitRun(r.json.id, ['done', 'failed']);
-    assert.strictEqual(run.status, 'failed');
-    assert.match(run.reason, /evaluate: not available yet: eval.kld/);
-    assert.deepStrictEqual(run.metrics, {});
+    assert.strictEqual(run.status, 'done', run.reason);
+    const m = run.metrics;
+    assert.ok(m.kld.value > 0 && m.kld.value < 0.05, `kld ${m.kld.value}`);
+    assert.ok(m.top1.value > 0.9 && m.top1.value <= 1, `top-1 agreement ${m.top1.value}`);
+    assert.ok(m['acc/arc_easy'].value >= 0 && m['acc/arc_easy'].value <= 1);
   });
 
   await t.test('listing filters by tag, status and text, and pages', async () => {
     const byTag = await d.req('GET', '/api/runs?tag=it');
     assert.deepStrictEqual(byTag.json.runs.map((r) => r.id), [runId]);
     const failed = await d.req('GET', '/api/runs?status=failed');
-    assert.strictEqual(failed.json.total, 1);
+    assert.strictEqual(failed.json.total, 0);
+    const done = await d.req('GET', '/api/runs?status=done');
+    assert.strictEqual(done.json.total, 3);
     const text = await d.req('GET', '/api/runs?q=e2e');
     assert.deepStrictEqual(text.json.runs.map((r) => r.id), [runId]);
     const page = await d.req('GET', '/api/runs?limit=1&offset=1');

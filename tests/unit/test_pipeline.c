@@ -136,13 +136,6 @@ Test(pipeline, unavailable_stages_fail_before_anything_runs) {
     cr_assert_eq(run(&rec, "{\"model\":\"stories260K\"}", &p), SPQ_STAGE_FAILED);
     cr_assert_eq(rec.n_stages, 0, "nothing ran");
     cr_assert(strstr(p.err.msg, "quantize: not available yet: weights.method \"gptq\""), "%s", p.err.msg);
-    recorder r2 = {0};
-    cr_assert_eq(run(&r2, "{\"model\":\"stories260K\",\"rotation\":{\"mode\":\"none\"}," FP ","
-                          "\"eval\":{\"kld\":false}}",
-                     &p),
-                 SPQ_STAGE_FAILED);
-    cr_assert_eq(r2.n_stages, 0, "nothing ran");
-    cr_assert(strstr(p.err.msg, "evaluate: not available yet: eval.tasks"), "%s", p.err.msg);
 }
 
 Test(pipeline, a_stop_request_stops_the_evaluation, .timeout = 120) {
