@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench.h"
 #include "common/cpu.h"
 #include "common/kld.h"
 #include "common/loglik.h"
@@ -25,15 +26,7 @@
 #include "common/ppl.h"
 #include "common/scorer.h"
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
-static double median(double *x, int n) {
-    qsort(x, n, sizeof *x, cmp_double);
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
 
 static int *random_tokens(long n, int V, uint64_t seed) {
     spq_rng r;
@@ -66,7 +59,7 @@ static json_t *bench_ppl(const spq_model *m, int seqlen, int windows, int batch,
             exit(1);
         }
     }
-    double s = median(t, reps);
+    double s = spq_bench_median(t, reps);
     long scored = (long)windows * (seqlen - 1);
     spq_scorer_free(&sc);
     spq_scorer_free(&base);
@@ -119,7 +112,7 @@ static json_t *bench_mc(const spq_model *m, int n_q, int reps, int groups) {
             t[rep] = spq_now() - t0;
             spq_scorer_free(&sc);
         }
-        double s = median(t, reps);
+        double s = spq_bench_median(t, reps);
         json_object_set_new(res, mode ? "naive" : "shared",
                             json_pack("{s:I, s:I, s:I, s:f, s:f, s:f}", "rows_run", (json_int_t)st.rows_run,
                                       "tokens_lm_eval", (json_int_t)st.rows_naive, "forward_calls",

@@ -8,38 +8,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bench/bench.h"
 #include "common/cpu.h"
 #include "common/fuse.h"
 #include "common/model.h"
 #include "common/rotation.h"
 #include "common/train.h"
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
-static double sgemm_peak(void) {
-    int n = 2048;
-    float *a = malloc((size_t)n * n * 4), *b = malloc((size_t)n * n * 4), *c = malloc((size_t)n * n * 4);
-    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = 0.001f * (float)(i % 13);
-    double t[5];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-    for (int r = 0; r < 5; r++) {
-        double t0 = spq_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-        t[r] = spq_now() - t0;
-    }
-    qsort(t, 5, sizeof *t, cmp_double);
-    free(a); free(b); free(c);
-    return 2.0 * n * n * (double)n / t[2] / 1e9;
-}
 
 int main(int argc, char **argv) {
     spq_cpu_ensure_coretype(argv);
     int layers = argc > 1 ? atoi(argv[1]) : 16, T = argc > 2 ? atoi(argv[2]) : 2048,
         steps = argc > 3 ? atoi(argv[3]) : 3;
-    double peak = sgemm_peak();
+    double peak = spq_bench_sgemm_gflops(2048, 5);
     spq_config c = spq_config_llama32_1b(layers);
     c.seq_len = T;
     spq_model m;
@@ -71,8 +53,7 @@ int main(int argc, char **argv) {
         spq_trainer_step(&tr, &rot, tok, 1);
         times[s] = spq_now() - ts;
     }
-    qsort(times, steps, sizeof *times, cmp_double);
-    double sec = times[steps / 2], gf = spq_trainer_flops(&tr) / sec / 1e9;
+    double sec = spq_bench_median(times, steps), gf = spq_trainer_flops(&tr) / sec / 1e9;
     printf("{\"bench\": \"rotation_step\", \"openblas_corename\": \"%s\", \"sgemm_2048_gflops\": %.1f, "
            "\"shape\": \"llama32_1b\", \"layers\": %d, \"tokens\": %d, \"quant\": \"W16A4KV4\", \"steps_timed\": %d, "
            "\"seconds_per_step\": %.2f, \"gflops\": %.1f, \"fraction_of_sgemm_peak\": %.3f, "
