@@ -27,7 +27,7 @@ export function align(maps) {
 
 export class StepChart {
   // series: [{label, color, scale ('y' or a second scale shown on the right), log}]
-  constructor(container, { series, height = 260, title = '' }) {
+  constructor(container, { series, height = 260 }) {
     this.el = container;
     this.series = series;
     this.height = height;
@@ -38,8 +38,7 @@ export class StepChart {
     this.el.classList.add('chart');
     this.el.dataset.points = '0';
     this.canvas = h('div.chart-canvas');
-    this.note = h('div.chart-note.muted');
-    replace(this.el, title ? h('div.chart-title', title) : null, this.canvas, this.note);
+    replace(this.el, this.canvas);
     this.ready = this.init();
   }
 
@@ -96,8 +95,6 @@ export class StepChart {
     this.maps[i] = new Map(points.filter((p) => Number.isFinite(p[1])).map((p) => [p[0], p[1]]));
     this.schedule();
   }
-
-  setNote(text) { this.note.textContent = text; }
 
   schedule() {
     if (this.pending || this.dead) return;

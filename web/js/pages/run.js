@@ -9,7 +9,7 @@
 // the log. A reconnect resumes after the last event seen (api.js).
 import { api, get, stream, download } from '../api.js';
 import { h, replace, fmtNum, fmtBytes, fmtTime, fmtDuration, statusBadge, showError, throttle } from '../dom.js';
-import { isTrain } from '../metrics.js';
+import { allKeys, isTrain } from '../metrics.js';
 import { StepChart } from '../chart.js';
 import { navigate } from '../nav.js';
 
@@ -58,20 +58,26 @@ export async function render(main, { params }) {
       h('div', h('h2', 'Artifacts'), artEl)),
     h('section', h('details#spec', h('summary', 'Spec (normalized)'), h('pre', JSON.stringify(run.spec, null, 2)))));
 
-  const chart = new StepChart(chartEl, {
+  // only a spinquant run learns: the others get a line saying so, not an empty chart
+  const chart = steps ? new StepChart(chartEl, {
     series: [
       { label: 'train/loss', color: '#2563eb', scale: 'loss', axisLabel: 'loss' },
       { label: 'train/lr', color: '#ea580c', scale: 'lr', axisLabel: 'lr' },
     ],
-  });
+  }) : null;
+  chartEl.hidden = !chart;
 
+  const stagesSeen = new Set(); // from the status events: a stage the pipeline skipped never appears
   function drawHead() {
     replace(statusEl, statusBadge(run.status));
     stageEl.textContent = run.stage || (run.status === 'queued' ? '(waiting for a worker)' : '—');
     const idx = STAGES.indexOf(run.stage);
+    const last = run.status === 'done' ? STAGES.length : idx; // stages before this one are over
     for (const li of stagesEl.children) {
       const i = STAGES.indexOf(li.dataset.stage);
-      li.className = run.status === 'done' || (idx >= 0 && i < idx) ? 'past' : i === idx && run.status === 'running' ? 'current' : '';
+      const ran = stagesSeen.has(li.dataset.stage);
+      li.className = i === idx && run.status === 'running' ? 'current'
+        : i < last ? (ran ? 'past' : 'skipped') : '';
     }
     if (run.reason && run.status !== 'done') {
       replace(reasonEl, h('strong', run.status === 'queued' ? 'requeued: ' : 'reason: '), run.reason);
@@ -92,7 +98,7 @@ export async function render(main, { params }) {
   }
 
   function drawScores() {
-    const keys = Object.keys(metrics).filter((k) => !isTrain(k)).sort((a, b) => (a.includes('/') - b.includes('/')) || a.localeCompare(b));
+    const keys = allKeys([{ metrics }]).filter((k) => !isTrain(k));
     if (!keys.length) {
       replace(scores, h('p.muted', FINAL.includes(run.status) ? 'No scores.' : 'Scores appear when the evaluation runs.'));
     } else {
@@ -190,6 +196,7 @@ export async function render(main, { params }) {
   const close = stream(`/api/runs/${id}/events`, {
     status: (ev) => {
       run.status = ev.status;
+      if (ev.stage) stagesSeen.add(ev.stage);
       if ('stage' in ev) run.stage = ev.stage;
       else if (ev.status !== 'running') run.stage = null;
       if (ev.reason) run.reason = ev.reason;
@@ -200,8 +207,8 @@ export async function render(main, { params }) {
       if (FINAL.includes(ev.status)) loadFilesSoon();
     },
     metric: (ev) => {
-      if (ev.key === 'train/loss') chart.add(0, ev.step, ev.value);
-      else if (ev.key === 'train/lr') chart.add(1, ev.step, ev.value);
+      if (chart && ev.key === 'train/loss') chart.add(0, ev.step, ev.value);
+      else if (chart && ev.key === 'train/lr') chart.add(1, ev.step, ev.value);
       const cur = metrics[ev.key];
       if (!cur || ev.step >= cur.step) metrics[ev.key] = { step: ev.step, value: ev.value };
       drawScoresSoon();
@@ -213,6 +220,6 @@ export async function render(main, { params }) {
     deleted: () => gone(),
   }, (s) => { live.textContent = s === 'live' ? '● live' : s === 'connecting' ? '○ connecting' : '○ reconnecting'; live.dataset.state = s; });
 
-  return () => { close(); chart.destroy(); };
+  return () => { close(); if (chart) chart.destroy(); };
 }
 
