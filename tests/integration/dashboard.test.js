@@ -3,7 +3,8 @@
 // loopback port: the runs table lists, filters, sorts and follows the global
 // event stream; a run page draws its loss curve while the rotations learn
 // and shows the final scores and files; the compare view overlays two runs;
-// a spec with a wrong field is refused with the field named; a viewer's
+// a spec with a wrong field is refused with the field named; a sweep's page
+// orders its runs best first; a viewer's
 // cancel is answered 403 on the page; and the static file server answers
 // with the right types and caching and never leaves web/.
 //
@@ -260,6 +261,32 @@ test('the dashboard against a real daemon', { timeout: 170000 }, async (t) => {
     const id = Number(page.url().split('/').pop());
     assert.strictEqual((await d.run(id)).name, 'from the page');
     await page.waitForSelector('#run-status .badge');
+  });
+
+  await t.test('sweeps: listed with their runs by status; a sweep\'s page puts the best first; workers listed', async () => {
+    const r = await d.req('POST', '/api/sweeps', { name: 'limits', base: tinySpec(), grid: { 'eval.limit': [1, 2, 3] } });
+    assert.strictEqual(r.status, 201, JSON.stringify(r.json));
+    const sid = r.json.sweep.id;
+    const ids = r.json.runs;
+    const ppl = {};
+    for (const id of ids) ppl[id] = (await d.waitRun(id, ['done', 'failed'], 60000)).metrics.ppl.value;
+    await page.goto(url('/sweeps'));
+    await page.waitForFunction((id) => /3 done/.test(document.querySelector(`tr[data-sweep-id="${id}"]`)?.textContent || ''), sid);
+    await page.click(`tr[data-sweep-id="${sid}"] td:nth-child(2) a`);
+    await page.waitForURL(new RegExp(`/sweeps/${sid}`));
+    await page.waitForFunction(() => document.querySelector('th[data-col="ppl"]')?.getAttribute('aria-sort') === 'ascending');
+    assert.deepStrictEqual(await rowIds(page), [...ids].sort((x, y) => ppl[x] - ppl[y]), 'lowest perplexity first');
+    await page.click('th[data-col="ppl"] button.sort');
+    await page.waitForFunction(() => document.querySelector('th[data-col="ppl"]')?.getAttribute('aria-sort') === 'descending');
+    assert.deepStrictEqual(await rowIds(page), [...ids].sort((x, y) => ppl[y] - ppl[x]));
+    await page.click('text=Compare all runs');
+    await page.waitForFunction(() => document.getElementById('compare-chart')?.dataset.series === '3');
+    assert.strictEqual(await page.$$eval('#compare-metrics tr[data-key="ppl"] td', (tds) => tds.length), 3);
+    const limits = await page.$$eval('#compare-spec tr[data-field="eval.limit"] td', (tds) => tds.map((x) => x.textContent));
+    assert.deepStrictEqual(limits.sort(), ['1', '2', '3'], 'the spec field the grid varies');
+    await page.goto(url('/workers'));
+    await page.waitForFunction(() => document.querySelectorAll('tr[data-worker-id]').length === 2);
+    assert.match(await page.textContent('#health'), /2 connected/);
   });
 
   await t.test('with tokens: reads need one, a viewer\'s cancel is answered 403 on the page', async () => {
