@@ -178,6 +178,16 @@ test('the dashboard against a real daemon', { timeout: 170000 }, async (t) => {
     await page.waitForSelector(`tr[data-run-id="${fresh}"]`, { timeout: 15000 });
     await page.waitForSelector(`tr[data-run-id="${fresh}"] td[data-col="status"] .badge[data-status="done"]`, { timeout: 60000 });
     tiny.delta = fresh;
+    // pages of two
+    await page.goto(url('/?tag=tiny&limit=2'));
+    await page.waitForFunction(() => document.querySelector('.pager .count')?.textContent === '1–2 of 4');
+    const first = await rowIds(page);
+    await page.click('.pager button:has-text("Next")');
+    await page.waitForFunction(() => document.querySelector('.pager .count')?.textContent === '3–4 of 4');
+    const second = await rowIds(page);
+    assert.deepStrictEqual([...first, ...second], [tiny.delta, tiny.gamma, tiny.beta, tiny.alpha]);
+    assert.ok(await page.isDisabled('.pager button:has-text("Next")'));
+    assert.match(page.url(), /offset=2/);
   });
 
   await t.test('run page: the loss curve grows while the rotations learn; then scores, checkpoints, artifacts', async () => {

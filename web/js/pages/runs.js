@@ -101,7 +101,8 @@ export async function render(main, { query }) {
       h('button', { type: 'button', disabled: f.offset + f.limit >= total,
         on: { click: () => { f.offset += f.limit; reload(); } } }, 'Next ›'),
       h('label', 'per page ', h('select', { on: { change: (ev) => { f.limit = Number(ev.target.value); f.offset = 0; reload(); } } },
-        SIZES.map((n) => h('option', { value: String(n), selected: f.limit === n }, String(n))))));
+        [...new Set([...SIZES, f.limit])].sort((a, b) => a - b)
+          .map((n) => h('option', { value: String(n), selected: f.limit === n }, String(n))))));
   }
 
   function reload() {
