@@ -236,10 +236,28 @@ void spq_hk_scalar(float *y, const float *x, int N, const uint16_t *W, int cols,
 
 /* ---- dispatch ---- */
 
+int spq_qgemm_isa_best(void) {
+    static int best = -1;
+    if (best < 0) best = spq_cpu_has_avx512vnni() ? SPQ_ISA_AVX512 : spq_cpu_has_avx2() ? SPQ_ISA_AVX2 : SPQ_ISA_SCALAR;
+    return best;
+}
+
+static int chosen_isa = -1;
+
+int spq_qgemm_set_isa(int isa) {
+    int best = spq_qgemm_isa_best();
+    chosen_isa = isa < SPQ_ISA_SCALAR ? SPQ_ISA_SCALAR : isa > best ? best : isa;
+    return chosen_isa;
+}
+
 int spq_qgemm_isa(void) {
-    static int isa = -1;
-    if (isa < 0) isa = spq_cpu_has_avx512vnni() ? SPQ_ISA_AVX512 : spq_cpu_has_avx2() ? SPQ_ISA_AVX2 : SPQ_ISA_SCALAR;
-    return isa;
+    if (chosen_isa < 0) {
+        const char *e = getenv("SPINQ_ISA");
+        int want = !e ? SPQ_ISA_AVX512 : !strcmp(e, "scalar") ? SPQ_ISA_SCALAR : !strcmp(e, "avx2") ? SPQ_ISA_AVX2
+                                                                                                       : SPQ_ISA_AVX512;
+        spq_qgemm_set_isa(want);
+    }
+    return chosen_isa;
 }
 
 const char *spq_isa_name(int isa) {
@@ -289,7 +307,7 @@ void spq_qgemm_on(float *y, const spq_qact *qa, const spq_qlinear *w, int isa) {
                 qa->C, qa->seg, w->cols, w->seg);
         abort();
     }
-    if (isa > spq_qgemm_isa()) isa = spq_qgemm_isa();
+    if (isa > spq_qgemm_isa_best()) isa = spq_qgemm_isa_best();
     int n_tasks;
     qjob j = {.y = y, .qa = qa, .w = w, .N = qa->N, .isa = isa};
     j.per_task = split(w, qa->N, &n_tasks);
@@ -299,7 +317,7 @@ void spq_qgemm_on(float *y, const spq_qact *qa, const spq_qlinear *w, int isa) {
 void spq_qgemm(float *y, const spq_qact *qa, const spq_qlinear *w) { spq_qgemm_on(y, qa, w, spq_qgemm_isa()); }
 
 void spq_qgemm_f32_on(float *y, const float *x, int N, const spq_qlinear *w, int isa) {
-    if (isa > spq_qgemm_isa()) isa = spq_qgemm_isa();
+    if (isa > spq_qgemm_isa_best()) isa = spq_qgemm_isa_best();
     int n_tasks;
     qjob j = {.y = y, .x = x, .w = w, .N = N, .isa = isa};
     j.per_task = split(w, N, &n_tasks);

@@ -119,15 +119,22 @@ void spq_qact_quantize(spq_qact *qa, const float *x, int N, int C, const spq_aq_
 /* ---- products ---- */
 
 enum { SPQ_ISA_SCALAR = 0, SPQ_ISA_AVX2 = 1, SPQ_ISA_AVX512 = 2 };
-/* the best path this CPU runs (AVX-512 VNNI, AVX2+FMA, or scalar) */
+/* the path spq_qgemm and spq_qgemm_f32 take: the best this CPU runs
+ * (AVX-512 VNNI, AVX2+FMA, or scalar), or a lower one chosen with
+ * spq_qgemm_set_isa or the environment variable SPINQ_ISA (scalar, avx2,
+ * avx512) for tests and benchmarks */
 int spq_qgemm_isa(void);
+/* the best path this CPU runs */
+int spq_qgemm_isa_best(void);
+/* chooses the path (capped at the best); returns the one in effect */
+int spq_qgemm_set_isa(int isa);
 const char *spq_isa_name(int isa);
 
 /* y (N, rows) = the integer product of qa (N, cols) and w (seg must match) */
 void spq_qgemm(float *y, const spq_qact *qa, const spq_qlinear *w);
 /* y (N, rows) = x (N, cols) times w dequantized on the fly (W4A16) */
 void spq_qgemm_f32(float *y, const float *x, int N, const spq_qlinear *w);
-/* the same on a chosen path (isa <= spq_qgemm_isa()), for tests */
+/* the same on a chosen path (capped at the best), for tests */
 void spq_qgemm_on(float *y, const spq_qact *qa, const spq_qlinear *w, int isa);
 void spq_qgemm_f32_on(float *y, const float *x, int N, const spq_qlinear *w, int isa);
 

@@ -9,5 +9,7 @@ int spq_cmd_ppl(int argc, char **argv);
 int spq_cmd_rotate(int argc, char **argv);
 int spq_cmd_cpu(int argc, char **argv);
 int spq_cmd_tokenize(int argc, char **argv);
+int spq_cmd_quantize(int argc, char **argv);
+int spq_cmd_export_hf(int argc, char **argv);
 
 #endif

@@ -116,7 +116,7 @@ static void run_int_case(int rows, int cols, int wbits, int G, int N, int abits,
     float *y0 = malloc((size_t)N * rows * sizeof(float)), *y1 = malloc((size_t)N * rows * sizeof(float));
     spq_qgemm_on(y0, &qa, &f.w, SPQ_ISA_SCALAR);
     check_bound(y0, xdq, f.Wdq, N, cols, rows, f.w.nseg);
-    for (int isa = SPQ_ISA_AVX2; isa <= spq_qgemm_isa(); isa++) {
+    for (int isa = SPQ_ISA_AVX2; isa <= spq_qgemm_isa_best(); isa++) {
         memset(y1, 0xff, (size_t)N * rows * sizeof(float));
         spq_qgemm_on(y1, &qa, &f.w, isa);
         cr_assert(memcmp(y0, y1, (size_t)N * rows * sizeof(float)) == 0,
@@ -151,7 +151,7 @@ static void run_f32_case(int rows, int cols, int G, int N, uint64_t seed) {
     float *y0 = malloc((size_t)N * rows * sizeof(float)), *y1 = malloc((size_t)N * rows * sizeof(float));
     spq_qgemm_f32_on(y0, x, N, &f.w, SPQ_ISA_SCALAR);
     check_bound(y0, x, f.Wdq, N, cols, rows, 0);
-    for (int isa = SPQ_ISA_AVX2; isa <= spq_qgemm_isa(); isa++) {
+    for (int isa = SPQ_ISA_AVX2; isa <= spq_qgemm_isa_best(); isa++) {
         spq_qgemm_f32_on(y1, x, N, &f.w, isa);
         cr_assert(memcmp(y0, y1, (size_t)N * rows * sizeof(float)) == 0, "%s W4A16 differs from scalar",
                   spq_isa_name(isa));
