@@ -78,13 +78,13 @@ static const spq_qlinear *packed_lin(const spq_model *m, int l, int which) {
 
 /* Prepares x (N, C), the input of the linears at `site`: the fake quantizer
  * in place for an fp32 model, integer codes in s->qa for a packed one whose
- * activations are quantized. */
-static void linear_input(const spq_model *m, spq_state *s, float *x, int N, int C, int l, int site, int first,
+ * activations are quantized. Returns the observer's answer (non-zero: stop). */
+static int linear_input(const spq_model *m, spq_state *s, float *x, int N, int C, int l, int site, int first,
                          spq_observer_fn obs, void *ud) {
     spq_aq_cfg aq = spq_site_aq(&m->q, site, m->cfg.head_dim);
     if (!m->packed) spq_aq_forward(x, x, N, C, &aq);
     else if (aq.bits < SPQ_QUANT_OFF) spq_qact_quantize(&s->qa, x, N, C, &aq, packed_lin(m, l, first)->seg);
-    if (obs) obs(ud, l, site, x, N, C);
+    return obs ? obs(ud, l, site, x, N, C) : 0;
 }
 
 /* out (N, rows) = the linear applied to its prepared input x (N, cols) */
@@ -201,7 +201,7 @@ void spq_layer_forward(const spq_model *m, spq_state *s, int l, const int *pos, 
 
     /* attention block */
     spq_rmsnorm_forward(s->xb, NULL, s->x, L->attn_norm, N, D, c->norm_eps);
-    linear_input(m, s, s->xb, N, D, l, SPQ_SITE_QKV, SPQ_LIN_Q, obs, ud);
+    if (linear_input(m, s, s->xb, N, D, l, SPQ_SITE_QKV, SPQ_LIN_Q, obs, ud)) return;
     linear(s->q, m, s, s->xb, N, l, SPQ_LIN_Q);
     linear(s->k, m, s, s->xb, N, l, SPQ_LIN_K);
     linear(s->v, m, s, s->xb, N, l, SPQ_LIN_V);
@@ -222,18 +222,18 @@ void spq_layer_forward(const spq_model *m, spq_state *s, int l, const int *pos, 
         spq_attention_forward(s->att + (size_t)b * T * qd, s->q + (size_t)b * T * qd, kb, vb, s->scores, T,
                               pos[b] + T, c->n_heads, c->n_kv_heads, hd);
     }
-    linear_input(m, s, s->att, N, qd, l, SPQ_SITE_O, SPQ_LIN_O, obs, ud);
+    if (linear_input(m, s, s->att, N, qd, l, SPQ_SITE_O, SPQ_LIN_O, obs, ud)) return;
     linear(s->xb, m, s, s->att, N, l, SPQ_LIN_O);
     residual_add(s->x, s->xb, (size_t)N * D);
 
     /* feed-forward block */
     spq_rmsnorm_forward(s->xb, NULL, s->x, L->ffn_norm, N, D, c->norm_eps);
-    linear_input(m, s, s->xb, N, D, l, SPQ_SITE_GATEUP, SPQ_LIN_GATE, obs, ud);
+    if (linear_input(m, s, s->xb, N, D, l, SPQ_SITE_GATEUP, SPQ_LIN_GATE, obs, ud)) return;
     linear(s->hb, m, s, s->xb, N, l, SPQ_LIN_GATE);
     linear(s->hb2, m, s, s->xb, N, l, SPQ_LIN_UP);
     spq_swiglu_forward(s->hb, s->hb, s->hb2, (size_t)N * H);
     if (m->r4) spq_rot_online_apply(m->r4, s->hb, N);
-    linear_input(m, s, s->hb, N, H, l, SPQ_SITE_DOWN, SPQ_LIN_DOWN, obs, ud);
+    if (linear_input(m, s, s->hb, N, H, l, SPQ_SITE_DOWN, SPQ_LIN_DOWN, obs, ud)) return;
     linear(s->xb, m, s, s->hb, N, l, SPQ_LIN_DOWN);
     residual_add(s->x, s->xb, (size_t)N * D);
 }

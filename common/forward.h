@@ -56,8 +56,11 @@ void spq_forward(float *logits, const spq_model *m, spq_state *s, const int *tok
 
 /* Sees the input x (N, C) of the linears at `site` (linear.h) of layer l:
  * what they multiply (after the fake activation quantizer and, for down_proj,
- * after R4; for a packed model, before its on-the-fly quantization). */
-typedef void (*spq_observer_fn)(void *ud, int layer, int site, const float *x, int N, int C);
+ * after R4; for a packed model, before its on-the-fly quantization). A
+ * non-zero return stops the layer there (s->x then holds the residual
+ * stream as far as the layer got), which calibration uses to skip the rest
+ * of a layer it does not need. */
+typedef int (*spq_observer_fn)(void *ud, int layer, int site, const float *x, int N, int C);
 
 /* s->x (B*T, dim) <- embed(tokens (B, T)) */
 void spq_embed_forward(spq_state *s, const spq_model *m, const int *tokens, int N);

@@ -7,11 +7,13 @@
 #include <string.h>
 
 #include "forward.h"
+#include "pool.h"
 
 /* LAPACK (Fortran interface; the trailing argument is the hidden length of
  * the character argument, which C implementations ignore) */
 extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t uplo_len);
-extern void dpotri_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t uplo_len);
+extern void dtrtri_(const char *uplo, const char *diag, const int *n, double *a, const int *lda, int *info,
+                    size_t uplo_len, size_t diag_len);
 
 spq_gptq_cfg spq_gptq_defaults(void) {
     spq_gptq_cfg g = {.nsamples = 128, .seqlen = 2048, .seed = 0, .damp = 0.01, .blocksize = 128, .act_order = 0,
@@ -62,23 +64,75 @@ static int cmp_desc(const void *a, const void *b, void *ctx) {
     return i - j; /* stable */
 }
 
-/* U (cols, cols), row-major upper triangle: H^-1 = U^T U, of the damped,
- * permuted H. In LAPACK's column-major view the buffer is the transpose, so
- * 'L' everywhere: chol(H) = L L^T, H^-1 from it, then chol(H^-1) = L' L'^T
- * whose transpose is our U. */
-static int inverse_cholesky(double *A, int n, spq_err *err) {
+/* see gptq.h. With J the order reversal and J H J = L L^T,
+ * H^-1 = J L^-T L^-1 J = U^T U for U = J L^-1 J, upper triangular with a
+ * positive diagonal, hence the factor (it is unique).
+ *
+ * LAPACK is column-major: the row-major buffer of a symmetric matrix reads
+ * the same, and a column-major lower factor reads as its transpose. */
+int spq_gptq_inv_chol(float *U, double *A, int n, spq_err *err) {
+    size_t nn = (size_t)n * n;
+    for (size_t i = 0; i < nn / 2; i++) {  /* A <- J A J: reverse rows and columns */
+        double t = A[i];
+        A[i] = A[nn - 1 - i];
+        A[nn - 1 - i] = t;
+    }
     int info = 0;
     dpotrf_("L", &n, A, &n, &info, 1);
     if (info > 0)
         return spq_fail(err, "the damped Hessian is not positive definite (Cholesky failed at column %d); "
-                             "try a larger damp", info - 1);
-    dpotri_("L", &n, A, &n, &info, 1);
-    if (info > 0) return spq_fail(err, "the Hessian's Cholesky factor is singular at column %d", info - 1);
-    dpotrf_("L", &n, A, &n, &info, 1);
-    if (info > 0)
-        return spq_fail(err, "the inverse Hessian is not positive definite (Cholesky failed at column %d); "
-                             "try a larger damp", info - 1);
+                             "try a larger damp", n - info);
+    dtrtri_("L", "N", &n, A, &n, &info, 1, 1);
+    if (info > 0) return spq_fail(err, "the Hessian's Cholesky factor is singular at column %d", n - info);
+    /* column-major M = L^-1 sits at A[i + j n] for i >= j; U[i][j] = M[n-1-i][n-1-j] */
+    for (int i = 0; i < n; i++)
+        for (int j = i; j < n; j++) U[(size_t)i * n + j] = (float)A[(size_t)(n - 1 - i) + (size_t)(n - 1 - j) * n];
     return 0;
+}
+
+/* rows per task for work of `work` multiply-adds over `rows` rows: a few
+ * tasks per thread, one when small */
+static int row_chunk(int rows, double work) {
+    int threads = spq_pool_threads(), want = work < 1e6 || threads == 1 ? 1 : threads * 4;
+    int per = (rows + want - 1) / want;
+    return per < 1 ? 1 : per;
+}
+
+/* one block of GPTQ's column sweep for a range of rows (rows are
+ * independent once U is known, so tasks split them) */
+typedef struct {
+    float *W, *Wp, *E, *scale, *zero;
+    const float *U;
+    const int *perm;
+    const spq_wq_cfg *w;
+    int rows, cols, B, G, ng, qmin, qmax, dynamic, per_task, i1, i2;
+} sweep_ctx;
+
+static void sweep_task(void *ctx, int t) {
+    const sweep_ctx *c = ctx;
+    int r0 = t * c->per_task, r1 = r0 + c->per_task < c->rows ? r0 + c->per_task : c->rows, cols = c->cols;
+    for (int i = c->i1; i < c->i2; i++) {
+        int col = c->perm[i];
+        if (c->dynamic && i % c->G == 0) {
+            /* the group's parameters from its current (updated) weights */
+            int len = i + c->G < cols ? c->G : cols - i;
+            for (int r = r0; r < r1; r++) {
+                size_t o = (size_t)r * c->ng + i / c->G;
+                spq_wq_find(&c->scale[o], &c->zero[o], NULL, c->Wp + (size_t)r * cols + i, len, c->w);
+            }
+        }
+        float d = c->U[(size_t)i * cols + i];
+        const float *urow = c->U + (size_t)i * cols;
+        for (int r = r0; r < r1; r++) {
+            float *wr = c->Wp + (size_t)r * cols;
+            size_t o = (size_t)r * c->ng + col / c->G;
+            float wv = wr[i], q = spq_quant_qdq(wv, c->scale[o], c->zero[o], c->qmin, c->qmax);
+            float e = (wv - q) / d;
+            c->W[(size_t)r * cols + col] = q;
+            c->E[(size_t)r * c->B + (i - c->i1)] = e;
+            for (int j = i + 1; j < c->i2; j++) wr[j] -= e * urow[j];
+        }
+    }
 }
 
 int spq_gptq_linear(float *W, float *scale, float *zero, const double *H, int rows, int cols, const spq_wq_cfg *w,
@@ -93,7 +147,7 @@ int spq_gptq_linear(float *W, float *scale, float *zero, const double *H, int ro
     if (W0) memcpy(W0, W, nw * sizeof(float));
 
     /* parameters from the weights before any update (per row, or static groups) */
-    if (!grouped || static_groups) spq_wq_params(scale, zero, W, rows, cols, w);
+    if (!grouped || static_groups) spq_wq_params_parallel(scale, zero, W, rows, cols, w);
 
     /* dead columns, act-order permutation, damping */
     int *perm = spq_malloc((size_t)cols * sizeof(int));
@@ -113,14 +167,13 @@ int spq_gptq_linear(float *W, float *scale, float *zero, const double *H, int ro
     for (int i = 0; i < cols; i++)
         for (int j = 0; j < cols; j++)
             A[(size_t)i * cols + j] = i == j ? diag[perm[i]] + g->damp * mean : H[(size_t)perm[i] * cols + perm[j]];
-    int rc = inverse_cholesky(A, cols, err);
+    float *U = spq_malloc(nh * sizeof(float));
+    int rc = spq_gptq_inv_chol(U, A, cols, err);
+    free(A);
     if (rc) {
-        free(A); free(perm); free(diag); free(W0);
+        free(U); free(perm); free(diag); free(W0);
         return -1;
     }
-    float *U = spq_malloc(nh * sizeof(float));
-    for (size_t i = 0; i < nh; i++) U[i] = (float)A[i];
-    free(A);
 
     /* the sweep over permuted columns: Wp (rows, cols) is W with columns perm */
     float *Wp = spq_malloc(nw * sizeof(float));
@@ -128,29 +181,15 @@ int spq_gptq_linear(float *W, float *scale, float *zero, const double *H, int ro
         for (int i = 0; i < cols; i++) Wp[(size_t)r * cols + i] = W[(size_t)r * cols + perm[i]];
     int B = g->blocksize;
     float *E = spq_malloc((size_t)rows * B * sizeof(float));  /* (rows, B) scaled errors of the block */
+    sweep_ctx sc = {.W = W, .Wp = Wp, .U = U, .E = E, .scale = scale, .zero = zero, .perm = perm, .w = w,
+                    .rows = rows, .cols = cols, .B = B, .G = G, .ng = ng, .qmin = qmin, .qmax = qmax,
+                    .dynamic = grouped && !static_groups};
+    sc.per_task = row_chunk(rows, (double)rows * cols * B);
     for (int i1 = 0; i1 < cols; i1 += B) {
         int i2 = i1 + B < cols ? i1 + B : cols, nb = i2 - i1;
-        for (int i = i1; i < i2; i++) {
-            int col = perm[i];
-            if (grouped && !static_groups && i % G == 0) {
-                int len = i + G < cols ? G : cols - i;
-                for (int r = 0; r < rows; r++) {
-                    size_t o = (size_t)r * ng + i / G;
-                    spq_wq_find(&scale[o], &zero[o], NULL, Wp + (size_t)r * cols + i, len, w);
-                }
-            }
-            float d = U[(size_t)i * cols + i];
-            const float *urow = U + (size_t)i * cols;
-            for (int r = 0; r < rows; r++) {
-                float *wr = Wp + (size_t)r * cols;
-                size_t o = (size_t)r * ng + col / G;
-                float wv = wr[i], q = spq_quant_qdq(wv, scale[o], zero[o], qmin, qmax);
-                float e = (wv - q) / d;
-                W[(size_t)r * cols + col] = q;
-                E[(size_t)r * B + (i - i1)] = e;
-                for (int j = i + 1; j < i2; j++) wr[j] -= e * urow[j];
-            }
-        }
+        sc.i1 = i1;
+        sc.i2 = i2;
+        spq_parallel_for((rows + sc.per_task - 1) / sc.per_task, sweep_task, &sc);
         /* the columns after the block: Wp[:, i2:] -= E U[i1:i2, i2:] */
         if (i2 < cols)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols - i2, nb, -1.0f, E, B,
@@ -182,14 +221,17 @@ typedef struct {
     long tokens;
 } hess_acc;
 
-static void observe(void *ud, int layer, int site, const float *x, int N, int C) {
+/* accumulates the site's inputs, then stops the layer: nothing after the
+ * site is needed */
+static int observe(void *ud, int layer, int site, const float *x, int N, int C) {
     (void)layer;
     hess_acc *a = ud;
-    if (site != a->site) return;
+    if (site != a->site) return 0;
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, C, N, 1.0f, x, C, 0.0f, a->tmp, C);
     for (int i = 0; i < C; i++)
         for (int j = i; j < C; j++) a->H[(size_t)i * C + j] += a->tmp[(size_t)i * C + j];
     a->tokens += N;
+    return 1;
 }
 
 static int site_width(const spq_config *c, int site) {

@@ -26,6 +26,11 @@ static inline spq_wparams *spq_wquant_at(const spq_wquant *q, int l, int which) 
     return &q->p[(size_t)l * SPQ_N_LIN + which];
 }
 
+/* spq_wq_params (quant.h) with rows split over the thread pool (the MSE
+ * clip search is the costly part of RTN and of GPTQ's per-row parameters);
+ * the same results. */
+void spq_wq_params_parallel(float *scale, float *zero, const float *W, int rows, int cols, const spq_wq_cfg *w);
+
 /* Round to nearest: finds the parameters of every linear of m (with w's
  * settings; fails on bits outside 2..8) and replaces the weights by their
  * dequantized values. */

@@ -112,6 +112,52 @@ Test(gptq, act_order_and_groups) {
     run_case(20, 50, (spq_wq_cfg){.bits = 4, .sym = 1, .groupsize = 32}, 0, 0);  /* groups across blocks */
 }
 
+extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t len);
+extern void dpotri_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t len);
+
+Test(gptq, inverse_cholesky_factor_is_the_references) {
+    /* the reference: chol(inv(H)) upper, by dpotrf, dpotri, dpotrf; and U^T U = H^-1 checked against H */
+    for (int n = 1; n <= 41; n += 8) {
+        float *x = make_x(3 * n, n, 50 + n);
+        double *H = hessian(x, 3 * n, n), *A = malloc((size_t)n * n * sizeof(double)),
+               *R = malloc((size_t)n * n * sizeof(double));
+        for (int i = 0; i < n; i++) H[(size_t)i * n + i] += 0.01;
+        memcpy(A, H, (size_t)n * n * sizeof(double));
+        memcpy(R, H, (size_t)n * n * sizeof(double));
+        float *U = calloc((size_t)n * n, sizeof(float));
+        spq_err err;
+        cr_assert(spq_gptq_inv_chol(U, A, n, &err) == 0, "%s", err.msg);
+        int info;
+        dpotrf_("L", &n, R, &n, &info, 1);
+        dpotri_("L", &n, R, &n, &info, 1);
+        dpotrf_("L", &n, R, &n, &info, 1);
+        for (int i = 0; i < n; i++)
+            for (int j = i; j < n; j++) {
+                double want = R[(size_t)i * n + j];  /* row-major upper = LAPACK's column-major lower */
+                cr_assert(fabs(U[(size_t)i * n + j] - want) <= 1e-5 * fabs(R[(size_t)i * n + i]) + 1e-30,
+                          "n %d U[%d][%d] = %g, reference %g", n, i, j, U[(size_t)i * n + j], want);
+            }
+        /* (U^T U) H = I */
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) {
+                double p = 0;
+                for (int k = 0; k < n; k++) {
+                    double uk = 0;  /* (U^T U)[i][k] */
+                    for (int m = 0; m <= (i < k ? i : k); m++) uk += (double)U[(size_t)m * n + i] * U[(size_t)m * n + k];
+                    p += uk * H[(size_t)k * n + j];
+                }
+                cr_assert(fabs(p - (i == j)) < 1e-3, "n %d: (U^T U H)[%d][%d] = %g", n, i, j, p);
+            }
+        free(x); free(H); free(A); free(R); free(U);
+    }
+    /* not positive definite */
+    double A[4] = {1, 2, 2, 1};
+    float U[4];
+    spq_err err;
+    cr_assert(spq_gptq_inv_chol(U, A, 2, &err) == -1);
+    cr_assert(strstr(err.msg, "not positive definite"), "%s", err.msg);
+}
+
 Test(gptq, calibration_windows) {
     long st[16];
     spq_err err;
@@ -173,13 +219,14 @@ typedef struct {
     int N, C;
 } grab;
 
-static void grab_input(void *ud, int layer, int site, const float *x, int N, int C) {
+static int grab_input(void *ud, int layer, int site, const float *x, int N, int C) {
     grab *g = ud;
-    if (layer != g->layer || site != g->site || g->x) return;
+    if (layer != g->layer || site != g->site || g->x) return 0;
     g->x = malloc((size_t)N * C * sizeof(float));
     memcpy(g->x, x, (size_t)N * C * sizeof(float));
     g->N = N;
     g->C = C;
+    return 1;
 }
 
 Test(gptq, stories260k_every_linear_below_rtn) {

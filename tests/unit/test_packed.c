@@ -145,7 +145,7 @@ typedef struct {
     float *x[64];
 } captured;
 
-static void capture(void *ud, int layer, int site, const float *x, int N, int C) {
+static int capture(void *ud, int layer, int site, const float *x, int N, int C) {
     captured *c = ud;
     cr_assert(c->n < 64);
     c->layer[c->n] = layer;
@@ -155,6 +155,7 @@ static void capture(void *ud, int layer, int site, const float *x, int N, int C)
     c->x[c->n] = malloc((size_t)N * C * sizeof(float));
     memcpy(c->x[c->n], x, (size_t)N * C * sizeof(float));
     c->n++;
+    return 0;
 }
 
 static void check_linears(int abits, int kvbits, int wgroup) {
