@@ -611,3 +611,30 @@ Test(packed, no_had_export_loads_back_with_the_rotated_logits) {
     spq_model_free(&m);
     spq_model_free(&back);
 }
+
+/* ---- the command-line loading path: a rotation for another model ---- */
+
+#include "worker/qflags.h"
+
+Test(packed, rotation_file_for_another_shape_is_rejected) {
+    spq_model m;
+    spq_err err;
+    cr_assert(spq_model_load(&m, stories_path(), &err) == 0);
+    spq_config other = m.cfg;
+    other.n_layers = 3;  /* a smaller sibling of stories260K */
+    spq_model_free(&m);
+    spq_rotation rot;
+    cr_assert(spq_rotation_build(&rot, &other, 1, SPQ_INIT_HADAMARD, 0, &err) == 0, "%s", err.msg);
+    const char *path = tmp_path("rot3.safetensors");
+    spq_rotation_meta meta = {.loss = NAN};
+    snprintf(meta.mode, sizeof meta.mode, "had");
+    cr_assert(spq_rotation_save(path, &rot, &meta, &err) == 0, "%s", err.msg);
+    spq_rotation_free(&rot);
+    spq_rotflags rf = {.rotation = path, .online = 1};
+    spq_qcfg q = spq_qcfg_off();
+    q.w.bits = 4;
+    cr_assert(spq_load_prepared(&m, stories_path(), &rf, &q, 0, &err) == -1);
+    cr_assert(strstr(err.msg, path) && strstr(err.msg, "num_hidden_layers 3, the model has num_hidden_layers 5"), "%s",
+              err.msg);
+    unlink(path);
+}
