@@ -12,7 +12,7 @@
 # binary each.
 
 CC      ?= gcc
-PKGS    := jansson libmicrohttpd sqlite3 libuv libpcre2-8 openblas
+PKGS    := jansson libmicrohttpd sqlite3 libuv libpcre2-8 openblas nettle
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llapack
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter

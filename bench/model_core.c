@@ -11,34 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench.h"
 #include "common/cpu.h"
 #include "common/forward.h"
 #include "common/model.h"
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
-static double median(double *x, int n) {
-    qsort(x, n, sizeof *x, cmp_double);
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
 
-static double sgemm_gflops(int n, int reps) {
-    float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float)),
-          *c = malloc((size_t)n * n * sizeof(float));
-    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = (float)((i % 7) - 3) * 0.01f;
-    double t[16];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n); /* warm-up */
-    for (int r = 0; r < reps; r++) {
-        double t0 = spq_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-        t[r] = spq_now() - t0;
-    }
-    free(a); free(b); free(c);
-    return 2.0 * n * n * (double)n / median(t, reps) / 1e9;
-}
 
 static double layer_flops(const spq_config *c, double N) {
     double d = c->dim, qd = (double)c->n_heads * c->head_dim, kvd = (double)c->n_kv_heads * c->head_dim;
@@ -68,7 +47,7 @@ static void bench_model(const char *name, const spq_model *m, int n_prefill, int
         }
         td[r] = (spq_now() - t0) / n_decode;
     }
-    double prefill_s = median(tp, reps), decode_s = median(td, reps);
+    double prefill_s = spq_bench_median(tp, reps), decode_s = spq_bench_median(td, reps);
     double flops = c->n_layers * layer_flops(c, n_prefill) + 2.0 * c->dim * c->vocab_size;
     double gf = flops / prefill_s / 1e9;
     printf("  \"%s\": {\"layers\": %d, \"prefill_tokens\": %d, \"prefill_tokens_per_s\": %.1f, "
@@ -88,7 +67,7 @@ int main(int argc, char **argv) {
     const char *shared = getenv("SPINQ_SHARED");
     if (!shared) shared = "../shared";
     int layers_1b = argc > 1 ? atoi(argv[1]) : 4;
-    double peak = sgemm_gflops(2048, 5);
+    double peak = spq_bench_sgemm_gflops(2048, 5);
     printf("{\n  \"bench\": \"model_core\",\n  \"openblas_corename\": \"%s\",\n  \"openblas_coretype_env\": \"%s\",\n"
            "  \"sgemm_2048_gflops\": %.1f,\n",
            spq_cpu_blas_corename(), getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "", peak);

@@ -8,17 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench.h"
 #include "common/tokenizer.h"
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
-static double median(double *x, int n) {
-    qsort(x, n, sizeof *x, cmp_double);
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
 
 /* Encodes text whole (lines = 0) or line by line; returns the token count. */
 static long encode(const spq_tokenizer *t, const char *text, size_t len, int lines, int **keep) {
@@ -70,8 +63,8 @@ static void bench_one(const char *name, const char *path, const char *text, size
     free(ids);
     printf("%s  \"%s\": {\"load_s\": %.3f, \"tokens\": %ld, \"encode_whole_s\": %.4f, \"encode_whole_tokens_per_s\": %.0f,"
            " \"line_tokens\": %ld, \"encode_lines_s\": %.4f, \"decode_s\": %.4f}",
-           *first ? "" : ",\n", name, load, n_whole, median(whole, 5), n_whole / median(whole, 5), n_lines,
-           median(lines, 5), median(dec, 5));
+           *first ? "" : ",\n", name, load, n_whole, spq_bench_median(whole, 5), n_whole / spq_bench_median(whole, 5), n_lines,
+           spq_bench_median(lines, 5), spq_bench_median(dec, 5));
     *first = 0;
     spq_tok_free(t);
 }

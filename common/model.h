@@ -115,7 +115,8 @@ void spq_model_untie(spq_model *m);
 void spq_model_copy(spq_model *dst, const spq_model *src);
 
 /* Seeded random weights of a given shape (for benchmarks and tests at sizes
- * we have no real model for): N(0, 0.02) linears, norms near 1. */
+ * we have no real model for): linears uniform with standard deviation 0.02,
+ * norms near 1. */
 void spq_model_init_random(spq_model *m, const spq_config *c, uint64_t seed);
 
 /* The LLaMA-3.2-1B shape with n_layers layers. */

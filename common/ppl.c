@@ -23,6 +23,15 @@ __attribute__((target_clones("arch=x86-64-v3", "default"))) double spq_nll(const
 
 int spq_ppl_windows(spq_ppl_result *res, const spq_model *m, const int *tokens, long n, int seqlen, int batch,
                     spq_progress_fn progress, void *ud, spq_err *err) {
+    spq_scorer sc;
+    spq_scorer_model(&sc, m);
+    int rc = spq_ppl_windows_sc(res, &sc, tokens, n, seqlen, batch, progress, ud, err);
+    spq_scorer_free(&sc);
+    return rc;
+}
+
+int spq_ppl_windows_sc(spq_ppl_result *res, spq_scorer *sc, const int *tokens, long n, int seqlen, int batch,
+                       spq_progress_fn progress, void *ud, spq_err *err) {
     res->nll_sum = 0;
     res->n_scored = 0;
     res->n_windows = 0;
@@ -32,15 +41,14 @@ int spq_ppl_windows(spq_ppl_result *res, const spq_model *m, const int *tokens, 
     if (nw < 1) return spq_fail(err, "the text has %ld tokens, fewer than one window of %d", n, seqlen);
     if (batch < 1) batch = 1;
     if (batch > nw) batch = (int)nw;
-    int V = m->cfg.vocab_size;
-    spq_state s;
-    spq_state_build(&s, &m->cfg, batch, seqlen, batch * seqlen);
+    int V = sc->vocab_size;
+    sc->reserve(sc, batch, seqlen, batch * seqlen);
     float *logits = spq_malloc((size_t)batch * seqlen * V * sizeof(float));
     int *pos = spq_calloc(batch, sizeof(int));
     for (long w0 = 0; w0 < nw; w0 += batch) {
         int B = (int)(nw - w0 < batch ? nw - w0 : batch);
         const int *tok = tokens + w0 * seqlen;
-        spq_forward(logits, m, &s, tok, pos, B, seqlen, SPQ_LOGITS_ALL);
+        sc->forward(sc, logits, tok, pos, B, seqlen, SPQ_LOGITS_ALL);
         for (int b = 0; b < B; b++)
             for (int t = 0; t + 1 < seqlen; t++) {
                 res->nll_sum += spq_nll(logits + ((size_t)b * seqlen + t) * V, V, tok[b * seqlen + t + 1]);
@@ -52,6 +60,5 @@ int spq_ppl_windows(spq_ppl_result *res, const spq_model *m, const int *tokens, 
     res->ppl = exp(res->nll_sum / (double)res->n_scored);
     free(pos);
     free(logits);
-    spq_state_free(&s);
     return 0;
 }

@@ -7,6 +7,7 @@
 #define SPQ_PPL_H
 
 #include "model.h"
+#include "scorer.h"
 
 typedef struct {
     double nll_sum;  /* sum of -log p(token) over scored positions */
@@ -21,6 +22,9 @@ typedef void (*spq_progress_fn)(void *ud, long done, long total);
  * Fails when n < seqlen (not one full window). */
 int spq_ppl_windows(spq_ppl_result *res, const spq_model *m, const int *tokens, long n, int seqlen, int batch,
                     spq_progress_fn progress, void *ud, spq_err *err);
+/* The same through a scorer (any model implementation). */
+int spq_ppl_windows_sc(spq_ppl_result *res, spq_scorer *sc, const int *tokens, long n, int seqlen, int batch,
+                       spq_progress_fn progress, void *ud, spq_err *err);
 
 /* -log softmax(logits)[target] for one row of V logits, in double. */
 double spq_nll(const float *logits, int V, int target);

@@ -45,7 +45,7 @@ int spq_rotation_build(spq_rotation *r, const spq_config *c, int online, int ini
 void spq_rotation_free(spq_rotation *r);
 void spq_rotation_copy(spq_rotation *dst, const spq_rotation *src);
 
-/* 1 if r fits the model's shape, else 0 with a message naming the field. */
+/* 0 if r fits the model's shape, else -1 with a message naming the field. */
 int spq_rotation_check(const spq_rotation *r, const spq_config *c, spq_err *err);
 
 /* Absorbs r into a fused model (fp64 products, rounded once) and attaches

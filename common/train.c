@@ -343,3 +343,19 @@ double spq_trainer_step(spq_trainer *t, const spq_rotation *rot, const int *toke
     acc_at_b(t->dR1, t->dn, t->dx, N, d);
     return loss;
 }
+
+double spq_trainer_flops(const spq_trainer *t) {
+    const spq_config *c = &t->m->cfg;
+    double d = c->dim, hd = c->head_dim, H = c->hidden_dim, V = c->vocab_size, N = t->N, T = t->T;
+    double qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, L = c->n_layers;
+    double params = d * (qd + 2 * kvd + qd) + 3 * d * H;          /* one layer's linears */
+    double rotate = 2 * d * params + 2 * hd * hd * d * (c->n_kv_heads + c->n_heads);
+    double attn_fwd = t->B * c->n_heads * 2 * (2 * T * T * hd);   /* scores and P V */
+    double fwd = 2 * N * params + attn_fwd;
+    double bwd = 4 * N * params                                   /* dX and dW */
+                 + 2 * d * params + 2 * d * d * qd                /* dR1 terms, R1 dWo */
+                 + 2 * hd * hd * d * (c->n_heads + 2 * c->n_kv_heads)  /* dR2 terms */
+                 + t->B * c->n_heads * 5 * (2 * T * T * hd);      /* P, dV, dP, dQ, dK */
+    double head = 2 * N * d * V * 2 + 2 * N * d * d * 4;          /* logits, dg; R1 products */
+    return L * (2 * rotate + 2 * fwd + bwd) + head + 2 * N * d * d * 2;
+}

@@ -75,4 +75,9 @@ void spq_trainer_free(spq_trainer *t);
  * its gradient. */
 double spq_trainer_step(spq_trainer *t, const spq_rotation *rot, const int *tokens, int want_grad);
 
+/* Floating-point operations of one spq_trainer_step with want_grad, counted
+ * from the shapes (matrix products only, as executed: full T x T attention
+ * scores, weights rotated twice — forward and recompute). For benchmarks. */
+double spq_trainer_flops(const spq_trainer *t);
+
 #endif

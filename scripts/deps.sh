@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 debs=(
   gcc make pkg-config curl ca-certificates
   libmicrohttpd-dev libjansson-dev libsqlite3-dev libopenblas-dev liblapack-dev
-  libuv1-dev libpcre2-dev libcriterion-dev
-  sqlite3 wrk chromium
+  libuv1-dev libpcre2-dev libcriterion-dev nettle-dev
+  sqlite3 wrk
 )
 
 missing=()

@@ -13,6 +13,7 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -x build/rel/spinq ]; then
   [ -n "$ct" ] && export OPENBLAS_CORETYPE=$ct
 fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # the unit tests are small: one BLAS thread keeps them from fighting Criterion's workers
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}

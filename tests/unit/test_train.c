@@ -75,13 +75,14 @@ Test(rotation, stories260K_rotated_model_gives_the_original_logits) {
     spq_model_free(&m);
 }
 
-Test(rotation, llama32_1b_shaped_two_layers_rotated_gives_the_original_logits, .timeout = 600) {
+/* had mode only (R1-R4, a superset of no-had's R1, R2): rotating the
+ * 128256 x 2048 embedding and classifier in fp64 takes most of a minute */
+Test(rotation, llama32_1b_shaped_two_layers_rotated_gives_the_original_logits, .timeout = 900) {
     spq_config c = spq_config_llama32_1b(2);
     c.seq_len = 2048;
     spq_model m;
     spq_model_init_random(&m, &c, 9);
     check_invariance(&m, 1, SPQ_INIT_RANDOM, 16);
-    check_invariance(&m, 0, SPQ_INIT_HADAMARD, 16);
     spq_model_free(&m);
 }
 

@@ -1,0 +1,155 @@
+/* messages.h - the messages of the daemon <-> worker protocol, one struct and
+ * one encode/decode pair each (frame.h has the framing).
+ *
+ * A session: the worker sends HELLO (with a token when remote); the daemon
+ * answers WELCOME or REJECT. Then the daemon sends JOB when it has work; the
+ * worker reports STAGE, METRIC, PROGRESS, LOG, CHECKPOINT and ARTIFACT
+ * frames for that run and ends it with DONE. CANCEL and SHUTDOWN ask the
+ * worker to stop the run (SHUTDOWN: checkpoint first, report "interrupted").
+ * PING/PONG keep the connection honest.
+ *
+ * enc_* append one whole frame to a buffer. dec_* read a frame's payload
+ * into the struct (strings malloc'd: free with the matching free_*) and fail
+ * on any short, long or ill-formed payload. Blobs (job checkpoint,
+ * checkpoint data, artifact chunks) point into the frame after decoding. */
+#ifndef SPQ_PROTO_MESSAGES_H
+#define SPQ_PROTO_MESSAGES_H
+
+#include "proto/frame.h"
+
+typedef struct {
+    uint32_t version; /* PROTO_VERSION of the worker */
+    char *name;       /* host:pid or a configured name */
+    uint32_t pid;
+    char *token;      /* "" for local workers */
+    uint32_t threads;
+} proto_hello;
+
+typedef struct {
+    uint64_t worker_id;
+    uint32_t heartbeat_ms;
+} proto_welcome;
+
+typedef struct {
+    char *reason;
+} proto_reject;
+
+typedef struct {
+    uint64_t run_id;
+    uint32_t attempt;
+    char *spec;          /* normalized job spec JSON */
+    int64_t ckpt_step;   /* -1: start from scratch */
+    const uint8_t *ckpt; /* checkpoint bytes (into the frame) */
+    size_t ckpt_len;
+} proto_job;
+
+typedef struct {
+    uint64_t run_id;
+} proto_run_ref; /* CANCEL */
+
+typedef struct {
+    uint64_t seq;
+} proto_ping; /* PING, PONG */
+
+typedef struct {
+    uint64_t run_id;
+    char *stage;
+} proto_stage;
+
+typedef struct {
+    uint64_t run_id;
+    char *key;
+    int64_t step;
+    double value;
+} proto_metric;
+
+typedef struct {
+    uint64_t run_id;
+    char *stage;
+    int64_t done, total;
+} proto_progress;
+
+typedef struct {
+    uint64_t run_id;
+    char *level; /* debug, info, warn, error */
+    char *text;
+} proto_log;
+
+typedef struct {
+    uint64_t run_id;
+    int64_t step;
+    const uint8_t *data;
+    size_t len;
+} proto_checkpoint;
+
+typedef struct {
+    uint64_t run_id;
+    char *name;     /* plain file name: [A-Za-z0-9._-], not starting with '.' */
+    uint64_t offset;
+    uint64_t total; /* size of the whole file */
+    const uint8_t *data;
+    size_t len;
+    uint8_t final;  /* last chunk: sha256 holds the file's digest */
+    char *sha256;
+} proto_artifact;
+
+typedef enum { PROTO_OUT_DONE = 0, PROTO_OUT_FAILED, PROTO_OUT_CANCELED, PROTO_OUT_INTERRUPTED } proto_outcome;
+
+typedef struct {
+    uint64_t run_id;
+    uint8_t outcome; /* proto_outcome */
+    char *reason;
+} proto_done;
+
+void proto_enc_hello(proto_buf *b, const proto_hello *m);
+int proto_dec_hello(proto_hello *m, const uint8_t *p, size_t n, spq_err *err);
+void proto_free_hello(proto_hello *m);
+
+void proto_enc_welcome(proto_buf *b, const proto_welcome *m);
+int proto_dec_welcome(proto_welcome *m, const uint8_t *p, size_t n, spq_err *err);
+
+void proto_enc_reject(proto_buf *b, const proto_reject *m);
+int proto_dec_reject(proto_reject *m, const uint8_t *p, size_t n, spq_err *err);
+void proto_free_reject(proto_reject *m);
+
+void proto_enc_job(proto_buf *b, const proto_job *m);
+int proto_dec_job(proto_job *m, const uint8_t *p, size_t n, spq_err *err);
+void proto_free_job(proto_job *m);
+
+void proto_enc_cancel(proto_buf *b, const proto_run_ref *m);
+int proto_dec_cancel(proto_run_ref *m, const uint8_t *p, size_t n, spq_err *err);
+
+void proto_enc_shutdown(proto_buf *b);
+int proto_dec_shutdown(const uint8_t *p, size_t n, spq_err *err);
+
+void proto_enc_ping(proto_buf *b, proto_type type, const proto_ping *m); /* PING or PONG */
+int proto_dec_ping(proto_ping *m, const uint8_t *p, size_t n, spq_err *err);
+
+void proto_enc_stage(proto_buf *b, const proto_stage *m);
+int proto_dec_stage(proto_stage *m, const uint8_t *p, size_t n, spq_err *err);
+void proto_free_stage(proto_stage *m);
+
+void proto_enc_metric(proto_buf *b, const proto_metric *m);
+int proto_dec_metric(proto_metric *m, const uint8_t *p, size_t n, spq_err *err);
+void proto_free_metric(proto_metric *m);
+
+void proto_enc_progress(proto_buf *b, const proto_progress *m);
+int proto_dec_progress(proto_progress *m, const uint8_t *p, size_t n, spq_err *err);
+void proto_free_progress(proto_progress *m);
+
+void proto_enc_log(proto_buf *b, const proto_log *m);
+int proto_dec_log(proto_log *m, const uint8_t *p, size_t n, spq_err *err);
+void proto_free_log(proto_log *m);
+
+void proto_enc_checkpoint(proto_buf *b, const proto_checkpoint *m);
+int proto_dec_checkpoint(proto_checkpoint *m, const uint8_t *p, size_t n, spq_err *err);
+
+void proto_enc_artifact(proto_buf *b, const proto_artifact *m);
+int proto_dec_artifact(proto_artifact *m, const uint8_t *p, size_t n, spq_err *err);
+void proto_free_artifact(proto_artifact *m);
+
+void proto_enc_done(proto_buf *b, const proto_done *m);
+int proto_dec_done(proto_done *m, const uint8_t *p, size_t n, spq_err *err);
+void proto_free_done(proto_done *m);
+
+#endif

@@ -1,0 +1,39 @@
+/* api_misc.c - health, whoami, workers and the Prometheus exposition. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/api.h"
+#include "server/metrics.h"
+#include "server/sched.h"
+#include "server/sse.h"
+#include "server/store.h"
+
+#define SPQD_VERSION "0.1.0"
+
+static double g_started;
+
+http_res api_health(http_req *r) {
+    if (!g_started) g_started = spq_now();
+    int total, busy;
+    sched_worker_counts(&total, &busy);
+    json_t *counts = store_run_counts(r->db);
+    return http_json(200, json_pack("{s:s,s:s,s:b,s:b,s:{s:i,s:i},s:o}", "status", "ok", "version", SPQD_VERSION,
+                                    "auth", auth_enabled(r->db), "draining", sched_draining(), "workers", "connected",
+                                    total, "busy", busy, "runs", counts));
+}
+
+http_res api_whoami(http_req *r) {
+    return http_json(200, json_pack("{s:s,s:s}", "name", r->who.name, "role", auth_role_name(r->who.role)));
+}
+
+http_res api_workers(http_req *r) {
+    json_t *l = store_workers_list(r->db);
+    return l ? http_json(200, json_pack("{s:o}", "workers", l)) : http_err(500, "internal", NULL, "the store failed");
+}
+
+http_res api_metrics(http_req *r) {
+    char *text = metrics_render(r->db);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
+    return (http_res){200, resp};
+}

@@ -1,0 +1,38 @@
+/* config.h - spinqd's settings: embedded defaults, then a config file
+ * (`key = value` lines, # comments), then command-line flags. */
+#ifndef SPQD_CONFIG_H
+#define SPQD_CONFIG_H
+
+#include "common/util.h"
+
+typedef struct {
+    char data_dir[512];      /* spinq.db and artifacts/ live here */
+    char listen[128];        /* HTTP address, host:port */
+    char worker_listen[128]; /* remote workers' address, host:port; "" = none */
+    int workers;             /* local workers to spawn */
+    char models_dir[512];
+    char datasets_dir[512];
+    char worker_bin[512];    /* spinq-worker; default: beside spinqd */
+    char log_level[16];
+    int http_threads;
+    int max_attempts;        /* tries per run before it fails */
+    int max_body;            /* bytes of a request body */
+    double shutdown_grace;   /* seconds workers get to checkpoint on SIGTERM */
+    int auth_required;       /* demand tokens even on loopback (else: when tokens exist) */
+} spqd_config;
+
+/* Defaults; models/datasets dirs point at ../shared when it exists. */
+void config_defaults(spqd_config *c);
+/* Applies a config file; errors name the file and line. */
+int config_load_file(spqd_config *c, const char *path, spq_err *err);
+/* Applies one key (file key or flag name without "--", '-' or '_'). */
+int config_set(spqd_config *c, const char *key, const char *value, spq_err *err);
+/* Parses flags (argv[i..]) into c; --config FILE is applied first wherever
+ * it appears. Unknown flags are errors. */
+int config_parse_args(spqd_config *c, int argc, char **argv, spq_err *err);
+/* Splits "host:port" ("[v6]:port" too); 0 or -1. */
+int config_split_hostport(const char *s, char *host, size_t cap, int *port, spq_err *err);
+/* 1 when host is a loopback address (127.0.0.0/8, ::1, localhost). */
+int config_is_loopback(const char *host);
+
+#endif

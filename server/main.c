@@ -1,0 +1,233 @@
+/* main.c - spinqd, the spinq daemon.
+ *
+ *   spinqd [--config FILE] [--data-dir D] [--listen HOST:PORT] [--workers N]
+ *          [--models-dir D] [--datasets-dir D] [--worker-listen HOST:PORT] ...
+ *   spinqd token create NAME --role admin|member|viewer|worker [--data-dir D]
+ *   spinqd token list | token revoke NAME [--data-dir D]
+ *
+ * Start-up: settings, the store (migrations), runs left running by a
+ * previous daemon back in the queue, then the worker loop (sched.c: local
+ * workers, the worker port, signals) and the HTTP pool (http.c). The main
+ * thread runs the loop until a signal has drained it, then stops HTTP and
+ * closes the store. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/cpu.h"
+#include "server/auth.h"
+#include "server/config.h"
+#include "server/db.h"
+#include "server/http.h"
+#include "server/log.h"
+#include "server/sched.h"
+#include "server/sse.h"
+#include "server/store.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: spinqd [FLAGS]                       run the daemon\n"
+            "       spinqd token create NAME --role ROLE [FLAGS]   print a new token (shown once)\n"
+            "       spinqd token list [FLAGS]\n"
+            "       spinqd token revoke NAME [FLAGS]\n"
+            "\n"
+            "flags (also settings in a --config file as `key = value`):\n"
+            "  --config FILE          settings file\n"
+            "  --data-dir DIR         store and artifacts (default ./data)\n"
+            "  --listen HOST:PORT     HTTP API (default 127.0.0.1:7070; elsewhere needs auth)\n"
+            "  --worker-listen H:P    remote workers (default 127.0.0.1:7071; \"\" for none)\n"
+            "  --workers N            local workers to spawn (default 2)\n"
+            "  --models-dir DIR       models named by job specs (default ../shared/models)\n"
+            "  --datasets-dir DIR     datasets named by job specs (default ../shared/data)\n"
+            "  --worker-bin PATH      spinq-worker (default: beside spinqd)\n"
+            "  --log-level LEVEL      debug, info, warn, error\n"
+            "  --http-threads N  --max-attempts N  --max-body BYTES  --shutdown-grace SECONDS\n"
+            "  --auth required|auto   demand tokens even on loopback (auto: once a token exists)\n"
+            "roles: admin, member, viewer (API), worker (remote workers)\n");
+}
+
+static int mkdirs(const char *path) {
+    char buf[600];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0755) && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+static int open_store(const spqd_config *cfg) {
+    if (mkdirs(cfg->data_dir)) {
+        fprintf(stderr, "spinqd: cannot create the data dir %s: %s\n", cfg->data_dir, strerror(errno));
+        return -1;
+    }
+    char *path = spq_path_join(cfg->data_dir, "spinq.db");
+    spq_err err;
+    int rc = db_init(path, &err);
+    free(path);
+    if (rc) fprintf(stderr, "spinqd: %s\n", err.msg);
+    return rc;
+}
+
+static int valid_name(const char *s) {
+    size_t n = strlen(s);
+    if (!n || n > 64) return 0;
+    for (const char *c = s; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' ||
+              *c == '_' || *c == '-' || *c == '@'))
+            return 0;
+    return 1;
+}
+
+static int cmd_token(int argc, char **argv) {
+    if (argc < 1) {
+        usage(stderr);
+        return 2;
+    }
+    const char *verb = argv[0], *name = NULL, *role = NULL;
+    int i = 1;
+    if ((!strcmp(verb, "create") || !strcmp(verb, "revoke")) && argc > 1 && strncmp(argv[1], "--", 2)) name = argv[i++];
+    /* --role is ours; the rest are daemon settings (--data-dir, --config) */
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    int nrest = 0;
+    for (; i < argc; i++) {
+        if (!strcmp(argv[i], "--role") && i + 1 < argc) role = argv[++i];
+        else rest[nrest++] = argv[i];
+    }
+    spqd_config cfg;
+    config_defaults(&cfg);
+    spq_err err;
+    int bad = config_parse_args(&cfg, nrest, rest, &err);
+    free(rest);
+    if (bad) {
+        fprintf(stderr, "spinqd token: %s\n", err.msg);
+        return 2;
+    }
+    log_set_level(LOG_WARN);
+    int rc = 1;
+    if (!strcmp(verb, "create")) {
+        if (!name || !valid_name(name)) {
+            fprintf(stderr, "spinqd token create: NAME must be 1-64 characters of letters, digits, . _ - @\n");
+            return 2;
+        }
+        int r = role ? auth_role_parse(role) : ROLE_NONE;
+        if (r == ROLE_NONE) {
+            fprintf(stderr, "spinqd token create: --role must be admin, member, viewer or worker\n");
+            return 2;
+        }
+        if (open_store(&cfg)) return 1;
+        char token[72], hex[65];
+        if (auth_token_new(token)) {
+            fprintf(stderr, "spinqd token create: no randomness available\n");
+        } else {
+            auth_hash(token, hex);
+            store_rc s = store_token_create(db_get(), name, auth_role_name(r), hex);
+            if (s == STORE_CONFLICT) fprintf(stderr, "spinqd token create: a token named '%s' exists\n", name);
+            else if (s != STORE_OK) fprintf(stderr, "spinqd token create: the store failed\n");
+            else {
+                printf("%s\n", token);
+                fprintf(stderr, "token '%s' (%s) created; it is shown only this once\n", name, auth_role_name(r));
+                rc = 0;
+            }
+        }
+    } else if (!strcmp(verb, "list")) {
+        if (open_store(&cfg)) return 1;
+        json_t *l = store_tokens_list(db_get());
+        if (l) {
+            char *s = json_dumps(l, JSON_INDENT(2));
+            printf("%s\n", s);
+            free(s);
+            json_decref(l);
+            rc = 0;
+        }
+    } else if (!strcmp(verb, "revoke")) {
+        if (!name) {
+            fprintf(stderr, "spinqd token revoke: NAME is required\n");
+            return 2;
+        }
+        if (open_store(&cfg)) return 1;
+        store_rc s = store_token_revoke(db_get(), name);
+        if (s == STORE_NOT_FOUND) fprintf(stderr, "spinqd token revoke: no live token named '%s'\n", name);
+        else if (s == STORE_OK) rc = 0;
+    } else {
+        usage(stderr);
+        return 2;
+    }
+    db_close_all();
+    return rc;
+}
+
+/* Refuses to expose an address beyond loopback while nobody needs a token. */
+static int check_exposure(const spqd_config *cfg, const char *what, const char *addr) {
+    if (!addr[0]) return 0;
+    char host[128];
+    int port;
+    spq_err err;
+    if (config_split_hostport(addr, host, sizeof host, &port, &err)) {
+        fprintf(stderr, "spinqd: %s: %s\n", what, err.msg);
+        return -1;
+    }
+    if (config_is_loopback(host) || auth_enabled(db_get())) return 0;
+    fprintf(stderr,
+            "spinqd: refusing to listen on %s (%s) without authentication: anyone who can reach it could run jobs.\n"
+            "  create a token first (spinqd token create NAME --role admin --data-dir %s) or set auth = required,\n"
+            "  or bind to 127.0.0.1. (spinqd does not terminate TLS: put it behind a TLS proxy when exposed.)\n",
+            addr, what, cfg->data_dir);
+    return -1;
+}
+
+static int serve(int argc, char **argv) {
+    spqd_config cfg;
+    config_defaults(&cfg);
+    spq_err err;
+    if (config_parse_args(&cfg, argc, argv, &err)) {
+        fprintf(stderr, "spinqd: %s\n", err.msg);
+        usage(stderr);
+        return 2;
+    }
+    log_set_level((log_level)log_parse_level(cfg.log_level));
+    if (open_store(&cfg)) return 1;
+    auth_init(cfg.auth_required);
+    if (check_exposure(&cfg, "listen", cfg.listen) || check_exposure(&cfg, "worker_listen", cfg.worker_listen)) {
+        db_close_all();
+        return 2;
+    }
+    sqlite3 *db = db_get();
+    if (cfg.auth_required && store_token_count(db) == 0)
+        log_warn("auth is required but no token exists: every request will get 401 (spinqd token create ...)");
+    int recovered = store_recover(db);
+    if (recovered > 0) log_info("store: %d run(s) left running by the previous daemon are queued again", recovered);
+    store_workers_reset(db);
+    db_set_event_sink(sse_publish);
+    log_info("spinqd: data %s, models %s, datasets %s, %d local worker(s), auth %s", cfg.data_dir, cfg.models_dir,
+             cfg.datasets_dir, cfg.workers, auth_enabled(db) ? "on" : "off (loopback only)");
+    if (sched_start(&cfg, &err) || http_start(&cfg, &err)) {
+        log_error("%s", err.msg);
+        return 1;
+    }
+    sched_run();
+    log_info("spinqd: workers stopped; closing the API");
+    sse_close_all();
+    http_stop();
+    db_set_event_sink(NULL);
+    db_close_all();
+    log_info("spinqd: stopped");
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    spq_cpu_ensure_coretype(argv);
+    signal(SIGPIPE, SIG_IGN);
+    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc > 1 && !strcmp(argv[1], "token")) return cmd_token(argc - 2, argv + 2);
+    if (argc > 1 && !strcmp(argv[1], "serve")) return serve(argc - 2, argv + 2);
+    return serve(argc - 1, argv + 1);
+}

@@ -1,0 +1,70 @@
+/* wconn.h - one worker's proto connection on the loop thread (internal to
+ * sched.c, wconn.c and supervise.c).
+ *
+ * A connection starts in handshake (HELLO within 10 s, token checked for
+ * remote workers), then is ready: idle (run_id 0) or busy with one run.
+ * Everything a worker reports must be about its current run; anything else,
+ * and any malformed frame, drops the connection (never the daemon). When a
+ * connection goes away while busy, its run is interrupted: re-queued to
+ * resume from its last checkpoint, or failed after max_attempts. Artifacts
+ * arrive in chunks into data_dir/artifacts/RUN/NAME.part and are renamed
+ * into place once size and sha256 match. */
+#ifndef SPQD_WCONN_H
+#define SPQD_WCONN_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <uv.h>
+
+#include "common/sha256.h"
+#include "proto/messages.h"
+#include "server/config.h"
+
+struct local_worker;
+
+typedef enum { WC_HANDSHAKE, WC_READY, WC_CLOSING } wconn_state;
+
+typedef struct wconn {
+    union {
+        uv_pipe_t pipe;
+        uv_tcp_t tcp;
+        uv_handle_t handle;
+        uv_stream_t stream;
+    } h;
+    wconn_state state;
+    int local;
+    struct local_worker *lw; /* the process behind a local connection */
+    int64_t worker_id;
+    char name[128];
+    char addr[80];
+    int64_t run_id;          /* busy when > 0 */
+    int cancel_sent, shutdown_sent;
+    double opened, last_seen;
+    proto_buf rbuf;
+    /* the artifact being received */
+    FILE *art_f;
+    char art_name[160];
+    char *art_tmp;
+    uint64_t art_next;
+    spq_sha256 art_h;
+    struct wconn *next;
+} wconn;
+
+/* All open connections (the loop thread's list). */
+extern wconn *wconn_list;
+
+/* A new connection whose handle the caller initializes (pipe or tcp) and
+ * then starts with wconn_start. */
+wconn *wconn_new(int local, struct local_worker *lw);
+int wconn_start(wconn *wc);
+void wconn_send(wconn *wc, proto_buf *b); /* takes the frames; b is emptied */
+/* Drops the connection; interrupts its run (counting the attempt unless
+ * graceful). Safe to call twice. */
+void wconn_close(wconn *wc, const char *why, int graceful);
+
+/* Provided by sched.c. */
+const spqd_config *sched_config(void);
+void sched_assign(void);
+void sched_counts_changed(void);
+
+#endif

@@ -1,0 +1,447 @@
+/* main_worker.c - spinq-worker: runs jobs for spinqd.
+ *
+ *   spinq-worker --fd 3 [--models-dir D] [--datasets-dir D] [--name N]
+ *       a local worker: spinqd spawned it with a socket on fd 3
+ *   spinq-worker --connect HOST:PORT [--token T] [--models-dir D] ...
+ *       a remote worker: connects (and reconnects) to spinqd's worker port
+ *
+ * Two threads. The reader thread owns the socket's input: it queues a JOB,
+ * sets the cancel/shutdown flags, answers PING, and notices the end of the
+ * connection. The main thread runs one job at a time through the pipeline;
+ * its reporter (below) writes STAGE/METRIC/... frames, and the pipeline
+ * polls should_stop between steps. A lost connection stops the job: a local
+ * worker then exits (its daemon is gone), a remote one reconnects, also
+ * after a SHUTDOWN (the daemon is restarting). */
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cpu.h"
+#include "common/sha256.h"
+#include "worker/pipeline.h"
+#include "worker/wire.h"
+
+typedef struct {
+    spq_wire w;
+    const char *name;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int have_job;
+    uint64_t job_run;
+    uint32_t job_attempt;
+    char *job_spec;
+    int64_t job_ckpt_step;
+    uint8_t *job_ckpt;
+    size_t job_ckpt_len;
+    uint64_t current_run; /* 0 when idle */
+    int cancel, shutdown, lost;
+    double last_progress;
+} worker;
+
+static void wlog(const worker *wk, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void wlog(const worker *wk, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "spinq-worker[%s]: %s\n", wk->name, msg);
+}
+
+static void send_buf(worker *wk, proto_buf *b) {
+    if (spq_wire_send(&wk->w, b)) {
+        pthread_mutex_lock(&wk->mu);
+        wk->lost = 1;
+        pthread_cond_broadcast(&wk->cv);
+        pthread_mutex_unlock(&wk->mu);
+    }
+    proto_buf_free(b);
+}
+
+/* ---- the reader thread ---- */
+
+static void *reader(void *arg) {
+    worker *wk = arg;
+    spq_err err;
+    proto_frame f;
+    int rc;
+    while ((rc = spq_wire_recv(&wk->w, &f, &err)) == 1) {
+        int bad = 0;
+        switch (f.type) {
+        case PROTO_JOB: {
+            proto_job j;
+            if (proto_dec_job(&j, f.payload, f.len, &err)) {
+                bad = 1;
+                break;
+            }
+            pthread_mutex_lock(&wk->mu);
+            if (wk->have_job || wk->current_run) {
+                wlog(wk, "the daemon sent run %llu while run %llu is still going; ignored",
+                     (unsigned long long)j.run_id, (unsigned long long)wk->current_run);
+                proto_free_job(&j);
+            } else {
+                wk->have_job = 1;
+                wk->job_run = j.run_id;
+                wk->job_attempt = j.attempt;
+                wk->job_spec = j.spec;
+                wk->job_ckpt_step = j.ckpt_step;
+                wk->job_ckpt_len = j.ckpt_len;
+                wk->job_ckpt = spq_malloc(j.ckpt_len);
+                if (j.ckpt_len) memcpy(wk->job_ckpt, j.ckpt, j.ckpt_len);
+                wk->cancel = 0;
+                pthread_cond_broadcast(&wk->cv);
+            }
+            pthread_mutex_unlock(&wk->mu);
+            break;
+        }
+        case PROTO_CANCEL: {
+            proto_run_ref c;
+            if (proto_dec_cancel(&c, f.payload, f.len, &err)) {
+                bad = 1;
+                break;
+            }
+            pthread_mutex_lock(&wk->mu);
+            if (c.run_id == wk->current_run || (wk->have_job && c.run_id == wk->job_run)) wk->cancel = 1;
+            pthread_mutex_unlock(&wk->mu);
+            break;
+        }
+        case PROTO_SHUTDOWN:
+            if (proto_dec_shutdown(f.payload, f.len, &err)) {
+                bad = 1;
+                break;
+            }
+            pthread_mutex_lock(&wk->mu);
+            wk->shutdown = 1;
+            pthread_cond_broadcast(&wk->cv);
+            pthread_mutex_unlock(&wk->mu);
+            break;
+        case PROTO_PING: {
+            proto_ping p;
+            if (proto_dec_ping(&p, f.payload, f.len, &err)) {
+                bad = 1;
+                break;
+            }
+            proto_buf b = {0};
+            proto_enc_ping(&b, PROTO_PONG, &p);
+            send_buf(wk, &b);
+            break;
+        }
+        case PROTO_PONG: break;
+        default:
+            spq_fail(&err, "unexpected %s frame from the daemon", proto_type_name(f.type));
+            bad = 1;
+        }
+        if (bad) {
+            rc = -1;
+            break;
+        }
+    }
+    if (rc < 0) wlog(wk, "connection to the daemon dropped: %s", err.msg);
+    pthread_mutex_lock(&wk->mu);
+    wk->lost = 1;
+    pthread_cond_broadcast(&wk->cv);
+    pthread_mutex_unlock(&wk->mu);
+    return NULL;
+}
+
+/* ---- the reporter over proto ---- */
+
+static void rep_stage(void *ud, const char *stage) {
+    worker *wk = ud;
+    proto_buf b = {0};
+    proto_enc_stage(&b, &(proto_stage){wk->current_run, (char *)stage});
+    send_buf(wk, &b);
+}
+
+static void rep_metric(void *ud, const char *key, int64_t step, double value) {
+    worker *wk = ud;
+    proto_buf b = {0};
+    proto_enc_metric(&b, &(proto_metric){wk->current_run, (char *)key, step, value});
+    send_buf(wk, &b);
+}
+
+static void rep_progress(void *ud, const char *stage, int64_t done, int64_t total) {
+    worker *wk = ud;
+    double now = spq_now();
+    if (done < total && now - wk->last_progress < 0.1) return; /* at most ~10 a second */
+    wk->last_progress = now;
+    proto_buf b = {0};
+    proto_enc_progress(&b, &(proto_progress){wk->current_run, (char *)stage, done, total});
+    send_buf(wk, &b);
+}
+
+static void rep_log(void *ud, const char *level, const char *text) {
+    worker *wk = ud;
+    proto_buf b = {0};
+    proto_enc_log(&b, &(proto_log){wk->current_run, (char *)level, (char *)text});
+    send_buf(wk, &b);
+}
+
+static void rep_checkpoint(void *ud, int64_t step, const void *data, size_t len) {
+    worker *wk = ud;
+    proto_buf b = {0};
+    proto_enc_checkpoint(&b, &(proto_checkpoint){wk->current_run, step, data, len});
+    send_buf(wk, &b);
+}
+
+/* Streams the file in 1 MiB chunks; the last one carries the sha256. */
+static int rep_artifact(void *ud, const char *name, const char *path, spq_err *err) {
+    worker *wk = ud;
+    FILE *f = fopen(path, "rb");
+    if (!f) return spq_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st)) {
+        fclose(f);
+        return spq_fail(err, "%s: cannot stat", path);
+    }
+    uint64_t total = (uint64_t)st.st_size, off = 0;
+    size_t cap = 1 << 20;
+    uint8_t *buf = spq_malloc(cap);
+    spq_sha256 h;
+    spq_sha256_init(&h);
+    int rc = 0;
+    for (;;) {
+        size_t n = fread(buf, 1, cap, f);
+        spq_sha256_update(&h, buf, n);
+        int final = off + n >= total || n < cap;
+        char sha[65] = "";
+        if (final) spq_sha256_hex_final(&h, sha);
+        proto_buf b = {0};
+        proto_enc_artifact(&b, &(proto_artifact){wk->current_run, (char *)name, off, total, buf, n, (uint8_t)final, sha});
+        send_buf(wk, &b);
+        off += n;
+        if (final) {
+            if (off != total) rc = spq_fail(err, "%s: changed size while it was sent", path);
+            break;
+        }
+    }
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+static int rep_should_stop(void *ud) {
+    worker *wk = ud;
+    pthread_mutex_lock(&wk->mu);
+    int s = wk->lost || wk->shutdown ? SPQ_STOP_SHUTDOWN : wk->cancel ? SPQ_STOP_CANCEL : SPQ_STOP_NONE;
+    pthread_mutex_unlock(&wk->mu);
+    return s;
+}
+
+/* ---- work directories: $TMPDIR/spinq-worker-PID-XXXXXX, one per job ---- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path); /* best effort: what cannot go now goes at the next start */
+    return 0;
+}
+
+static void remove_tree(const char *dir) { nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS); }
+
+static const char *tmp_root(void) {
+    const char *t = getenv("TMPDIR");
+    return t && *t ? t : "/tmp";
+}
+
+/* A worker killed with -9 leaves its job's directory behind: remove those
+ * whose process is gone (never another live worker's). */
+static void clean_stale_dirs(void) {
+    DIR *d = opendir(tmp_root());
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int pid;
+        if (sscanf(e->d_name, "spinq-worker-%d-", &pid) != 1 || pid <= 0) continue;
+        if (kill(pid, 0) == 0 || errno != ESRCH) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", tmp_root(), e->d_name);
+        remove_tree(path);
+    }
+    closedir(d);
+}
+
+/* ---- jobs ---- */
+
+/* Runs the current job; returns its DONE frame, which the caller sends once
+ * the worker is idle again (the daemon answers it with the next job). */
+static proto_buf run_job(worker *wk, const char *models_dir, const char *datasets_dir) {
+    spq_reporter rep = {wk,          rep_stage,      rep_metric,      rep_progress,
+                        rep_log,     rep_checkpoint, rep_artifact,    rep_should_stop};
+    spq_pipeline p;
+    memset(&p, 0, sizeof p);
+    p.models_dir = models_dir;
+    p.datasets_dir = datasets_dir;
+    p.resume_step = wk->job_ckpt_step;
+    p.resume_ckpt = wk->job_ckpt;
+    p.resume_len = wk->job_ckpt_len;
+    p.rep = &rep;
+    char field[SPQ_FIELD_MAX];
+    proto_done done = {wk->current_run, PROTO_OUT_DONE, ""};
+    char reason[1100] = "";
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/spinq-worker-%d-XXXXXX", tmp_root(), (int)getpid());
+    wlog(wk, "run %llu (attempt %u)%s", (unsigned long long)wk->current_run, wk->job_attempt,
+         wk->job_ckpt_step >= 0 ? ", resuming from a checkpoint" : "");
+    if (spq_jobspec_parse(&p.spec, wk->job_spec, strlen(wk->job_spec), field, &p.err)) {
+        done.outcome = PROTO_OUT_FAILED;
+        snprintf(reason, sizeof reason, "spec: %s", p.err.msg);
+    } else if (!mkdtemp(dir)) {
+        done.outcome = PROTO_OUT_FAILED;
+        snprintf(reason, sizeof reason, "cannot create a work directory: %s", strerror(errno));
+        spq_jobspec_free(&p.spec);
+    } else {
+        p.work_dir = dir;
+        int rc = spq_pipeline_run(&p);
+        if (rc == SPQ_STAGE_FAILED) {
+            done.outcome = PROTO_OUT_FAILED;
+            snprintf(reason, sizeof reason, "%s", p.err.msg);
+        } else if (rc == SPQ_STAGE_STOPPED) {
+            done.outcome = p.stop == SPQ_STOP_CANCEL ? PROTO_OUT_CANCELED : PROTO_OUT_INTERRUPTED;
+            snprintf(reason, sizeof reason, "%s", p.stop == SPQ_STOP_CANCEL ? "canceled" : "worker stopping");
+        }
+        spq_jobspec_free(&p.spec);
+        remove_tree(dir);
+    }
+    done.reason = reason;
+    wlog(wk, "run %llu: %s%s%s", (unsigned long long)wk->current_run,
+         (const char *[]){"done", "failed", "canceled", "interrupted"}[done.outcome], reason[0] ? ": " : "", reason);
+    proto_buf b = {0};
+    proto_enc_done(&b, &done);
+    return b;
+}
+
+/* One connection's life: handshake, then jobs until it ends. Returns 1 when
+ * the worker should exit (shutdown), 0 when the connection was lost. */
+static int serve(worker *wk, int fd, const char *token, const char *models_dir, const char *datasets_dir) {
+    spq_wire_init(&wk->w, fd);
+    wk->have_job = wk->cancel = wk->shutdown = wk->lost = 0;
+    wk->current_run = 0;
+    proto_buf b = {0};
+    proto_enc_hello(&b, &(proto_hello){PROTO_VERSION, (char *)wk->name, (uint32_t)getpid(), (char *)token, 1});
+    int sent = spq_wire_send(&wk->w, &b);
+    proto_buf_free(&b);
+    proto_frame f;
+    spq_err err = {{0}};
+    int rc = sent ? -1 : spq_wire_recv(&wk->w, &f, &err);
+    if (rc == 1 && f.type == PROTO_REJECT) {
+        proto_reject r;
+        if (!proto_dec_reject(&r, f.payload, f.len, &err)) {
+            wlog(wk, "the daemon refused this worker: %s", r.reason);
+            proto_free_reject(&r);
+        }
+        spq_wire_close(&wk->w);
+        return 2;
+    }
+    proto_welcome wel;
+    if (rc != 1 || f.type != PROTO_WELCOME || proto_dec_welcome(&wel, f.payload, f.len, &err)) {
+        wlog(wk, "handshake failed: %s", err.msg[0] ? err.msg : "no welcome from the daemon");
+        spq_wire_close(&wk->w);
+        return 0;
+    }
+    wlog(wk, "connected as worker %llu", (unsigned long long)wel.worker_id);
+    pthread_t th;
+    pthread_create(&th, NULL, reader, wk);
+    int exit_now = 0;
+    for (;;) {
+        pthread_mutex_lock(&wk->mu);
+        while (!wk->have_job && !wk->shutdown && !wk->lost) pthread_cond_wait(&wk->cv, &wk->mu);
+        if (wk->lost || (wk->shutdown && !wk->have_job)) {
+            exit_now = wk->shutdown;
+            pthread_mutex_unlock(&wk->mu);
+            break;
+        }
+        wk->have_job = 0;
+        wk->current_run = wk->job_run;
+        pthread_mutex_unlock(&wk->mu);
+        proto_buf done = run_job(wk, models_dir, datasets_dir);
+        pthread_mutex_lock(&wk->mu);
+        wk->current_run = 0;
+        free(wk->job_spec);
+        free(wk->job_ckpt);
+        wk->job_spec = NULL;
+        wk->job_ckpt = NULL;
+        pthread_mutex_unlock(&wk->mu);
+        send_buf(wk, &done);
+    }
+    shutdown(wk->w.fd, SHUT_RDWR); /* ends the reader */
+    pthread_join(th, NULL);
+    spq_wire_close(&wk->w);
+    return exit_now;
+}
+
+static int usage(void) {
+    fprintf(stderr, "usage: spinq-worker (--fd N | --connect HOST:PORT [--token T]) [--models-dir D] "
+                    "[--datasets-dir D] [--name NAME]\n"
+                    "  the token may also come from SPINQ_WORKER_TOKEN\n");
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    spq_cpu_ensure_coretype(argv);
+    signal(SIGPIPE, SIG_IGN);
+    const char *connect_to = NULL, *token = getenv("SPINQ_WORKER_TOKEN"), *name = NULL;
+    const char *models_dir = "models", *datasets_dir = "data";
+    int fd = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (i + 1 >= argc) return usage();
+        if (!strcmp(a, "--fd")) fd = atoi(argv[++i]);
+        else if (!strcmp(a, "--connect")) connect_to = argv[++i];
+        else if (!strcmp(a, "--token")) token = argv[++i];
+        else if (!strcmp(a, "--models-dir")) models_dir = argv[++i];
+        else if (!strcmp(a, "--datasets-dir")) datasets_dir = argv[++i];
+        else if (!strcmp(a, "--name")) name = argv[++i];
+        else return usage();
+    }
+    if ((fd < 0) == !connect_to) return usage();
+    char default_name[300];
+    if (!name) {
+        char host[256] = "worker";
+        gethostname(host, sizeof host);
+        host[sizeof host - 1] = 0;
+        snprintf(default_name, sizeof default_name, "%s:%d", host, (int)getpid());
+        name = default_name;
+    }
+    clean_stale_dirs();
+    worker wk;
+    memset(&wk, 0, sizeof wk);
+    wk.name = name;
+    pthread_mutex_init(&wk.mu, NULL);
+    pthread_cond_init(&wk.cv, NULL);
+    if (fd >= 0) {
+        /* a local worker lives only as long as its daemon */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() == 1) return 1;
+        int rc = serve(&wk, fd, "", models_dir, datasets_dir);
+        return rc == 1 ? 0 : 1;
+    }
+    double backoff = 0.5;
+    for (;;) {
+        spq_err err;
+        int s = spq_wire_connect(connect_to, &err);
+        if (s >= 0) {
+            double t0 = spq_now();
+            int rc = serve(&wk, s, token ? token : "", models_dir, datasets_dir);
+            if (rc == 2) return 1; /* refused: a bad token will not get better */
+            /* rc 1: the daemon is stopping; a remote worker waits for it to come back */
+            if (spq_now() - t0 > 30) backoff = 0.5;
+        } else {
+            wlog(&wk, "%s", err.msg);
+        }
+        wlog(&wk, "reconnecting in %.1fs", backoff);
+        usleep((useconds_t)(backoff * 1e6));
+        backoff = backoff * 2 > 30 ? 30 : backoff * 2;
+    }
+}

@@ -1,0 +1,118 @@
+/* pipeline.h - a job's pipeline, as spinq-worker runs it:
+ *
+ *   load -> fuse -> rotate -> learn -> quantize -> evaluate -> write -> done
+ *
+ * Each stage is one function `int stage(spq_pipeline *p)` returning
+ * SPQ_STAGE_OK, SPQ_STAGE_FAILED (p->err says why) or SPQ_STAGE_STOPPED (the
+ * reporter asked to stop: cancel or shutdown). A stage whose library code
+ * has not landed yet says so in its `available` check, and a spec that needs
+ * it fails before anything runs with "<stage>: not available yet: ..."; no
+ * stage fakes a result. A stage the spec does not need is skipped (`needed`).
+ *
+ * Wiring in a new stage (for the numerical core as it lands): implement its
+ * run function in worker/pipeline_<stage>.c against the state below, make its
+ * `available` check return 1 for the specs it handles, and report through
+ * p->rep:
+ *   stage(name)                    when it starts (the pipeline does this)
+ *   metric(key, step, value)       loss/lr per step ("train/loss",
+ *                                  "train/lr"), scores ("ppl/<data>", ...)
+ *   progress(stage, done, total)   per step, layer, window
+ *   log(level, text)               human-readable lines
+ *   checkpoint(step, bytes, n)     rotation state every
+ *                                  rotation.train.checkpoint_every steps; the
+ *                                  daemon stores it and hands it back in
+ *                                  p->resume_* when the run restarts elsewhere
+ *   artifact(name, path)           a finished file (uploaded with its sha256)
+ *   should_stop()                  poll between steps; SPQ_STOP_SHUTDOWN
+ *                                  means: checkpoint now, then stop
+ * Rotations: rotate builds p->rot (seeded, rotation.init; or loaded from the
+ * resume checkpoint for spinquant) and absorbs it at once for the fixed
+ * modes; for spinquant it leaves p->rot to learn, which updates it, reports
+ * checkpoint() every checkpoint_every steps (bytes of spq_rotation_save's
+ * file, with p->rot_meta.step set) and absorbs it with spq_rotation_apply
+ * when done. write saves p->rot as the artifact rotation.safetensors.
+ *
+ * The reporter is implemented over proto by the worker (worker/report.c) and
+ * can be any other sink (the spinq CLI, tests). */
+#ifndef SPQ_PIPELINE_H
+#define SPQ_PIPELINE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "common/jobspec.h"
+#include "common/model.h"
+#include "common/rotation.h"
+#include "common/tokenizer.h"
+
+enum { SPQ_STOP_NONE = 0, SPQ_STOP_CANCEL = 1, SPQ_STOP_SHUTDOWN = 2 };
+
+typedef struct {
+    void *ud;
+    void (*stage)(void *ud, const char *stage);
+    void (*metric)(void *ud, const char *key, int64_t step, double value);
+    void (*progress)(void *ud, const char *stage, int64_t done, int64_t total);
+    void (*log)(void *ud, const char *level, const char *text);
+    void (*checkpoint)(void *ud, int64_t step, const void *data, size_t len);
+    /* Uploads the file at path as artifact `name`; 0 or -1 (err set). */
+    int (*artifact)(void *ud, const char *name, const char *path, spq_err *err);
+    int (*should_stop)(void *ud);
+} spq_reporter;
+
+enum { SPQ_STAGE_OK = 0, SPQ_STAGE_FAILED = 1, SPQ_STAGE_STOPPED = 2 };
+
+typedef struct {
+    /* inputs */
+    spq_jobspec spec;
+    const char *models_dir, *datasets_dir;
+    const char *work_dir;     /* scratch space for files the run writes */
+    int64_t resume_step;      /* -1: fresh start; else the checkpoint below */
+    const void *resume_ckpt;
+    size_t resume_len;
+    const spq_reporter *rep;
+    /* state the stages build up */
+    char *model_path;
+    spq_model model;
+    int model_loaded;
+    spq_tokenizer *tok;
+    spq_rotation rot;         /* built by rotate; learned by learn (spinquant) */
+    spq_rotation_meta rot_meta;
+    int have_rot;
+    json_t *results;          /* {"key": value} of final scores, for results.json */
+    int stop;                 /* SPQ_STOP_* seen by a stage */
+    spq_err err;
+} spq_pipeline;
+
+typedef struct {
+    const char *name;
+    int (*needed)(const spq_jobspec *s);
+    /* 1 when this build can run the stage for s; else 0 and why in `why` */
+    int (*available)(const spq_jobspec *s, char *why, size_t cap);
+    int (*run)(spq_pipeline *p);
+} spq_stage;
+
+/* The stages in order (NULL-terminated by name). */
+extern const spq_stage spq_stages[];
+
+/* Runs the whole pipeline for a parsed spec. Returns SPQ_STAGE_OK, _FAILED
+ * (p->err: "<stage>: reason") or _STOPPED (p->stop says why). Frees the
+ * state it built but not p->spec. */
+int spq_pipeline_run(spq_pipeline *p);
+
+/* Stage implementations (worker/pipeline_*.c). */
+int spq_stage_load(spq_pipeline *p);
+int spq_stage_fuse(spq_pipeline *p);
+int spq_stage_rotate(spq_pipeline *p);
+int spq_stage_learn(spq_pipeline *p);
+int spq_stage_quantize(spq_pipeline *p);
+int spq_stage_evaluate(spq_pipeline *p);
+int spq_stage_write(spq_pipeline *p);
+
+/* The quantizer settings of a spec, with the weights at w_bits (the spec's
+ * quant.w_bits, or rotation.train.w_bits while learning). */
+spq_qcfg spq_pipeline_qcfg(const spq_jobspec *s, int w_bits);
+
+/* Polls the reporter; records the reason in p->stop. */
+int spq_pipeline_should_stop(spq_pipeline *p);
+
+#endif
