@@ -4,7 +4,8 @@
  *  - prefill (512 tokens, batch 1) and decode (batch 1, context 512) tokens/s
  *    for fp32, W4A16, W4A8KV8 and W4A4KV4;
  *  - GPTQ seconds per layer.
- * Prints one JSON object; never fails on time. Usage: lowbit [LAYERS]
+ * Prints one JSON object; never fails on time.
+ * Usage: lowbit [LAYERS [GPTQ_WINDOWS]]  (2 layers, 16 windows; 0 windows skips GPTQ)
  *
  * Per-layer figures are measured by timing spq_layer_forward on its own;
  * the rest of a forward (embedding, final norm, classifier) is the whole
@@ -155,6 +156,7 @@ static void on_layer(void *ud, int layer, int nl, const spq_gptq_stat *st, doubl
 int main(int argc, char **argv) {
     spq_cpu_ensure_coretype(argv);
     int L = argc > 1 ? atoi(argv[1]) : 2;
+    int gptq_windows = argc > 2 ? atoi(argv[2]) : 16;
     if (L < 1) L = 1;
     spq_config c = spq_config_llama32_1b(L);
     printf("{\n  \"bench\": \"lowbit\",\n  \"shape\": \"llama3.2-1b (random weights)\",\n  \"layers_measured\": %d,\n"
@@ -225,10 +227,14 @@ int main(int argc, char **argv) {
     fflush(stdout);
 
     /* ---- GPTQ ---- */
+    if (gptq_windows < 1) {
+        printf("  \"gptq\": null\n}\n");
+        return 0;
+    }
     spq_model g;
     spq_model_init_random(&g, &c, 4321);
     spq_gptq_cfg gc = spq_gptq_defaults();
-    gc.nsamples = 16;
+    gc.nsamples = gptq_windows;
     gc.seqlen = 512;
     gc.batch = 4;
     long n = 16384;

@@ -36,7 +36,11 @@
  *
  * W4A16: y = 0; for each column k in order: y = fma(x_k, s_g * (float)(u_k -
  * z_g), y) - the dequantized weight is rounded exactly as the fake quantizer
- * rounds it, and the order of operations is the same on every path.
+ * rounds it, and the order of operations is the same on every path. With
+ * SPQ_QGEMM_F32_SGEMM_MIN tokens or more (prefill) the same dequantized
+ * values are formed for 256 rows at a time in a transient fp32 block and
+ * multiplied with sgemm (as fast as the fp32 model; the same on every path;
+ * sgemm's accumulation order instead of the sequential one).
  *
  * Compared with the fake-quantized fp32 model (which multiplies the same
  * dequantized values with sgemm), the only differences are rounding: per
@@ -45,7 +49,7 @@
  * for K columns: at most K u from the sgemm's accumulation, 2u from the fake
  * model's roundings of x and w, and here (integer path) the conversion of I,
  * the product s_w s_a and one fma per segment, or (W4A16) K u from the
- * sequential fma accumulation.
+ * sequential fma accumulation (sgemm's K terms for the blocked path).
  *
  * Work is split over output panels on the thread pool (pool.h); the split
  * does not change any result. */
@@ -60,6 +64,7 @@
 
 #define SPQ_QPANEL 16
 #define SPQ_QMAX_COLS 65536
+#define SPQ_QGEMM_F32_SGEMM_MIN 16
 
 typedef struct {
     int rows, cols;     /* the weight's (out, in) */

@@ -165,6 +165,7 @@ Test(qgemm, f32_paths_equal_scalar) {
     run_f32_case(37, 100, 32, 13, 12);
     run_f32_case(18, 77, 0, 9, 13);
     run_f32_case(64, 300, 128, 3, 14);
+    run_f32_case(300, 77, 32, 40, 15);  /* prefill: dequantized blocks and sgemm */
 }
 
 Test(qgemm, thread_split_does_not_change_results) {
