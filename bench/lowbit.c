@@ -147,10 +147,11 @@ static int pack(spq_model *pm, const spq_model *fq, const spq_wquant *wq, int ab
 }
 
 /* GPTQ progress: seconds of each layer */
-static void on_layer(void *ud, int layer, int nl, const spq_gptq_stat *st, double s) {
+static int on_layer(void *ud, int layer, int nl, const spq_gptq_stat *st, double s) {
     (void)nl;
     (void)st;
     ((double *)ud)[layer] = s;
+    return 0;
 }
 
 int main(int argc, char **argv) {

@@ -317,7 +317,10 @@ int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq
         if (rc) break;
         run_layer(&mc, &s, inps, g->nsamples, T, batch, l, 1, NULL, NULL);
         if (stats) memcpy(stats + (size_t)l * SPQ_N_LIN, ls, sizeof ls);
-        if (progress) progress(ud, l, c->n_layers, ls, spq_now() - t0);
+        if (progress && progress(ud, l, c->n_layers, ls, spq_now() - t0) && l + 1 < c->n_layers) {
+            rc = 1;
+            break;
+        }
     }
     free(acc.H);
     free(acc.tmp);

@@ -84,13 +84,16 @@ int spq_gptq_inv_chol(float *U, double *A, int n, spq_err *err);
  * uniform in [0, n - seqlen], from the seed. Fails when n < seqlen. */
 int spq_calib_windows(long *starts, long n, int nsamples, int seqlen, uint64_t seed, spq_err *err);
 
-/* called after each layer: its stats (SPQ_N_LIN) and seconds */
-typedef void (*spq_gptq_progress_fn)(void *ud, int layer, int n_layers, const spq_gptq_stat *stats, double seconds);
+/* called after each layer with its stats (SPQ_N_LIN; zero when not
+ * computed) and seconds; a non-zero return stops GPTQ there */
+typedef int (*spq_gptq_progress_fn)(void *ud, int layer, int n_layers, const spq_gptq_stat *stats, double seconds);
 
 /* Quantizes every linear of m (rotated and fused as it will run) with GPTQ
  * on the calibration tokens (n): m's weights become their dequantized values,
  * *wq (allocated here) their parameters. stats (n_layers, SPQ_N_LIN) may be
- * NULL (then no errors are computed). m->q is unchanged. */
+ * NULL (then no errors are computed). m->q is unchanged. Returns 0, -1 on
+ * an error, or 1 when progress asked to stop (m is then half quantized and
+ * wq freed). */
 int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq_wq_cfg *w, const int *tokens, long n,
                    const spq_gptq_cfg *g, spq_gptq_progress_fn progress, void *ud, spq_err *err);
 

@@ -28,13 +28,14 @@ static int usage(void) {
     return 2;
 }
 
-static void on_layer(void *ud, int layer, int n_layers, const spq_gptq_stat *st, double seconds) {
+static int on_layer(void *ud, int layer, int n_layers, const spq_gptq_stat *st, double seconds) {
     (void)ud;
     fprintf(stderr, "spinq quantize: gptq layer %d/%d (%.2f s) relative output error gptq/rtn:", layer + 1, n_layers,
             seconds);
     for (int w = 0; w < SPQ_N_LIN; w++)
         fprintf(stderr, " %s %.4f/%.4f", spq_lin_name(w), st[w].err_gptq, st[w].err_rtn);
     fprintf(stderr, "\n");
+    return 0;
 }
 
 static int parse_dtype(spq_st_dtype *t, const char *s) {
