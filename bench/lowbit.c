@@ -106,7 +106,11 @@ static void print_timing(const char *name, const timing *t, const timing *base, 
            1.0 / d16);
     if (base) {
         double bp = base->prefill_fixed + 16 * base->prefill_layer, bd = base->decode_fixed + 16 * base->decode_layer;
-        printf(", \"prefill_speedup_vs_fp32\": %.2f, \"decode_speedup_vs_fp32\": %.2f", bp / p16, bd / d16);
+        /* the same layers with the fp32 model's embedding and classifier */
+        double d16f = base->decode_fixed + 16 * t->decode_layer;
+        printf(", \"prefill_speedup_vs_fp32\": %.2f, \"decode_speedup_vs_fp32\": %.2f, "
+               "\"decode_tokens_per_s_with_fp32_classifier\": %.2f, \"decode_speedup_with_fp32_classifier\": %.2f",
+               bp / p16, bd / d16, 1.0 / d16f, bd / d16f);
     }
     printf("}, \"per_layer_speedup_vs_fp32\": ");
     if (base)
