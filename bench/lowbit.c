@@ -23,22 +23,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bench/bench.h"
 #include "common/cpu.h"
 #include "common/forward.h"
 #include "common/gptq.h"
 #include "common/packed.h"
 #include "common/pool.h"
 #include "common/qgemm.h"
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *x, int n) {
-    qsort(x, n, sizeof *x, cmp_double);
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
 
 typedef struct {
     double prefill_layer, prefill_fixed, decode_layer, decode_fixed;
@@ -85,10 +76,10 @@ static timing measure(const spq_model *m) {
         tdl[r] = (spq_now() - t0) / DECODE / L;
     }
     timing t;
-    t.prefill_layer = median(tpl, REPS);
-    t.prefill_fixed = median(tp, REPS) - L * t.prefill_layer;
-    t.decode_layer = median(tdl, REPS);
-    t.decode_fixed = median(td, REPS) - L * t.decode_layer;
+    t.prefill_layer = spq_bench_median(tpl, REPS);
+    t.prefill_fixed = spq_bench_median(tp, REPS) - L * t.prefill_layer;
+    t.decode_layer = spq_bench_median(tdl, REPS);
+    t.decode_fixed = spq_bench_median(td, REPS) - L * t.decode_layer;
     if (t.prefill_fixed < 0) t.prefill_fixed = 0;
     if (t.decode_fixed < 0) t.decode_fixed = 0;
     free(tok);
