@@ -164,10 +164,16 @@ static void kv_rows(const float **k, const float **v, spq_state *s, const spq_co
             float *o = out + (size_t)p * kvd;
             for (int h = 0; h < nkv; h++) {
                 float sv = sc[(slot0 + p) * nkv + h], zv = zp[(slot0 + p) * nkv + h];
-                for (int i = 0; i < hd; i++) {
-                    int e = h * hd + i;
-                    int u = s->kv_bits <= 4 ? (row[e / 2] >> (4 * (e & 1))) & 15 : row[e];
-                    o[e] = sv * ((float)u - zv);
+                float *oh = o + (size_t)h * hd;
+                if (s->kv_bits <= 4) {  /* head_dim is even: a head starts on a byte */
+                    const uint8_t *b = row + (size_t)h * hd / 2;
+                    for (int i = 0; i < hd / 2; i++) {
+                        oh[2 * i] = sv * ((float)(b[i] & 15) - zv);
+                        oh[2 * i + 1] = sv * ((float)(b[i] >> 4) - zv);
+                    }
+                } else {
+                    const uint8_t *b = row + (size_t)h * hd;
+                    for (int i = 0; i < hd; i++) oh[i] = sv * ((float)b[i] - zv);
                 }
             }
         }
