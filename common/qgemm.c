@@ -316,45 +316,41 @@ void spq_qgemm_on(float *y, const spq_qact *qa, const spq_qlinear *w, int isa) {
 
 void spq_qgemm(float *y, const spq_qact *qa, const spq_qlinear *w) { spq_qgemm_on(y, qa, w, spq_qgemm_isa()); }
 
-/* rows of panels [p0, p1) dequantized into out ((p1 - p0) * 16, cols) */
-typedef struct {
-    float *out;
-    const spq_qlinear *w;
-    int p0;
-} dqjob;
-
-static void dequant_task(void *ctx, int t) {
-    const dqjob *j = ctx;
-    const spq_qlinear *w = j->w;
-    int p = j->p0 + t, C = w->cols, G = w->groupsize ? w->groupsize : C, ng = w->ngroups;
-    float *base = j->out + (size_t)t * SPQ_QPANEL * C;
+/* W4A16 with many tokens: blocks of rows dequantized (transiently, exactly
+ * as the fake quantizer rounds them) and multiplied with sgemm. The block is
+ * stored transposed, (cols, rows of the block): a panel's 64-byte block then
+ * gives, per column, 16 consecutive floats (one per row), which vectorizes. */
+static void dequant_panel(float *out, int ldo, const spq_qlinear *w, int p) {
+    int C = w->cols, G = w->groupsize ? w->groupsize : C, ng = w->ngroups;
     for (int o = 0; o < w->nocts; o++) {
         const uint8_t *blk = w->codes + ((size_t)p * w->nocts + o) * 64;
-        int k0 = o * 8, nk = C - k0 < 8 ? C - k0 : 8;
-        size_t gi = ((size_t)p * ng + k0 / G) * SPQ_QPANEL;
-        for (int r = 0; r < SPQ_QPANEL; r++) {
-            float sc = w->scale[gi + r], *row = base + (size_t)r * C + k0;
-            int32_t z = w->zero[gi + r];
-            for (int t2 = 0; t2 < nk; t2++) {
-                int u = t2 < 4 ? blk[4 * r + t2] & 15 : blk[4 * r + t2 - 4] >> 4;
-                row[t2] = sc * (float)(u - z);
-            }
+        size_t gi = ((size_t)p * ng + (size_t)(o * 8) / G) * SPQ_QPANEL;
+        const float *sc = w->scale + gi;
+        const int32_t *z = w->zero + gi;
+        for (int t = 0; t < 8 && o * 8 + t < C; t++) {
+            float *col = out + (size_t)(o * 8 + t) * ldo;
+            int sh = 4 * (t >> 2);
+            for (int r = 0; r < SPQ_QPANEL; r++) col[r] = sc[r] * (float)(((blk[4 * r + (t & 3)] >> sh) & 15) - z[r]);
         }
     }
 }
 
-/* W4A16 with many tokens: blocks of rows dequantized (transiently, exactly
- * as the fake quantizer rounds them) and multiplied with sgemm */
-static void f32_blocked(float *y, const float *x, int N, const spq_qlinear *w) {
-    const int bp = 16;  /* panels per block: 256 rows */
-    int C = w->cols;
+static void f32_blocked(float *y, const float *x, int N, const spq_qlinear *w, int isa) {
+    /* panels per block: about 8 MB of fp32, at least 256 rows (enough for
+     * sgemm to run at speed) and at most 1024 */
+    int C = w->cols, bp = (int)((2u << 20) / ((unsigned)C * SPQ_QPANEL));
+    bp = bp < 16 ? 16 : bp > 64 ? 64 : bp;
     float *blk = spq_malloc((size_t)bp * SPQ_QPANEL * C * sizeof(float));
     for (int p0 = 0; p0 < w->npanels; p0 += bp) {
-        int np = w->npanels - p0 < bp ? w->npanels - p0 : bp;
-        int r0 = p0 * SPQ_QPANEL, nr = w->rows - r0 < np * SPQ_QPANEL ? w->rows - r0 : np * SPQ_QPANEL;
-        dqjob j = {.out = blk, .w = w, .p0 = p0};
-        spq_parallel_for(np, dequant_task, &j);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, nr, C, 1.0f, x, C, blk, C, 0.0f, y + r0, w->rows);
+        int np = w->npanels - p0 < bp ? w->npanels - p0 : bp, ld = np * SPQ_QPANEL;
+        int r0 = p0 * SPQ_QPANEL, nr = w->rows - r0 < ld ? w->rows - r0 : ld;
+        /* in this thread: a pool job between two sgemm calls would make our
+         * helpers and OpenBLAS's (still spinning) threads fight for the cores */
+        for (int t = 0; t < np; t++) {
+            if (isa == SPQ_ISA_AVX512) spq_dq_panel_avx512(blk + (size_t)t * SPQ_QPANEL, ld, w, p0 + t);
+            else dequant_panel(blk + (size_t)t * SPQ_QPANEL, ld, w, p0 + t);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, nr, C, 1.0f, x, C, blk, ld, 0.0f, y + r0, w->rows);
     }
     free(blk);
 }
@@ -362,7 +358,7 @@ static void f32_blocked(float *y, const float *x, int N, const spq_qlinear *w) {
 void spq_qgemm_f32_on(float *y, const float *x, int N, const spq_qlinear *w, int isa) {
     if (isa > spq_qgemm_isa_best()) isa = spq_qgemm_isa_best();
     if (N >= SPQ_QGEMM_F32_SGEMM_MIN) {
-        f32_blocked(y, x, N, w);
+        f32_blocked(y, x, N, w, isa);
         return;
     }
     int n_tasks;

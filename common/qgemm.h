@@ -38,7 +38,7 @@
  * z_g), y) - the dequantized weight is rounded exactly as the fake quantizer
  * rounds it, and the order of operations is the same on every path. With
  * SPQ_QGEMM_F32_SGEMM_MIN tokens or more (prefill) the same dequantized
- * values are formed for 256 rows at a time in a transient fp32 block and
+ * values are formed for blocks of rows (about 8 MB) in a transient fp32 block and
  * multiplied with sgemm (as fast as the fp32 model; the same on every path;
  * sgemm's accumulation order instead of the sequential one).
  *

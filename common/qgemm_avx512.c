@@ -172,6 +172,28 @@ TGT void spq_qk_f32_avx512(float *y, int ldy, const float *x, int ldx, const spq
     }
 }
 
+/* one panel dequantized, transposed: out[k * ldo + r] = s (u - z) for the
+ * panel's 16 rows r and every column k (qgemm.c's blocked W4A16 path) */
+TGT void spq_dq_panel_avx512(float *out, int ldo, const spq_qlinear *w, int p) {
+    const __m512i m4 = _mm512_set1_epi32(0x0F);
+    const int C = w->cols, ng = w->ngroups, G = w->groupsize ? w->groupsize : C;
+    __m512 S = _mm512_setzero_ps();
+    __m512i Z = _mm512_setzero_si512();
+    for (int o = 0; o < w->nocts; o++) {
+        int k = o * 8;
+        if (k % G == 0 || o == 0) {
+            S = _mm512_load_ps(w->scale + ((size_t)p * ng + k / G) * 16);
+            Z = _mm512_load_si512(w->zero + ((size_t)p * ng + k / G) * 16);
+        }
+        __m512i v = _mm512_loadu_si512(w->codes + ((size_t)p * w->nocts + o) * 64);
+        int nk = C - k < 8 ? C - k : 8;
+        for (int t = 0; t < nk; t++) {
+            __m512i u = _mm512_and_si512(_mm512_srli_epi32(v, 8 * (t & 3) + 4 * (t >> 2)), m4);
+            _mm512_storeu_ps(out + (size_t)(k + t) * ldo, _mm512_mul_ps(S, _mm512_cvtepi32_ps(_mm512_sub_epi32(u, Z))));
+        }
+    }
+}
+
 /* ---- 16-bit classifier rows ---- */
 
 TGT static INL __m512 widen16(const uint16_t *p, int bf16) {

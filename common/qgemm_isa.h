@@ -19,6 +19,9 @@ void spq_qk_f32_avx2(float *y, int ldy, const float *x, int ldx, const spq_qline
 void spq_qk_f32_avx512(float *y, int ldy, const float *x, int ldx, const spq_qlinear *w, int n0, int n1, int p0,
                        int p1);
 
+/* one panel dequantized and transposed: out[k * ldo + r], r < 16 */
+void spq_dq_panel_avx512(float *out, int ldo, const spq_qlinear *w, int p);
+
 /* rows [r0, r1) of y (N, rows) = x W^T for 16-bit W (hgemm, decode sizes) */
 void spq_hk_scalar(float *y, const float *x, int N, const uint16_t *W, int cols, int rows_total, int r0, int r1,
                    int bf16);
