@@ -9,7 +9,7 @@ debs=(
   gcc make pkg-config curl ca-certificates
   libmicrohttpd-dev libjansson-dev libsqlite3-dev libopenblas-dev liblapack-dev
   libuv1-dev libpcre2-dev libcriterion-dev nettle-dev
-  sqlite3 wrk
+  sqlite3 wrk chromium
 )
 
 missing=()

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export SPINQ_SHARED=${SPINQ_SHARED:-$(cd .. && pwd)/shared}
 cat >&2 <<'MSG'
-spinqd: try
+spinqd: the dashboard is at http://127.0.0.1:7070/ ; or try
   curl -s -XPOST localhost:7070/api/runs -d '{"model":"stories260K","rotation":{"mode":"hadamard"},
     "quant":{"w_bits":16,"a_bits":16,"kv_bits":16},"eval":{"kld":false,"tasks":[],"limit":20}}'
   curl -sN localhost:7070/api/events

@@ -22,6 +22,7 @@ http_res api_sweeps_create(http_req *r);
 http_res api_sweeps_list(http_req *r);
 http_res api_sweep_get(http_req *r);
 http_res api_workers(http_req *r);
+http_res api_defaults(http_req *r);
 http_res api_health(http_req *r);
 http_res api_whoami(http_req *r);
 http_res api_metrics(http_req *r);

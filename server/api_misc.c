@@ -1,4 +1,5 @@
-/* api_misc.c - health, whoami, workers and the Prometheus exposition. */
+/* api_misc.c - health, whoami, workers, the spec defaults and the Prometheus
+ * exposition. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,23 @@ http_res api_whoami(http_req *r) {
 http_res api_workers(http_req *r) {
     json_t *l = store_workers_list(r->db);
     return l ? http_json(200, json_pack("{s:o}", "workers", l)) : http_err(500, "internal", NULL, "the store failed");
+}
+
+/* The job spec with every default filled in (the parser's own, so a form
+ * prefilled with it never drifts from what a run gets); "model" is left
+ * empty for the caller to fill and "name" out (derived when absent). */
+http_res api_defaults(http_req *r) {
+    static const char probe[] = "{\"model\":\"MODEL\"}";
+    spq_jobspec s;
+    spq_err err;
+    char field[SPQ_FIELD_MAX];
+    if (spq_jobspec_parse(&s, probe, sizeof probe - 1, field, &err))
+        return http_err(500, "internal", field, "the defaults do not parse: %s", err.msg);
+    json_t *v = spq_jobspec_to_value(&s);
+    spq_jobspec_free(&s);
+    json_object_del(v, "name");
+    json_object_set_new(v, "model", json_string(""));
+    return http_json(200, json_pack("{s:o}", "spec", v));
 }
 
 http_res api_metrics(http_req *r) {

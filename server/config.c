@@ -32,6 +32,13 @@ void config_defaults(spqd_config *c) {
         char *slash = strrchr(exe, '/');
         if (slash) *slash = 0;
         copy(c->worker_bin, sizeof c->worker_bin, exe, "/spinq-worker");
+        static const char *const web_dirs[] = {"/../../web", "/../share/spinq/web"};
+        for (size_t i = 0; i < sizeof web_dirs / sizeof *web_dirs && !c->web_dir[0]; i++) {
+            char dir[PATH_MAX + 32], index[PATH_MAX + 64], real[PATH_MAX];
+            snprintf(dir, sizeof dir, "%s%s", exe, web_dirs[i]);
+            snprintf(index, sizeof index, "%s/index.html", dir);
+            if (access(index, R_OK) == 0 && realpath(dir, real)) copy(c->web_dir, sizeof c->web_dir, real, "");
+        }
     } else {
         snprintf(c->worker_bin, sizeof c->worker_bin, "spinq-worker");
     }
@@ -71,6 +78,7 @@ int config_set(spqd_config *c, const char *key_in, const char *v, spq_err *err) 
     if (!strcmp(key, "models_dir")) return set_str(c->models_dir, sizeof c->models_dir, key_in, v, err);
     if (!strcmp(key, "datasets_dir")) return set_str(c->datasets_dir, sizeof c->datasets_dir, key_in, v, err);
     if (!strcmp(key, "worker_bin")) return set_str(c->worker_bin, sizeof c->worker_bin, key_in, v, err);
+    if (!strcmp(key, "web_dir")) return set_str(c->web_dir, sizeof c->web_dir, key_in, v, err);
     if (!strcmp(key, "http_threads")) return set_int(&c->http_threads, key_in, v, 1, 64, err);
     if (!strcmp(key, "max_attempts")) return set_int(&c->max_attempts, key_in, v, 1, 100, err);
     if (!strcmp(key, "max_body")) return set_int(&c->max_body, key_in, v, 1024, 64 << 20, err);

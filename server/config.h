@@ -13,6 +13,7 @@ typedef struct {
     char models_dir[512];
     char datasets_dir[512];
     char worker_bin[512];    /* spinq-worker; default: beside spinqd */
+    char web_dir[512];       /* the dashboard's files; "" = no dashboard */
     char log_level[16];
     int http_threads;
     int max_attempts;        /* tries per run before it fails */
@@ -21,7 +22,10 @@ typedef struct {
     int auth_required;       /* demand tokens even on loopback (else: when tokens exist) */
 } spqd_config;
 
-/* Defaults; models/datasets dirs point at ../shared when it exists. */
+/* Defaults; models/datasets dirs point at ../shared when it exists; the
+ * web dir is the first of EXE_DIR/../../web (a build in the source tree:
+ * build/rel/spinqd) and EXE_DIR/../share/spinq/web (an install under a
+ * prefix: /usr/local/bin/spinqd) that holds an index.html, else "". */
 void config_defaults(spqd_config *c);
 /* Applies a config file; errors name the file and line. */
 int config_load_file(spqd_config *c, const char *path, spq_err *err);

@@ -15,6 +15,7 @@
 #include "server/db.h"
 #include "server/log.h"
 #include "server/metrics.h"
+#include "server/static.h"
 
 typedef struct {
     const char *method;
@@ -44,6 +45,7 @@ static const route routes[] = {
     {"POST", "/api/sweeps", ROLE_MEMBER, "", api_sweeps_create},
     {"GET", "/api/sweeps/{id}", ROLE_VIEWER, "order limit offset status", api_sweep_get},
     {"GET", "/api/workers", ROLE_VIEWER, "", api_workers},
+    {"GET", "/api/defaults", ROLE_VIEWER, "", api_defaults},
 };
 enum { N_ROUTES = sizeof routes / sizeof routes[0] };
 
@@ -199,6 +201,10 @@ static http_res dispatch(req_ctx *c, const char *url, const char *method) {
         r->arg = arg;
         bad_id = bad;
         break;
+    }
+    if (!found && !path_known && !static_is_api_path(url)) { /* the dashboard's files: public */
+        c->route = "(static)";
+        return static_serve(r->conn, g_cfg->web_dir, method, url);
     }
     if (!found) {
         c->route = path_known ? "(method)" : "(unknown)";

@@ -6,7 +6,9 @@
  * read and dropped, then answered 413), the route found, the caller
  * identified (auth.h) and checked against the route's role, the query
  * parameters checked against the route's list, and the handler called with
- * the thread's SQLite connection. */
+ * the thread's SQLite connection. A path that no route matches and that is
+ * not under /api or /metrics is one of the dashboard's files (static.h),
+ * public like the page itself: the data it shows come through the API. */
 #ifndef SPQD_HTTP_H
 #define SPQD_HTTP_H
 

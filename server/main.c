@@ -25,6 +25,7 @@
 #include "server/log.h"
 #include "server/sched.h"
 #include "server/sse.h"
+#include "server/static.h"
 #include "server/store.h"
 
 static void usage(FILE *f) {
@@ -43,6 +44,8 @@ static void usage(FILE *f) {
             "  --models-dir DIR       models named by job specs (default ../shared/models)\n"
             "  --datasets-dir DIR     datasets named by job specs (default ../shared/data)\n"
             "  --worker-bin PATH      spinq-worker (default: beside spinqd)\n"
+            "  --web-dir DIR          the dashboard's files (default: the source tree's web/ or\n"
+            "                         PREFIX/share/spinq/web beside PREFIX/bin/spinqd; \"\" for none)\n"
             "  --log-level LEVEL      debug, info, warn, error\n"
             "  --http-threads N  --max-attempts N  --max-body BYTES  --shutdown-grace SECONDS\n"
             "  --auth required|auto   demand tokens even on loopback (auto: once a token exists)\n"
@@ -206,6 +209,7 @@ static int serve(int argc, char **argv) {
     db_set_event_sink(sse_publish);
     log_info("spinqd: data %s, models %s, datasets %s, %d local worker(s), auth %s", cfg.data_dir, cfg.models_dir,
              cfg.datasets_dir, cfg.workers, auth_enabled(db) ? "on" : "off (loopback only)");
+    static_report(cfg.web_dir);
     if (sched_start(&cfg, &err) || http_start(&cfg, &err)) {
         log_error("%s", err.msg);
         return 1;

@@ -169,7 +169,8 @@ store_rc store_run_owner(sqlite3 *db, int64_t id, char *owner, size_t cap, char 
     return rc;
 }
 
-static const char *const order_columns[] = {"id", "created_at", "name", "status", "started_at", "finished_at", NULL};
+static const char *const order_columns[] = {"id",          "created_at", "name",  "status", "started_at",
+                                            "finished_at", "model",      "owner", NULL};
 
 /* The listing's SQL. `kind`: 0 rows of a column order, 1 count, 2 rows that
  * have the order metric (from its index, value order), 3 rows that lack it.

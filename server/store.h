@@ -36,7 +36,7 @@ typedef struct {
     const char *tag;
     const char *text;    /* substring of name or model */
     int64_t sweep_id;    /* 0: any */
-    const char *order;   /* column (id, created_at, name, status, started_at, finished_at) or metric key */
+    const char *order;   /* column (id, created_at, name, status, started_at, finished_at, model, owner) or metric key */
     int order_desc;
     int limit, offset;
 } store_run_filter;

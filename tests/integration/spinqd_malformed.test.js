@@ -160,7 +160,7 @@ function cases(adminToken) {
     field: 'grid.eval.ppl[3].seqlen' }));
 
   // 10. unknown endpoints and methods
-  for (const p of ['/', '/api', '/api/run', '/api/runs/1/nope', '/api/runs/1/artifacts/a/b', '/etc/passwd', '/../../etc'])
+  for (const p of ['/nope.html', '/api', '/api/run', '/api/runs/1/nope', '/api/runs/1/artifacts/a/b', '/etc/passwd', '/../../etc'])
     c.push({ name: `404 ${p}`, method: 'GET', path: p, token: adminToken, status: 404, field: null });
   for (const [m, p] of [['PUT', '/api/runs'], ['PATCH', '/api/runs/1'], ['GET', '/api/runs/1/cancel'], ['DELETE', '/api/runs'],
     ['POST', '/api/health'], ['PUT', '/api/sweeps/1']])

@@ -53,7 +53,8 @@ test('a 6-point sweep completes with 2 workers; ordering by a metric is correct'
 
   // the other runs of the daemon are not in the sweep's listing, and a
   // metric that some runs lack sorts them last
-  const solo = (await d.req('POST', '/api/runs', tinySpec({ eval: { kld: true } }))).json.id;
+  // (a window longer than the model's context: the evaluate stage fails it, before any ppl)
+  const solo = (await d.req('POST', '/api/runs', tinySpec({ eval: { ppl: [{ data: 'tinystories/test.txt', seqlen: 2048 }] } }))).json.id;
   await d.waitRun(solo, ['failed']);
   const all = (await d.req('GET', '/api/runs?order=ppl&limit=100')).json.runs;
   assert.strictEqual(all[all.length - 1].id, solo);

@@ -91,3 +91,21 @@ Test(config, addresses_split_and_loopback_is_recognized) {
     cr_assert(!config_is_loopback("10.0.0.1"));
     cr_assert(!config_is_loopback("::"));
 }
+
+Test(config, web_dir_defaults_to_an_existing_dashboard_or_none) {
+    spqd_config c;
+    config_defaults(&c);
+    if (c.web_dir[0]) { /* found beside the binary: it must hold the page */
+        char index[600];
+        snprintf(index, sizeof index, "%s/index.html", c.web_dir);
+        cr_assert_eq(access(index, R_OK), 0, "%s", index);
+    }
+    spq_err err;
+    char *argv[] = {"--web-dir", "/srv/web"};
+    cr_assert_eq(config_parse_args(&c, 2, argv, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(c.web_dir, "/srv/web");
+    char *p = write_conf("web_dir = \"\"\n");
+    cr_assert_eq(config_load_file(&c, p, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(c.web_dir, "", "an empty web_dir turns the dashboard off");
+    unlink(p);
+}

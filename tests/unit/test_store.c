@@ -228,6 +228,10 @@ Test(store, listing_filters_and_orders_by_a_metric) {
     cr_assert_eq(ids[0], a);
     store_run_filter s = {.limit = 10, .status = "done"};
     cr_assert_eq(list_ids(db, &s, ids, &total), 0);
+    store_run_filter m = {.limit = 10, .order = "model", .order_desc = 1};
+    cr_assert_eq(list_ids(db, &m, ids, &total), 4);
+    cr_assert_eq(ids[0], b, "model is a column: m2 first when descending");
+    cr_assert_eq(ids[1], d, "then m1, newest first among equals");
     json_t *hist = store_metric_history(db, c, "ppl", 0, 100);
     cr_assert_eq(json_array_size(hist), 1, "since_step 0 leaves out step 0");
     json_decref(hist);
