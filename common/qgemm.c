@@ -1,7 +1,8 @@
 /* qgemm.c - packing, activation quantization, the scalar reference kernels,
- * and the dispatch of products to an instruction set and over the thread
- * pool. See qgemm.h for the arithmetic; qgemm_avx2.c and qgemm_avx512.c hold
- * the SIMD tiles. */
+ * the dispatch of products to an instruction set and over the thread pool,
+ * the blocked W4A16 prefill (dequantized blocks and sgemm), and the 16-bit
+ * classifier. See qgemm.h for the arithmetic; qgemm_avx2.c and
+ * qgemm_avx512.c hold the SIMD tiles. */
 #include "qgemm.h"
 
 #include <cblas.h>

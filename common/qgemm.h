@@ -38,9 +38,9 @@
  * z_g), y) - the dequantized weight is rounded exactly as the fake quantizer
  * rounds it, and the order of operations is the same on every path. With
  * SPQ_QGEMM_F32_SGEMM_MIN tokens or more (prefill) the same dequantized
- * values are formed for blocks of rows (about 8 MB) in a transient fp32 block and
- * multiplied with sgemm (as fast as the fp32 model; the same on every path;
- * sgemm's accumulation order instead of the sequential one).
+ * values are formed for a block of rows at a time (a transient fp32 block of
+ * about 8 MB, never the whole matrix) and multiplied with sgemm: as fast as
+ * the fp32 model, the same on every path, in sgemm's accumulation order.
  *
  * Compared with the fake-quantized fp32 model (which multiplies the same
  * dequantized values with sgemm), the only differences are rounding: per
