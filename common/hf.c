@@ -28,6 +28,7 @@
 
 #include "hf.h"
 #include "json_util.h"
+#include "tokenizer.h"
 
 /* ---- config.json ---- */
 
@@ -465,6 +466,61 @@ int spq_model_save_hf(const spq_model *m, const char *dir, spq_st_dtype dtype, s
     if (!rc) rc = write_config(cfg, &c, dtype, err);
     spq_st_writer_free(&w);
     free(st);
+    free(cfg);
+    return rc;
+}
+
+/* ---- tokenizer files ---- */
+
+/* dst <- the bytes of src, via a temporary file and rename */
+static int copy_file(const char *src, const char *dst, spq_err *err) {
+    char *data;
+    size_t len;
+    if (spq_read_file(&data, &len, src, err)) return -1;
+    char *tmp = spq_malloc(strlen(dst) + 16);
+    sprintf(tmp, "%s.tmp.XXXXXX", dst);
+    int fd = mkstemp(tmp), rc = 0;
+    if (fd < 0) {
+        rc = spq_fail(err, "%s: cannot create a temporary file: %s", dst, strerror(errno));
+    } else {
+        size_t off = 0;
+        while (off < len) {
+            ssize_t k = write(fd, data + off, len - off);
+            if (k <= 0) break;
+            off += (size_t)k;
+        }
+        if (off < len || fchmod(fd, 0644) || fsync(fd)) rc = spq_fail(err, "%s: write failed: %s", tmp, strerror(errno));
+        if (close(fd) && !rc) rc = spq_fail(err, "%s: close failed: %s", tmp, strerror(errno));
+        if (!rc && rename(tmp, dst)) rc = spq_fail(err, "%s: cannot rename %s into place: %s", dst, tmp, strerror(errno));
+        if (rc) unlink(tmp);
+    }
+    free(tmp);
+    free(data);
+    return rc;
+}
+
+int spq_hf_copy_tokenizer(const char *src, const char *dir, spq_err *err) {
+    char *tok, *cfg;
+    if (spq_tok_files_for_model(&tok, &cfg, src, err)) return -1;
+    const char *name = spq_is_dir(src) ? "tokenizer.json" : "tokenizer.bin";
+    char *d1 = spq_path_join(dir, name);
+    int rc = copy_file(tok, d1, err);
+    free(d1);
+    if (!rc && cfg) {
+        char *d2 = spq_path_join(dir, "tokenizer_config.json");
+        rc = copy_file(cfg, d2, err);
+        free(d2);
+    }
+    if (!rc && spq_is_dir(src)) {
+        char *g = spq_path_join(src, "generation_config.json");
+        if (spq_file_exists(g)) {
+            char *d3 = spq_path_join(dir, "generation_config.json");
+            rc = copy_file(g, d3, err);
+            free(d3);
+        }
+        free(g);
+    }
+    free(tok);
     free(cfg);
     return rc;
 }

@@ -12,6 +12,12 @@
  * written. */
 int spq_model_save_hf(const spq_model *m, const char *dir, spq_st_dtype dtype, spq_err *err);
 
+/* Copies the tokenizer files of the model at src (a Hugging Face directory:
+ * tokenizer.json, tokenizer_config.json and generation_config.json when
+ * present; a llama2.c checkpoint: its tokenizer.bin) into dir, each written
+ * atomically. */
+int spq_hf_copy_tokenizer(const char *src, const char *dir, spq_err *err);
+
 /* What the weight files of a directory hold, for `spinq info`. */
 typedef struct {
     int n_files;                       /* 1, or the number of shards */

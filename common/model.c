@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "packed.h"
+
 int spq_config_check(const spq_config *c, const char *src, spq_err *err) {
 #define POS(field, name) \
     if (c->field <= 0) return spq_fail(err, "%s: %s must be positive (got %d)", src, name, (int)c->field)
@@ -112,6 +114,8 @@ void spq_model_free(spq_model *m) {
     free(m->final_norm);
     free(m->path);
     free(m->format);
+    if (m->packed) spq_packed_free(m->packed);
+    free(m->packed);
     if (m->r3) spq_rot_online_free(m->r3);
     if (m->r4) spq_rot_online_free(m->r4);
     free(m->r3);
@@ -122,8 +126,10 @@ void spq_model_free(spq_model *m) {
 int spq_model_load(spq_model *m, const char *path, spq_err *err) {
     memset(m, 0, sizeof *m);
     if (spq_is_dir(path)) return spq_model_load_hf(m, path, err);
+    if (spq_packed_is_file(path)) return spq_packed_load(m, path, err);
     if (spq_file_exists(path)) return spq_model_load_llama2c(m, path, err);
-    return spq_fail(err, "%s: no such model (expected a Hugging Face directory or a llama2.c .bin)", path);
+    return spq_fail(err, "%s: no such model (expected a Hugging Face directory, a llama2.c .bin or a packed model)",
+                    path);
 }
 
 void spq_model_untie(spq_model *m) {
@@ -135,6 +141,7 @@ void spq_model_untie(spq_model *m) {
 }
 
 static float *dup_floats(const float *src, size_t n) {
+    if (!src) return NULL; /* a packed model has no fp32 linears */
     float *d = spq_malloc(n * sizeof(float));
     memcpy(d, src, n * sizeof(float));
     return d;
@@ -149,6 +156,7 @@ void spq_model_copy(spq_model *dst, const spq_model *src) {
     dst->q = src->q;
     dst->r3 = src->r3 ? spq_rot_online_clone(src->r3) : NULL;
     dst->r4 = src->r4 ? spq_rot_online_clone(src->r4) : NULL;
+    dst->packed = src->packed ? spq_packed_clone(src->packed, c) : NULL;
     dst->tok_emb = dup_floats(src->tok_emb, (size_t)c->vocab_size * d);
     dst->layers = spq_calloc(c->n_layers, sizeof(spq_layer));
     for (int l = 0; l < c->n_layers; l++) {

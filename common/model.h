@@ -39,6 +39,11 @@ typedef struct {
      * <|eot_id|>); eos_ids[0] == eos_id. n_eos 0: eos_id alone. */
     int n_eos;
     int eos_ids[SPQ_MAX_EOS];
+    /* how a KV cache for this model stores keys and values: 0 as fp32; 2..8
+     * as integer codes with a scale and zero point per (token, head). Set by
+     * the packed loader from its KV quantizer (packed.h); read by
+     * spq_state_build. */
+    int kv_cache_bits;
 } spq_config;
 
 typedef struct {
@@ -78,6 +83,10 @@ typedef struct {
     spq_layer *layers;  /* (n_layers) */
     float *final_norm;  /* (dim) */
     float *lm_head;     /* (vocab_size, dim); == tok_emb while tied */
+    /* owned; when set, the model is packed (packed.h): the linears run as
+     * integer kernels, their fp32 weights (and tok_emb/lm_head when stored
+     * in 16 bits) are NULL */
+    struct spq_packed *packed;
     char *path;         /* where it was loaded from */
     char *format;       /* "llama2c" or "hf" */
 } spq_model;
@@ -93,7 +102,8 @@ int spq_config_is_eos(const spq_config *c, int id);
 void spq_model_alloc(spq_model *m, const spq_config *c);
 void spq_model_free(spq_model *m);
 
-/* Loads a model: a directory (Hugging Face) or a llama2.c `.bin`. */
+/* Loads a model: a directory (Hugging Face), a packed model file (packed.h,
+ * any safetensors file) or a llama2.c `.bin`. */
 int spq_model_load(spq_model *m, const char *path, spq_err *err);
 int spq_model_load_llama2c(spq_model *m, const char *path, spq_err *err);
 int spq_model_load_hf(spq_model *m, const char *dir, spq_err *err);

@@ -54,15 +54,17 @@ int spq_tok_load_bin(spq_tokenizer **out, const char *path, spq_err *err) {
     char *data;
     size_t size;
     if (spq_read_file(&data, &size, path, err)) return -1;
-    if (size < 4) {
-        free(data);
-        return spq_fail(err, "%s: truncated tokenizer.bin: %zu bytes, the header alone is 4", path, size);
-    }
+    int rc = spq_tok_load_bin_mem(out, path, data, size, err);
+    free(data);
+    return rc;
+}
+
+int spq_tok_load_bin_mem(spq_tokenizer **out, const char *path, const char *data, size_t size, spq_err *err) {
+    *out = NULL;
+    if (size < 4) return spq_fail(err, "%s: truncated tokenizer.bin: %zu bytes, the header alone is 4", path, size);
     int max_len = rd_i32(data);
-    if (max_len <= 0 || max_len > 1 << 16) {
-        free(data);
+    if (max_len <= 0 || max_len > 1 << 16)
         return spq_fail(err, "%s: not a llama2.c tokenizer.bin: max_token_length is %d", path, max_len);
-    }
     spq_tokenizer *t = spq_tok_alloc(path);
     size_t off = 4;
     int id = 0;
@@ -97,8 +99,6 @@ int spq_tok_load_bin(spq_tokenizer **out, const char *path, spq_err *err) {
         spq_fail(err, "%s: %d tokens; a llama2.c tokenizer has at least unk, BOS and EOS", path, id);
         goto fail;
     }
-    free(data);
-    data = NULL;
     set_special(t, 0, "<unk>");
     set_special(t, 1, "<s>");
     set_special(t, 2, "</s>");
@@ -127,7 +127,6 @@ int spq_tok_load_bin(spq_tokenizer **out, const char *path, spq_err *err) {
     *out = t;
     return 0;
 fail:
-    free(data);
     spq_tok_free(t);
     return -1;
 }

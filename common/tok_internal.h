@@ -123,6 +123,11 @@ int spq_tok_compile_regex(spq_tok_pre *p, const char *pattern, size_t len, int l
 /* Loaders: fill *t or fail naming the file and field. */
 int spq_tok_load_bin(spq_tokenizer **t, const char *path, spq_err *err);
 int spq_tok_load_json(spq_tokenizer **t, const char *path, const char *config_path, spq_err *err);
+/* The same from file contents in memory; path and config_path name them in
+ * messages (config_text may be NULL: no tokenizer_config.json). */
+int spq_tok_load_bin_mem(spq_tokenizer **t, const char *path, const char *data, size_t size, spq_err *err);
+int spq_tok_load_json_mem(spq_tokenizer **t, const char *path, const char *text, size_t len,
+                          const char *config_path, const char *config_text, size_t config_len, spq_err *err);
 
 /* BPE over one word: appends the ids of word[0..n) to *ids (growing it).
  * Returns 0, or -1 when a character has no token and there is no unk. */

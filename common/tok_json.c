@@ -483,28 +483,17 @@ static const char *config_token(json_t *cfg, const char *key, int *n) {
     return json_string_value(v);
 }
 
-static int load_config(ctx *c, const char *cfg_path) {
+/* cfg: the parsed tokenizer_config.json (an object) or NULL; cfg_path names it */
+static int load_config(ctx *c, const char *cfg_path, json_t *cfg) {
     spq_tokenizer *t = c->t;
-    json_t *cfg = NULL;
-    if (cfg_path) {
-        json_error_t je;
-        cfg = json_load_file(cfg_path, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je); /* model_max_length can be 1e30 */
-        if (!cfg) return spq_fail(c->err, "%s: invalid JSON at line %d column %d: %s", cfg_path, je.line, je.column, je.text);
-        if (!json_is_object(cfg)) {
-            json_decref(cfg);
-            return spq_fail(c->err, "%s: not a JSON object", cfg_path);
-        }
-    }
     const char *keys[3] = {"bos_token", "eos_token", "unk_token"};
     int *ids[3] = {&t->bos_id, &t->eos_id, &t->unk_id};
     for (int i = 0; i < 3; i++) {
         int n;
         const char *s = cfg ? config_token(cfg, keys[i], &n) : NULL;
         if (!s) continue;
-        if ((*ids[i] = find_id(c, s, n)) < 0) {
-            json_decref(cfg);
+        if ((*ids[i] = find_id(c, s, n)) < 0)
             return spq_fail(c->err, "%s: %s \"%s\" is not a token of %s", cfg_path, keys[i], s, c->path);
-        }
     }
     /* without a config, the template's first / last special token */
     if (t->bos_id < 0 && c->n_tpl_prefix > 0) t->bos_id = c->tpl_prefix[0];
@@ -528,15 +517,51 @@ static int load_config(ctx *c, const char *cfg_path) {
         t->n_suffix = add_eos ? 1 : 0;
         t->suffix[0] = t->eos_id;
     }
-    json_decref(cfg);
     return rc;
+}
+
+/* parses the tokenizer_config.json text (may be NULL) into *cfg */
+static int parse_config(json_t **cfg, const char *cfg_path, const char *text, size_t len, spq_err *err) {
+    *cfg = NULL;
+    if (!text) return 0;
+    json_error_t je;
+    /* model_max_length can be 1e30 */
+    *cfg = json_loadb(text, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je);
+    if (!*cfg) return spq_fail(err, "%s: invalid JSON at line %d column %d: %s", cfg_path, je.line, je.column, je.text);
+    if (!json_is_object(*cfg)) {
+        json_decref(*cfg);
+        *cfg = NULL;
+        return spq_fail(err, "%s: not a JSON object", cfg_path);
+    }
+    return 0;
 }
 
 int spq_tok_load_json(spq_tokenizer **out, const char *path, const char *config_path, spq_err *err) {
     *out = NULL;
+    char *text = NULL, *cfg_text = NULL;
+    size_t len = 0, cfg_len = 0;
+    if (spq_read_file(&text, &len, path, err)) return -1;
+    if (config_path && spq_read_file(&cfg_text, &cfg_len, config_path, err)) {
+        free(text);
+        return -1;
+    }
+    int rc = spq_tok_load_json_mem(out, path, text, len, config_path, cfg_text, cfg_len, err);
+    free(text);
+    free(cfg_text);
+    return rc;
+}
+
+int spq_tok_load_json_mem(spq_tokenizer **out, const char *path, const char *text, size_t len,
+                          const char *config_path, const char *cfg_text, size_t cfg_len, spq_err *err) {
+    *out = NULL;
     json_error_t je;
-    json_t *root = json_load_file(path, JSON_ALLOW_NUL, &je);
+    json_t *root = json_loadb(text, len, JSON_ALLOW_NUL, &je);
     if (!root) return spq_fail(err, "%s: invalid JSON at line %d column %d: %s", path, je.line, je.column, je.text);
+    json_t *cfg;
+    if (parse_config(&cfg, config_path, cfg_text, cfg_len, err)) {
+        json_decref(root);
+        return -1;
+    }
     ctx c = {.path = path, .err = err};
     build_unmap(&c);
     spq_tokenizer *t = c.t = spq_tok_alloc(path);
@@ -568,7 +593,7 @@ int spq_tok_load_json(spq_tokenizer **out, const char *path, const char *config_
             goto done;
         }
     }
-    if (load_config(&c, config_path) || spq_tok_finish(t, err)) goto done;
+    if (load_config(&c, config_path, cfg) || spq_tok_finish(t, err)) goto done;
     for (int i = 0; i < t->n_prefix + t->n_suffix; i++) {
         int id = i < t->n_prefix ? t->prefix[i] : t->suffix[i - t->n_prefix];
         if (id < 0 || id >= t->n_vocab || !t->vocab[id].text) {
@@ -578,6 +603,7 @@ int spq_tok_load_json(spq_tokenizer **out, const char *path, const char *config_
     }
     rc = 0;
 done:
+    json_decref(cfg);
     json_decref(root);
     if (rc) spq_tok_free(t);
     else *out = t;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "packed.h"
 #include "tok_internal.h"
 #include "tok_pre.h"
 
@@ -202,14 +203,40 @@ static int find_bin_tokenizer(char **out, const char *model_path, spq_err *err) 
     return rc;
 }
 
+int spq_tok_files_for_model(char **tok_path, char **cfg_path, const char *model_path, spq_err *err) {
+    *tok_path = *cfg_path = NULL;
+    if (spq_is_dir(model_path)) {
+        char *json = spq_path_join(model_path, "tokenizer.json"), *cfg = spq_path_join(model_path, "tokenizer_config.json");
+        if (!spq_file_exists(json)) {
+            free(json);
+            free(cfg);
+            return spq_fail(err, "%s: no tokenizer.json in this directory", model_path);
+        }
+        *tok_path = json;
+        if (spq_file_exists(cfg)) *cfg_path = cfg;
+        else free(cfg);
+        return 0;
+    }
+    return find_bin_tokenizer(tok_path, model_path, err);
+}
+
 int spq_tok_load_for_model(spq_tokenizer **t, const char *model_path, spq_err *err) {
     *t = NULL;
     if (spq_is_dir(model_path)) return spq_tok_load(t, model_path, err);
+    if (spq_packed_is_file(model_path)) return spq_packed_tokenizer(t, model_path, err);
     char *bin = NULL;
     if (find_bin_tokenizer(&bin, model_path, err)) return -1;
     int rc = spq_tok_load(t, bin, err);
     free(bin);
     return rc;
+}
+
+int spq_tok_load_mem(spq_tokenizer **t, const char *name, const char *data, size_t len, const char *cfg_name,
+                     const char *cfg, size_t cfg_len, spq_err *err) {
+    size_t i = 0;
+    while (i < len && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t')) i++;
+    if (i < len && data[i] == '{') return spq_tok_load_json_mem(t, name, data, len, cfg_name, cfg, cfg_len, err);
+    return spq_tok_load_bin_mem(t, name, data, len, err);
 }
 
 int spq_tok_vocab_size(const spq_tokenizer *t) { return t->n_vocab; }

@@ -188,9 +188,15 @@ int spq_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "spinq eval: %s\n", err.msg);
         goto out;
     }
+    if (a.kld_fp && m.packed) {
+        fprintf(stderr, "spinq eval: --kld-fp: %s is a packed model and holds no full-precision weights; "
+                        "compare with --kld-base FULL_PRECISION_MODEL\n", a.model);
+        rc = 2;
+        goto done;
+    }
     char quant[256];
-    spq_qcfg_describe(quant, sizeof quant, &a.q);
-    int quantized = a.q.w.bits < 16 || a.q.a.bits < 16 || a.q.kv.bits < 16;
+    spq_qcfg_describe(quant, sizeof quant, m.packed ? &m.q : &a.q);
+    int quantized = m.packed || a.q.w.bits < 16 || a.q.a.bits < 16 || a.q.kv.bits < 16;
     int seqlen = a.seqlen ? a.seqlen : (m.cfg.seq_len < 2048 ? m.cfg.seq_len : 2048);
     if (seqlen > m.cfg.seq_len) {
         fprintf(stderr, "spinq eval: --seqlen %d is longer than the model's context %d\n", seqlen, m.cfg.seq_len);

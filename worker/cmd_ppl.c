@@ -82,9 +82,10 @@ int spq_cmd_ppl(int argc, char **argv) {
     }
     spq_progress_finish(&bar, NULL);
     char desc[160];
-    spq_qcfg_describe(desc, sizeof desc, &q);
+    spq_qcfg_describe(desc, sizeof desc, &m.q);
+    const char *rot = m.packed ? "packed" : rf.rotation ? rf.rotation : "none";
     json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:f, s:f}", "model", model_path, "data", data,
-                            "rotation", rf.rotation ? rf.rotation : "none", "quant", desc, "seqlen", seqlen,
+                            "rotation", rot, "quant", desc, "seqlen", seqlen,
                             "tokens", n_ids, "windows", r.n_windows, "scored", (json_int_t)r.n_scored, "nll",
                             r.nll_sum / r.n_scored, "ppl", r.ppl);
     char *js = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(8));

@@ -19,6 +19,8 @@ static const command commands[] = {
     {"eval", spq_cmd_eval, "eval MODEL [--ppl FILE] [--task NAME=PATH] ...  perplexity, KLD, zero-shot tasks"},
     {"tokenize", spq_cmd_tokenize, "tokenize (--tokenizer P | --model P) [--lines F | --jsonl F | --file F | --text T] [--no-special] [--decode]"},
     {"rotate", spq_cmd_rotate, "rotate MODEL --calib FILE --out R.safetensors [...]  learn SpinQuant rotations"},
+    {"quantize", spq_cmd_quantize, "quantize MODEL --out MODEL.spq [--method rtn|gptq --calib FILE ...]  packed low-bit model"},
+    {"export-hf", spq_cmd_export_hf, "export-hf MODEL --rotation R --mode no-had --out DIR  rotated model as a HF directory"},
     {"run", spq_cmd_run, "run SPEC.json [--out DIR]              a job spec through the pipeline, no daemon"},
     {"cpu", spq_cmd_cpu, "cpu [--coretype]                   CPU features and OpenBLAS kernels"},
 };
@@ -26,7 +28,7 @@ static const command commands[] = {
 static void usage(FILE *f) {
     fprintf(f, "usage: spinq COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) fprintf(f, "  spinq %s\n", commands[i].usage);
-    fprintf(f, "\nMODEL is a Hugging Face directory or a llama2.c .bin checkpoint.\n");
+    fprintf(f, "\nMODEL is a Hugging Face directory, a llama2.c .bin checkpoint or a packed model (spinq quantize).\n");
 }
 
 int main(int argc, char **argv) {

@@ -17,12 +17,9 @@ static int quantized(const spq_jobspec *s) { return s->quant.w_bits < 16 || s->q
 static int evaluated(const spq_jobspec *s) { return s->eval.n_ppl > 0 || s->eval.kld || s->eval.n_tasks > 0; }
 
 static int quantize_available(const spq_jobspec *s, char *why, size_t cap) {
-    if (s->quant.w_bits == 16 || s->weights.method == SPQ_WQ_RTN) return 1;
-    if (s->weights.method == SPQ_WQ_NONE)
-        snprintf(why, cap, "quant.w_bits %d needs weights.method \"rtn\" or \"gptq\" (or quant.w_bits 16)",
-                 s->quant.w_bits);
-    else
-        snprintf(why, cap, "weights.method \"gptq\": GPTQ is not available yet in this build (\"rtn\" is)");
+    if (s->quant.w_bits == 16 || s->weights.method != SPQ_WQ_NONE) return 1;
+    snprintf(why, cap, "quant.w_bits %d needs weights.method \"rtn\" or \"gptq\" (or quant.w_bits 16)",
+             s->quant.w_bits);
     return 0;
 }
 
@@ -47,6 +44,8 @@ static void cleanup(spq_pipeline *p) {
     p->model_loaded = 0;
     if (p->have_rot) spq_rotation_free(&p->rot);
     p->have_rot = 0;
+    if (p->have_wq) spq_wquant_free(&p->wq);
+    p->have_wq = 0;
     if (p->tok) spq_tok_free(p->tok);
     p->tok = NULL;
     free(p->model_path);

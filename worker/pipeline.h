@@ -31,6 +31,9 @@
  * checkpoint() every checkpoint_every steps (bytes of spq_rotation_save's
  * file, with p->rot_meta.step set) and absorbs it with spq_rotation_apply
  * when done. write saves p->rot as the artifact rotation.safetensors.
+ * Weights: quantize rounds them (RTN) or runs GPTQ on weights.calib, keeping
+ * their parameters in p->wq; write packs the model into the artifact
+ * model.spq (packed.h) when the weights are 2..4 bits.
  *
  * The reporter is implemented over proto by the worker (worker/report.c) and
  * can be any other sink (the spinq CLI, tests). */
@@ -43,6 +46,7 @@
 #include "common/jobspec.h"
 #include "common/model.h"
 #include "common/rotation.h"
+#include "common/wquant.h"
 #include "common/tokenizer.h"
 
 enum { SPQ_STOP_NONE = 0, SPQ_STOP_CANCEL = 1, SPQ_STOP_SHUTDOWN = 2 };
@@ -78,6 +82,8 @@ typedef struct {
     spq_rotation rot;         /* built by rotate; learned by learn (spinquant) */
     spq_rotation_meta rot_meta;
     int have_rot;
+    spq_wquant wq;            /* the weights' quantization parameters (quantize), for the packed model */
+    int have_wq;
     json_t *results;          /* {"key": value} of final scores, for results.json */
     int stop;                 /* SPQ_STOP_* seen by a stage */
     spq_err err;

@@ -1,12 +1,38 @@
 /* pipeline_write.c - the write stage: the run's outputs as artifacts.
  * results.json (the normalized spec, the model path and every final score)
  * always; the rotation (rotation.safetensors) when the run rotated; the
- * packed model joins them when weight quantization lands. */
+ * packed low-bit model (model.spq, packed.h: what the run evaluated, with
+ * integer kernels and its tokenizer inside) when the weights were quantized
+ * to 2..4 bits. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/packed.h"
 #include "worker/pipeline.h"
+
+static int write_packed(spq_pipeline *p) {
+    if (p->wq.cfg.bits > 4) {
+        p->rep->log(p->rep->ud, "warn", "no packed model: packed weights are 2..4 bits");
+        return SPQ_STAGE_OK;
+    }
+    char *info = spq_jobspec_to_json(&p->spec);
+    spq_pack_opts o = {.emb_dtype = SPQ_ST_F32, .info = info, .tokenizer_from = p->model_path};
+    spq_model pm;
+    char *path = spq_path_join(p->work_dir, "model.spq");
+    int rc = SPQ_STAGE_OK;
+    if (spq_packed_build(&pm, &p->model, &p->wq, &o, &p->err)) {
+        rc = SPQ_STAGE_FAILED;
+    } else {
+        if (spq_packed_save(&pm, path, &p->err) || p->rep->artifact(p->rep->ud, "model.spq", path, &p->err))
+            rc = SPQ_STAGE_FAILED;
+        spq_model_free(&pm);
+    }
+    remove(path);
+    free(path);
+    free(info);
+    return rc;
+}
 
 int spq_stage_write(spq_pipeline *p) {
     char *path = spq_path_join(p->work_dir, "results.json");
@@ -31,5 +57,6 @@ int spq_stage_write(spq_pipeline *p) {
         remove(path);
         free(path);
     }
+    if (rc == SPQ_STAGE_OK && p->have_wq) rc = write_packed(p);
     return rc;
 }

@@ -57,7 +57,21 @@ int spq_rotflag(spq_rotflags *r, int argc, char **argv, int *i, const char *cmd)
 
 int spq_load_quantized(spq_model *m, const char *model_path, const spq_rotflags *r, const spq_qcfg *q,
                        spq_err *err) {
+    return spq_load_prepared(m, model_path, r, q, 1, err);
+}
+
+int spq_load_prepared(spq_model *m, const char *model_path, const spq_rotflags *r, const spq_qcfg *q, int rtn,
+                      spq_err *err) {
     if (spq_model_load(m, model_path, err)) return -1;
+    if (m->packed) {
+        int rot = r->rotation && strcmp(r->rotation, "none");
+        if (rot || q->w.bits != SPQ_QUANT_OFF || q->a.bits != SPQ_QUANT_OFF || q->kv.bits != SPQ_QUANT_OFF) {
+            spq_model_free(m);
+            return spq_fail(err, "%s is a packed model: it carries its own rotations and quantization settings "
+                                 "(drop --rotation and the --w/--a/--kv flags)", model_path);
+        }
+        return 0;
+    }
     spq_rotation rot;
     int have_rot = 0;
     const char *rs = r->rotation;
@@ -76,7 +90,7 @@ int spq_load_quantized(spq_model *m, const char *model_path, const spq_rotflags 
         }
         have_rot = 1;
     }
-    int rc = spq_qmodel_prepare(m, have_rot ? &rot : NULL, q, 1, err);
+    int rc = spq_qmodel_prepare(m, have_rot ? &rot : NULL, q, rtn, err);
     if (have_rot) spq_rotation_free(&rot);
     if (rc) spq_model_free(m);
     return rc;

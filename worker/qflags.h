@@ -31,4 +31,10 @@ int spq_rotflag(spq_rotflags *r, int argc, char **argv, int *i, const char *cmd)
  * loaded from a file (its own mode), RTN weights. */
 int spq_load_quantized(spq_model *m, const char *model_path, const spq_rotflags *r, const spq_qcfg *q,
                        spq_err *err);
+/* The same with rtn 0: the weights are left in full precision for GPTQ.
+ * A packed model (packed.h) is loaded as it is: it carries its own rotations
+ * and quantizers, so asking for others (r->rotation other than none, or any
+ * bits other than 16 in q) is an error. */
+int spq_load_prepared(spq_model *m, const char *model_path, const spq_rotflags *r, const spq_qcfg *q, int rtn,
+                      spq_err *err);
 #endif

@@ -3,7 +3,8 @@
 // stored and downloadable with their sha256; a worker killed with -9 in the
 // middle of learning, or a daemon stopped with SIGTERM, leaves the run to
 // resume from its checkpoint and end with exactly the rotations of an
-// uninterrupted run with the same seed.
+// uninterrupted run with the same seed. GPTQ runs layer by layer and its
+// packed model is stored as an artifact.
 import test from 'node:test';
 import assert from 'node:assert';
 import crypto from 'node:crypto';
@@ -107,11 +108,18 @@ test('learned rotations: loss curve over SSE, checkpoints, artifacts; resume aft
         assert.deepStrictEqual(await lossCurve(d, id), refCurve);
       });
 
-    await t.test('GPTQ is refused with the reason until it lands', async () => {
-      const id = (await d.req('POST', '/api/runs', learnSpec(2, { weights: { method: 'gptq' } }))).json.id;
-      const run = await d.waitRun(id, ['done', 'failed'], 30000);
-      assert.strictEqual(run.status, 'failed');
-      assert.match(run.reason, /quantize: not available yet: weights.method "gptq"/);
+    await t.test('GPTQ reports its layer errors and stores the packed model', async () => {
+      const spec = learnSpec(2, { weights: { method: 'gptq', calib: 'tinystories/calib.txt', nsamples: 2, seqlen: 64 } });
+      const id = (await d.req('POST', '/api/runs', spec)).json.id;
+      const run = await d.waitRun(id, ['done', 'failed'], 120000);
+      assert.strictEqual(run.status, 'done', run.reason);
+      const errs = (await d.req('GET', `/api/runs/${id}/metrics?key=gptq/err`)).json.points;
+      const rtn = (await d.req('GET', `/api/runs/${id}/metrics?key=gptq/err_rtn`)).json.points;
+      assert.deepStrictEqual(errs.map(([step]) => step), [0, 1, 2, 3, 4], 'one [step, value] point per layer');
+      assert.ok(errs.every(([, v], i) => v > 0 && v < rtn[i][1]), `GPTQ below RTN on every layer: ${errs} ${rtn}`);
+      const spq = await artifact(d, id, 'model.spq');
+      assert.strictEqual(spq.readBigUInt64LE(0) > 0n, true);
+      assert.match(spq.subarray(8, 4096).toString(), /"format":"spinq-packed"/);
     });
 
     const { code } = await d.stop();
