@@ -1,7 +1,7 @@
 /* hf.c - loads a Hugging Face LLaMA directory into the fp32 model.
  *
  * Moving parts:
- *  - config.json -> spq_config (config_from_json): every key typed and
+ *  - config.json -> spq_config (spq_hf_config_parse): every key typed and
  *    range-checked through json_util, unsupported variants (another
  *    architecture, biases, an activation other than silu, rope scaling other
  *    than llama3, pre-quantized checkpoints) refused by name.
@@ -118,7 +118,7 @@ static int unsupported_flags(const json_t *j, const char *src, spq_err *err) {
     return 0;
 }
 
-static int config_from_json(spq_config *c, const json_t *j, const char *src, spq_err *err) {
+int spq_hf_config_parse(spq_config *c, const json_t *j, const char *src, spq_err *err) {
     memset(c, 0, sizeof *c);
     if (check_architecture(j, src, err) || unsupported_flags(j, src, err)) return -1;
     if (spq_json_get_int(&c->dim, j, "hidden_size", 1, INT_MAX, src, err) ||
@@ -340,7 +340,7 @@ int spq_model_load_hf(spq_model *m, const char *dir, spq_err *err) {
     char *cfg_path = spq_path_join(dir, "config.json");
     json_t *j = spq_json_load_object(cfg_path, err);
     spq_config c;
-    int rc = !j || config_from_json(&c, j, cfg_path, err) ? -1 : 0;
+    int rc = !j || spq_hf_config_parse(&c, j, cfg_path, err) ? -1 : 0;
     json_decref(j);
     free(cfg_path);
     if (rc) return -1;
@@ -384,7 +384,7 @@ int spq_hf_inspect(spq_hf_weights_info *info, const char *dir, spq_err *err) {
 
 /* ---- saving ---- */
 
-static json_t *config_to_json(const spq_config *c, spq_st_dtype dtype) {
+json_t *spq_hf_config_json(const spq_config *c) {
     json_t *j = json_object();
     json_object_set_new(j, "architectures", json_pack("[s]", "LlamaForCausalLM"));
     json_object_set_new(j, "model_type", json_string("llama"));
@@ -418,8 +418,6 @@ static json_t *config_to_json(const spq_config *c, spq_st_dtype dtype) {
     } else {
         json_object_set_new(j, "eos_token_id", c->eos_id >= 0 ? json_integer(c->eos_id) : json_null());
     }
-    const char *td = dtype == SPQ_ST_BF16 ? "bfloat16" : dtype == SPQ_ST_F16 ? "float16" : "float32";
-    json_object_set_new(j, "torch_dtype", json_string(td));
     return j;
 }
 
@@ -435,7 +433,9 @@ static int write_config(const char *path, const spq_config *c, spq_st_dtype dtyp
         free(tmp);
         return rc;
     }
-    json_t *j = config_to_json(c, dtype);
+    json_t *j = spq_hf_config_json(c);
+    const char *td = dtype == SPQ_ST_BF16 ? "bfloat16" : dtype == SPQ_ST_F16 ? "float16" : "float32";
+    json_object_set_new(j, "torch_dtype", json_string(td));
     int bad = fchmod(fd, 0644) || json_dumpf(j, f, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) || fputc('\n', f) == EOF ||
               fflush(f) || fsync(fd);
     json_decref(j);

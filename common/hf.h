@@ -3,6 +3,8 @@
 #ifndef SPQ_HF_H
 #define SPQ_HF_H
 
+#include <jansson.h>
+
 #include "model.h"
 #include "safetensors.h"
 
@@ -16,6 +18,12 @@ int spq_model_save_hf(const spq_model *m, const char *dir, spq_st_dtype dtype, s
  * tokenizer.json, tokenizer_config.json and generation_config.json when
  * present; a llama2.c checkpoint: its tokenizer.bin) into dir, each written
  * atomically. */
+/* config.json (LlamaForCausalLM keys) <-> spq_config: the one schema for a
+ * model's shape, also inside packed models. parse: every key typed and
+ * checked, the message names the key; json: a new object (no torch_dtype). */
+int spq_hf_config_parse(spq_config *c, const json_t *j, const char *src, spq_err *err);
+json_t *spq_hf_config_json(const spq_config *c);
+
 int spq_hf_copy_tokenizer(const char *src, const char *dir, spq_err *err);
 
 /* What the weight files of a directory hold, for `spinq info`. */

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "half.h"
+#include "hf.h"
 #include "json_util.h"
 #include "linear.h"
 
@@ -256,18 +257,6 @@ int spq_packed_build(spq_model *pm, const spq_model *fq, const spq_wquant *wq, c
 
 /* ---- metadata ---- */
 
-static json_t *config_json(const spq_config *c) {
-    json_t *eos = json_array();
-    for (int i = 0; i < c->n_eos; i++) json_array_append_new(eos, json_integer(c->eos_ids[i]));
-    return json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:b, s:f, s:f, s:f, s:i, s:b, s:i, s:i, s:o}",
-                     "dim", c->dim, "hidden_dim", c->hidden_dim, "n_layers", c->n_layers, "n_heads", c->n_heads,
-                     "n_kv_heads", c->n_kv_heads, "head_dim", c->head_dim, "vocab_size", c->vocab_size, "seq_len",
-                     c->seq_len, "norm_eps", (double)c->norm_eps, "rope_theta", (double)c->rope_theta, "rope_llama3",
-                     c->rope_llama3, "rope_factor", (double)c->rope_factor, "rope_low_freq_factor",
-                     (double)c->rope_low_freq_factor, "rope_high_freq_factor", (double)c->rope_high_freq_factor,
-                     "rope_orig_ctx", c->rope_orig_ctx, "tied", c->tied, "bos_id", c->bos_id, "eos_id", c->eos_id,
-                     "eos_ids", eos);
-}
 
 static json_t *quant_json(const spq_qcfg *q) {
     return json_pack("{s:i, s:b, s:i, s:b, s:i, s:b, s:i, s:f, s:i, s:b, s:f}", "w_bits", q->w.bits, "w_sym", q->w.sym,
@@ -291,38 +280,6 @@ static int get_float(float *out, const json_t *o, const char *key, const char *s
     return 0;
 }
 
-static int parse_config(spq_config *c, const json_t *j, const char *src, spq_err *err) {
-    memset(c, 0, sizeof *c);
-    if (!json_is_object(j)) return spq_fail(err, "%s: not a JSON object", src);
-    const int big = 1 << 30;
-    if (spq_json_get_int(&c->dim, j, "dim", 1, big, src, err) ||
-        spq_json_get_int(&c->hidden_dim, j, "hidden_dim", 1, big, src, err) ||
-        spq_json_get_int(&c->n_layers, j, "n_layers", 1, 1 << 16, src, err) ||
-        spq_json_get_int(&c->n_heads, j, "n_heads", 1, 1 << 16, src, err) ||
-        spq_json_get_int(&c->n_kv_heads, j, "n_kv_heads", 1, 1 << 16, src, err) ||
-        spq_json_get_int(&c->head_dim, j, "head_dim", 1, 1 << 16, src, err) ||
-        spq_json_get_int(&c->vocab_size, j, "vocab_size", 1, 1 << 24, src, err) ||
-        spq_json_get_int(&c->seq_len, j, "seq_len", 1, big, src, err) ||
-        get_float(&c->norm_eps, j, "norm_eps", src, err) || get_float(&c->rope_theta, j, "rope_theta", src, err) ||
-        get_bool(&c->rope_llama3, j, "rope_llama3", src, err) ||
-        get_float(&c->rope_factor, j, "rope_factor", src, err) ||
-        get_float(&c->rope_low_freq_factor, j, "rope_low_freq_factor", src, err) ||
-        get_float(&c->rope_high_freq_factor, j, "rope_high_freq_factor", src, err) ||
-        spq_json_get_int(&c->rope_orig_ctx, j, "rope_orig_ctx", 0, big, src, err) ||
-        get_bool(&c->tied, j, "tied", src, err) || spq_json_get_int(&c->bos_id, j, "bos_id", -1, big, src, err) ||
-        spq_json_get_int(&c->eos_id, j, "eos_id", -1, big, src, err))
-        return -1;
-    json_t *eos = json_object_get(j, "eos_ids");
-    if (!json_is_array(eos)) return spq_json_type_error(err, src, "eos_ids", "an array of integers", eos);
-    if (json_array_size(eos) > SPQ_MAX_EOS) return spq_fail(err, "%s: eos_ids: more than %d ids", src, SPQ_MAX_EOS);
-    size_t i;
-    json_t *v;
-    json_array_foreach(eos, i, v) {
-        if (!json_is_integer(v)) return spq_json_type_error(err, src, "eos_ids", "an array of integers", eos);
-        c->eos_ids[c->n_eos++] = (int)json_integer_value(v);
-    }
-    return spq_config_check(c, src, err);
-}
 
 static int parse_quant(spq_qcfg *q, const json_t *j, const char *src, spq_err *err) {
     *q = spq_qcfg_off();
@@ -384,7 +341,7 @@ int spq_packed_save(const spq_model *pm, const char *path, spq_err *err) {
     snprintf(ver, sizeof ver, "%d", SPQ_PACKED_VERSION);
     spq_st_writer_meta(&w, "format", SPQ_PACKED_FORMAT);
     spq_st_writer_meta(&w, "version", ver);
-    meta_json(&w, "config", config_json(c));
+    meta_json(&w, "config", spq_hf_config_json(c));
     meta_json(&w, "quant", quant_json(&pm->q));
     spq_st_writer_meta(&w, "embedding_dtype", spq_st_dtype_name(p->emb_dtype));
     spq_st_writer_meta(&w, "r3", rot_kind(pm->r3));
@@ -615,7 +572,7 @@ int spq_packed_load(spq_model *pm, const char *path, spq_err *err) {
     spq_config c;
     spq_qcfg q;
     snprintf(src, sizeof src, "%s: metadata config", path);
-    if (parse_meta_json(&jc, &f, "config", err) || parse_config(&c, jc, src, err)) goto done;
+    if (parse_meta_json(&jc, &f, "config", err) || spq_hf_config_parse(&c, jc, src, err)) goto done;
     snprintf(src, sizeof src, "%s: metadata quant", path);
     if (parse_meta_json(&jq, &f, "quant", err) || parse_quant(&q, jq, src, err)) goto done;
     if (spq_aq_validate(&q.a, c.dim, err) || spq_aq_validate(&q.kv, c.n_kv_heads * c.head_dim, err)) {

@@ -14,36 +14,6 @@
 #include "common/tokenizer.h"
 #include "worker/commands.h"
 
-static json_t *config_json(const spq_config *c) {
-    json_t *j = json_object();
-    json_object_set_new(j, "hidden_size", json_integer(c->dim));
-    json_object_set_new(j, "intermediate_size", json_integer(c->hidden_dim));
-    json_object_set_new(j, "num_hidden_layers", json_integer(c->n_layers));
-    json_object_set_new(j, "num_attention_heads", json_integer(c->n_heads));
-    json_object_set_new(j, "num_key_value_heads", json_integer(c->n_kv_heads));
-    json_object_set_new(j, "head_dim", json_integer(c->head_dim));
-    json_object_set_new(j, "vocab_size", json_integer(c->vocab_size));
-    json_object_set_new(j, "max_position_embeddings", json_integer(c->seq_len));
-    json_object_set_new(j, "rms_norm_eps", json_real(c->norm_eps));
-    json_object_set_new(j, "rope_theta", json_real(c->rope_theta));
-    if (c->rope_llama3)
-        json_object_set_new(j, "rope_scaling",
-                            json_pack("{s:s, s:f, s:f, s:f, s:i}", "rope_type", "llama3", "factor",
-                                      (double)c->rope_factor, "low_freq_factor", (double)c->rope_low_freq_factor,
-                                      "high_freq_factor", (double)c->rope_high_freq_factor,
-                                      "original_max_position_embeddings", c->rope_orig_ctx));
-    else
-        json_object_set_new(j, "rope_scaling", json_null());
-    json_object_set_new(j, "tie_word_embeddings", json_boolean(c->tied));
-    json_object_set_new(j, "bos_token_id", c->bos_id >= 0 ? json_integer(c->bos_id) : json_null());
-    json_object_set_new(j, "eos_token_id", c->eos_id >= 0 ? json_integer(c->eos_id) : json_null());
-    if (c->n_eos > 1) {  /* every id that ends generation */
-        json_t *eos = json_array();
-        for (int i = 0; i < c->n_eos; i++) json_array_append_new(eos, json_integer(c->eos_ids[i]));
-        json_object_set_new(j, "eos_token_ids", eos);
-    }
-    return j;
-}
 
 static json_t *weights_json(const char *dir, json_t *warnings) {
     spq_hf_weights_info wi;
@@ -75,7 +45,7 @@ int spq_cmd_info(int argc, char **argv) {
     json_t *out = json_object(), *warnings = json_array();
     json_object_set_new(out, "path", json_string(m.path));
     json_object_set_new(out, "format", json_string(m.format));
-    json_object_update_new(out, config_json(&m.cfg));
+    json_object_update_new(out, spq_hf_config_json(&m.cfg));
     json_object_set_new(out, "parameters", json_integer((json_int_t)spq_model_nparams(&m)));
     json_object_set_new(out, "load_seconds", json_real(load_s));
     if (spq_is_dir(argv[1])) json_object_set_new(out, "weights", weights_json(argv[1], warnings));
