@@ -114,6 +114,7 @@ int spq_cmd_generate(int argc, char **argv) {
         prev = next;
     }
     printf("\n");
+    fflush(stdout);  // the text ends before the stats line on a shared terminal or pipe
     double dt = spq_now() - t0;
     if (produced > 0) fprintf(stderr, "spinq generate: %d tokens, %.1f tokens/s\n", produced, produced / dt);
 
