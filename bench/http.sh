@@ -6,6 +6,7 @@
 #               10 s); between writes this page comes from the listing cache
 #   get_runs_random_pages_uncached  pages at random offsets: every request
 #               queries the store (what a cache cannot help with)
+#   get_runs_random_pages_keyset  the same depths through the before_id cursor
 #   get_runs_ordered_by_metric  the first page ordered by a metric
 #   get_one_run GET /api/runs/ID
 #   sse_fanout  200 clients on the global stream, one real job producing the
@@ -49,7 +50,8 @@ runs=$(total)
 # a metric on every run to order by (through the store, as a worker would report it)
 sqlite3 "$dir/spinq.db" "PRAGMA busy_timeout=5000; INSERT OR REPLACE INTO metrics_latest(run_id, key, step, value) SELECT id, 'ppl', 0, (id * 7919 % 1000) / 100.0 FROM runs;" >/dev/null
 get=$(wrk -t2 -c32 -d10s -s bench/wrk_get.lua "http://127.0.0.1:$p/api/runs" | figures)
-pages=$(wrk -t2 -c32 -d10s -s bench/wrk_get_pages.lua "http://127.0.0.1:$p/api/runs" | figures)
+pages=$(PAGE_BY=offset wrk -t2 -c32 -d10s -s bench/wrk_get_pages.lua "http://127.0.0.1:$p/api/runs" | figures)
+keyset=$(PAGE_BY=before_id wrk -t2 -c32 -d10s -s bench/wrk_get_pages.lua "http://127.0.0.1:$p/api/runs" | figures)
 byppl=$(wrk -t2 -c32 -d5s -s bench/wrk_get.lua "http://127.0.0.1:$p/api/runs?order=ppl" | figures)
 one=$(wrk -t2 -c32 -d5s -s bench/wrk_get.lua "http://127.0.0.1:$p/api/runs/5000" | figures)
 stop
@@ -64,6 +66,7 @@ cat <<JSON
  "post_runs": $post,
  "get_runs": $get,
  "get_runs_random_pages_uncached": $pages,
+ "get_runs_random_pages_keyset": $keyset,
  "get_runs_ordered_by_metric": $byppl,
  "get_one_run": $one,
  "sse_fanout": $sse}

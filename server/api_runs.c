@@ -107,6 +107,13 @@ int api_run_filter(http_req *r, store_run_filter *f, int default_limit, http_res
     f->sweep_id = http_query_int(r, "sweep", 0, 1, INT64_MAX, &ok, res);
     if (ok) f->limit = (int)http_query_int(r, "limit", default_limit, 1, 1000, &ok, res);
     if (ok) f->offset = (int)http_query_int(r, "offset", 0, 0, 1000000000, &ok, res);
+    if (ok) f->before_id = http_query_int(r, "before_id", 0, 1, INT64_MAX, &ok, res);
+    if (ok && f->before_id && f->order && !(f->order_desc && !strcmp(f->order, "id"))) {
+        *res = http_err(400, "invalid_parameter", "before_id",
+                        "before_id: a cursor of the newest-first order; use offset with order=%s%s",
+                        f->order_desc ? "-" : "", f->order);
+        return -1;
+    }
     return ok ? 0 : -1;
 }
 
@@ -115,9 +122,9 @@ http_res api_runs_list(http_req *r) {
     http_res res;
     if (api_run_filter(r, &f, 50, &res)) return res;
     char key[1600];
-    snprintf(key, sizeof key, "%s|%s|%s|%s|%lld|%s|%d|%d|%d", f.status ? f.status : "", f.model ? f.model : "",
+    snprintf(key, sizeof key, "%s|%s|%s|%s|%lld|%s|%d|%d|%d|%lld", f.status ? f.status : "", f.model ? f.model : "",
              f.tag ? f.tag : "", f.text ? f.text : "", (long long)f.sweep_id, f.order ? f.order : "", f.order_desc,
-             f.limit, f.offset);
+             f.limit, f.offset, (long long)f.before_id);
     uint64_t gen = db_generation(); /* read before the listing: a write during it makes the entry stale */
     char *list = listcache_get(key, gen);
     if (list) return http_json_text(200, list);

@@ -294,6 +294,7 @@ http_res api_sweep_get(http_req *r) {
         return http_err(500, "internal", NULL, "the store failed");
     }
     json_object_set(sw, "runs", json_object_get(runs, "runs"));
+    json_object_set(sw, "next_before_id", json_object_get(runs, "next_before_id"));
     json_decref(runs);
     return http_json(200, sw);
 }

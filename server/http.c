@@ -29,7 +29,7 @@ static const route routes[] = {
     {"GET", "/api/health", ROLE_NONE, "", api_health},
     {"GET", "/metrics", ROLE_VIEWER, "", api_metrics},
     {"GET", "/api/whoami", ROLE_VIEWER, "", api_whoami},
-    {"GET", "/api/runs", ROLE_VIEWER, "status model tag sweep q order limit offset", api_runs_list},
+    {"GET", "/api/runs", ROLE_VIEWER, "status model tag sweep q order limit offset before_id", api_runs_list},
     {"POST", "/api/runs", ROLE_MEMBER, "", api_runs_create},
     {"GET", "/api/runs/{id}", ROLE_VIEWER, "", api_run_get},
     {"DELETE", "/api/runs/{id}", ROLE_MEMBER, "", api_run_delete},
@@ -43,7 +43,7 @@ static const route routes[] = {
     {"GET", "/api/events", ROLE_VIEWER, "last_event_id access_token", api_events},
     {"GET", "/api/sweeps", ROLE_VIEWER, "limit offset", api_sweeps_list},
     {"POST", "/api/sweeps", ROLE_MEMBER, "", api_sweeps_create},
-    {"GET", "/api/sweeps/{id}", ROLE_VIEWER, "order limit offset status", api_sweep_get},
+    {"GET", "/api/sweeps/{id}", ROLE_VIEWER, "order limit offset before_id status", api_sweep_get},
     {"GET", "/api/workers", ROLE_VIEWER, "", api_workers},
     {"GET", "/api/defaults", ROLE_VIEWER, "", api_defaults},
 };

@@ -175,7 +175,7 @@ static const char *const order_columns[] = {"id",          "created_at", "name",
 /* The listing's SQL. `kind`: 0 rows of a column order, 1 count, 2 rows that
  * have the order metric (from its index, value order), 3 rows that lack it.
  * Binds are fixed: ?1 tag, ?2 metric key, ?3 status, ?4 model, ?5 sweep,
- * ?6 text, ?7 limit, ?8 offset. */
+ * ?6 text, ?7 limit, ?8 offset, ?9 before_id. */
 static void list_sql(char *sql, size_t cap, const store_run_filter *f, int kind) {
     size_t n = strlen(sql);
     if (kind == 2) n += snprintf(sql + n, cap - n, " JOIN metrics_latest m ON m.run_id = r.id AND m.key = ?2");
@@ -189,6 +189,8 @@ static void list_sql(char *sql, size_t cap, const store_run_filter *f, int kind)
     if (f->sweep_id > 0) n += snprintf(sql + n, cap - n, " AND r.sweep_id = ?5");
     if (f->text)
         n += snprintf(sql + n, cap - n, " AND (r.name LIKE ?6 ESCAPE '\\' OR r.model LIKE ?6 ESCAPE '\\')");
+    if (f->before_id > 0 && kind != 1) /* the cursor bounds rows, not the total */
+        n += snprintf(sql + n, cap - n, f->tag ? " AND t.run_id < ?9" : " AND r.id < ?9");
 }
 
 static void list_bind(sqlite3_stmt *st, const store_run_filter *f, const char *like) {
@@ -198,6 +200,7 @@ static void list_bind(sqlite3_stmt *st, const store_run_filter *f, const char *l
     if (f->model) sqlite3_bind_text(st, 4, f->model, -1, SQLITE_STATIC);
     if (f->sweep_id > 0) sqlite3_bind_int64(st, 5, f->sweep_id);
     if (f->text) sqlite3_bind_text(st, 6, like, -1, SQLITE_STATIC);
+    if (sqlite3_bind_parameter_index(st, "?9")) sqlite3_bind_int64(st, 9, f->before_id);
 }
 
 /* A page of runs as JSON text, each row written straight from the statement
@@ -442,6 +445,10 @@ char *store_runs_list(sqlite3 *db, const store_run_filter *f) {
     jw_int(&w, f->limit);
     jw_key(&w, "offset");
     jw_int(&w, f->offset);
+    jw_key(&w, "next_before_id");
+    int newest_first = !f->order || (column == 0 && f->order_desc);
+    if (newest_first && pg.n == f->limit) jw_int(&w, pg.rows[pg.n - 1].id);
+    else jw_null(&w);
     jw_end(&w);
     page_free(&pg);
     return jw_take(&w, NULL);

@@ -39,9 +39,12 @@ typedef struct {
     const char *order;   /* column (id, created_at, name, status, started_at, finished_at, model, owner) or metric key */
     int order_desc;
     int limit, offset;
+    int64_t before_id;   /* > 0: keyset page of the newest-first order, runs with id < before_id */
 } store_run_filter;
-/* {"runs": [...], "total": n, "limit": l, "offset": o} as JSON text
- * (malloc'd); NULL on a store error. */
+/* {"runs": [...], "total": n, "limit": l, "offset": o, "next_before_id": id|null}
+ * as JSON text (malloc'd); NULL on a store error. next_before_id is set in
+ * the newest-first order when the page is full: the cursor of the next page,
+ * which costs the same however deep it is (offset pages scan what they skip). */
 char *store_runs_list(sqlite3 *db, const store_run_filter *f);
 
 /* Cancel: a queued run becomes canceled at once (*now_canceled = 1); a

@@ -131,6 +131,23 @@ test('spinqd runs jobs end to end', async (t) => {
     const page = await d.req('GET', '/api/runs?limit=1&offset=1');
     assert.strictEqual(page.json.runs.length, 1);
     assert.strictEqual(page.json.total, 3);
+    // keyset pages (before_id) walk the same newest-first order as offset pages
+    const all = (await d.req('GET', '/api/runs')).json;
+    assert.strictEqual(all.next_before_id, null, 'a page that is not full has no next cursor');
+    const walked = [];
+    let cursor = '';
+    for (;;) {
+      const p = (await d.req('GET', `/api/runs?limit=2${cursor}`)).json;
+      assert.strictEqual(p.total, 3);
+      walked.push(...p.runs.map((r) => r.id));
+      if (p.next_before_id === null) break;
+      assert.strictEqual(p.next_before_id, p.runs[p.runs.length - 1].id);
+      cursor = `&before_id=${p.next_before_id}`;
+    }
+    assert.deepStrictEqual(walked, all.runs.map((r) => r.id));
+    const ordered = await d.req('GET', `/api/runs?order=ppl&before_id=${runId}`);
+    assert.strictEqual(ordered.status, 400);
+    assert.strictEqual(ordered.json.error.field, 'before_id');
   });
 
   await t.test('cancel: a queued run is canceled at once, a running one by its worker', async () => {

@@ -124,7 +124,8 @@ function cases(adminToken) {
   const q = [['limit=0', 'limit'], ['limit=abc', 'limit'], ['limit=1001', 'limit'], ['limit=', 'limit'],
     ['offset=-1', 'offset'], ['offset=x', 'offset'], ['status=weird', 'status'], ['status=', 'status'],
     ['order=-', 'order'], ['order=', 'order'], ['sweep=x', 'sweep'], ['sweep=0', 'sweep'], ['foo=1', 'foo'],
-    ['limit=5&bar=2', 'bar'], ['q=', 'q'], [`model=${'m'.repeat(300)}`, 'model']];
+    ['limit=5&bar=2', 'bar'], ['q=', 'q'], ['before_id=0', 'before_id'], ['before_id=x', 'before_id'],
+    ['order=name&before_id=5', 'before_id'], [`model=${'m'.repeat(300)}`, 'model']];
   for (const [qs, f] of q) c.push({ name: `list ?${qs}`, method: 'GET', path: `/api/runs?${qs}`, token: adminToken, status: 400, field: f });
 
   // 8. bad tokens
