@@ -48,6 +48,7 @@ void config_defaults(spqd_config *c) {
     c->max_attempts = 3;
     c->max_body = 1 << 20;
     c->shutdown_grace = 20;
+    c->events_keep_hours = 168;
 }
 
 static int set_str(char *dst, size_t cap, const char *key, const char *v, spq_err *err) {
@@ -63,6 +64,16 @@ static int set_int(int *dst, const char *key, const char *v, long lo, long hi, s
     if (errno || end == v || *end || x < lo || x > hi)
         return spq_fail(err, "%s: expected an integer in [%ld, %ld], got '%s'", key, lo, hi, v);
     *dst = (int)x;
+    return 0;
+}
+
+static int set_double(double *dst, const char *key, const char *v, double lo, double hi, const char *unit,
+                      spq_err *err) {
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end || !(x >= lo && x <= hi))
+        return spq_fail(err, "%s: expected %s in [%g, %g], got '%s'", key, unit, lo, hi, v);
+    *dst = x;
     return 0;
 }
 
@@ -87,14 +98,9 @@ int config_set(spqd_config *c, const char *key_in, const char *v, spq_err *err) 
             return spq_fail(err, "%s: expected debug, info, warn or error, got '%s'", key_in, v);
         return set_str(c->log_level, sizeof c->log_level, key_in, v, err);
     }
-    if (!strcmp(key, "shutdown_grace")) {
-        char *end;
-        double x = strtod(v, &end);
-        if (end == v || *end || !(x >= 0 && x <= 3600))
-            return spq_fail(err, "%s: expected seconds in [0, 3600], got '%s'", key_in, v);
-        c->shutdown_grace = x;
-        return 0;
-    }
+    if (!strcmp(key, "shutdown_grace")) return set_double(&c->shutdown_grace, key_in, v, 0, 3600, "seconds", err);
+    if (!strcmp(key, "events_keep_hours"))
+        return set_double(&c->events_keep_hours, key_in, v, 0, 1e6, "hours", err);
     if (!strcmp(key, "auth")) {
         if (!strcmp(v, "required")) c->auth_required = 1;
         else if (!strcmp(v, "auto")) c->auth_required = 0;

@@ -19,6 +19,7 @@ typedef struct {
     int max_attempts;        /* tries per run before it fails */
     int max_body;            /* bytes of a request body */
     double shutdown_grace;   /* seconds workers get to checkpoint on SIGTERM */
+    double events_keep_hours; /* metric/progress events of finished runs live this long (metrics stay) */
     int auth_required;       /* demand tokens even on loopback (else: when tokens exist) */
 } spqd_config;
 

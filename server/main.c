@@ -48,6 +48,8 @@ static void usage(FILE *f) {
             "                         PREFIX/share/spinq/web beside PREFIX/bin/spinqd; \"\" for none)\n"
             "  --log-level LEVEL      debug, info, warn, error\n"
             "  --http-threads N  --max-attempts N  --max-body BYTES  --shutdown-grace SECONDS\n"
+            "  --events-keep-hours H  finished runs' metric/progress events live this long (default 168;\n"
+            "                         their metric history stays)\n"
             "  --auth required|auto   demand tokens even on loopback (auto: once a token exists)\n"
             "roles: admin, member, viewer (API), worker (remote workers)\n");
 }

@@ -193,6 +193,21 @@ static void finish_drain(void) {
     g_drain_started = spq_now(); /* now: when to stop asking politely */
 }
 
+/* Finished runs' metric and progress events (the bulk of the events table)
+ * go after events_keep_hours; the first pass runs at the first tick, then
+ * every tenth of the keep time, between 1 s and an hour. */
+static void prune_events(double now) {
+    static double last;
+    double keep = g_cfg->events_keep_hours * 3600, every = keep / 10;
+    every = every < 1 ? 1 : every > 3600 ? 3600 : every;
+    if (last && now - last < every) return;
+    last = now;
+    sqlite3 *db = db_get();
+    int64_t n = db ? store_events_prune(db, db_now() - keep) : -1;
+    if (n > 0) log_info("pruned %lld metric/progress events of runs finished over %g h ago", (long long)n,
+                        g_cfg->events_keep_hours);
+}
+
 static void on_tick(uv_timer_t *t) {
     double now = spq_now();
     if (now - g_last_ping >= 15) {
@@ -217,6 +232,7 @@ static void on_tick(uv_timer_t *t) {
             wconn_send(wc, &b);
         }
     }
+    prune_events(now);
     if (atomic_load(&g_draining)) {
         int busy = 0;
         for (wconn *wc = wconn_list; wc; wc = wc->next) busy += wc->run_id > 0;

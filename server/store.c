@@ -947,6 +947,21 @@ int64_t store_events_max_id(sqlite3 *db) {
     return id;
 }
 
+int64_t store_events_prune(sqlite3 *db, double finished_before) {
+    sqlite3_stmt *st = db_prep(db, "DELETE FROM events WHERE id IN (SELECT e.id FROM runs r "
+                                   "JOIN events e ON e.run_id = r.id AND e.type IN ('metric', 'progress') "
+                                   "WHERE r.status IN ('done', 'failed', 'canceled') AND r.finished_at < ? LIMIT 2000)");
+    if (!st) return -1;
+    int64_t total = 0;
+    for (;;) {
+        sqlite3_bind_double(st, 1, finished_before);
+        if (step_done(db, st, "prune events")) return -1;
+        int n = sqlite3_changes(db);
+        total += n;
+        if (n < 2000) return total;
+    }
+}
+
 /* ---- sweeps ---- */
 
 int64_t store_sweep_insert_tx(sqlite3 *db, const char *name, const char *base, const char *grid, const char *owner) {

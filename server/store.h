@@ -115,6 +115,11 @@ int store_events_after(sqlite3 *db, int64_t run_id, int64_t after_id, int limit,
 
 /* The id of the newest event (0 when there is none). */
 int64_t store_events_max_id(sqlite3 *db);
+/* Deletes the metric and progress events of runs that finished before
+ * `finished_before` (their metrics stay in the metrics table; status, log,
+ * checkpoint and artifact events stay). Works in batches so that writers
+ * wait at most one batch. Returns how many or -1. */
+int64_t store_events_prune(sqlite3 *db, double finished_before);
 
 /* ---- sweeps ---- */
 
