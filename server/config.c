@@ -92,6 +92,7 @@ int config_set(spqd_config *c, const char *key_in, const char *v, spq_err *err) 
     if (!strcmp(key, "web_dir")) return set_str(c->web_dir, sizeof c->web_dir, key_in, v, err);
     if (!strcmp(key, "http_threads")) return set_int(&c->http_threads, key_in, v, 1, 64, err);
     if (!strcmp(key, "max_attempts")) return set_int(&c->max_attempts, key_in, v, 1, 100, err);
+    if (!strcmp(key, "keep_checkpoints")) return set_int(&c->keep_checkpoints, key_in, v, 0, 1000000, err);
     if (!strcmp(key, "max_body")) return set_int(&c->max_body, key_in, v, 1024, 64 << 20, err);
     if (!strcmp(key, "log_level")) {
         if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error"))

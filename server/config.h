@@ -20,6 +20,7 @@ typedef struct {
     int max_body;            /* bytes of a request body */
     double shutdown_grace;   /* seconds workers get to checkpoint on SIGTERM */
     double events_keep_hours; /* metric/progress events of finished runs live this long (metrics stay) */
+    int keep_checkpoints;    /* newest rotation checkpoints kept per run; 0 = all */
     int auth_required;       /* demand tokens even on loopback (else: when tokens exist) */
 } spqd_config;
 

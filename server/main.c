@@ -50,6 +50,7 @@ static void usage(FILE *f) {
             "  --http-threads N  --max-attempts N  --max-body BYTES  --shutdown-grace SECONDS\n"
             "  --events-keep-hours H  finished runs' metric/progress events live this long (default 168;\n"
             "                         their metric history stays)\n"
+            "  --keep-checkpoints N   newest rotation checkpoints kept per run (default 0: all)\n"
             "  --auth required|auto   demand tokens even on loopback (auto: once a token exists)\n"
             "roles: admin, member, viewer (API), worker (remote workers)\n");
 }

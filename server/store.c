@@ -782,7 +782,7 @@ int store_log(sqlite3 *db, int64_t run_id, const char *level, const char *text) 
     return db_commit(db);
 }
 
-int store_checkpoint(sqlite3 *db, int64_t run_id, int64_t step, const void *data, size_t len) {
+int store_checkpoint(sqlite3 *db, int64_t run_id, int64_t step, const void *data, size_t len, int keep) {
     char sha[65];
     spq_sha256_hex(sha, data, len);
     if (db_begin(db)) return -1;
@@ -796,6 +796,14 @@ int store_checkpoint(sqlite3 *db, int64_t run_id, int64_t step, const void *data
     sqlite3_bind_text(st, 5, sha, -1, SQLITE_STATIC);
     sqlite3_bind_double(st, 6, db_now());
     if (step_done(db, st, "checkpoint")) goto fail;
+    if (keep > 0) {
+        st = db_prep(db, "DELETE FROM checkpoints WHERE run_id = ?1 AND step NOT IN "
+                         "(SELECT step FROM checkpoints WHERE run_id = ?1 ORDER BY step DESC LIMIT ?2)");
+        if (!st) goto fail;
+        sqlite3_bind_int64(st, 1, run_id);
+        sqlite3_bind_int(st, 2, keep);
+        if (step_done(db, st, "drop old checkpoints")) goto fail;
+    }
     if (db_event(db, run_id, "checkpoint",
                  json_pack("{s:I,s:I,s:s}", "step", (json_int_t)step, "size", (json_int_t)len, "sha256", sha)) < 0)
         goto fail;

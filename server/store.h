@@ -89,7 +89,9 @@ int store_cancel_requests(sqlite3 *db, int64_t *ids, int cap);
 int store_metric(sqlite3 *db, int64_t run_id, const char *key, int64_t step, double value);
 int store_progress(sqlite3 *db, int64_t run_id, const char *stage, int64_t done, int64_t total);
 int store_log(sqlite3 *db, int64_t run_id, const char *level, const char *text);
-int store_checkpoint(sqlite3 *db, int64_t run_id, int64_t step, const void *data, size_t len);
+/* Stores a rotation checkpoint; keep > 0 keeps only the run's newest keep
+ * checkpoints (the newest is all a resumed run needs). */
+int store_checkpoint(sqlite3 *db, int64_t run_id, int64_t step, const void *data, size_t len, int keep);
 int store_artifact(sqlite3 *db, int64_t run_id, const char *name, const char *relpath, int64_t size,
                    const char *sha256);
 

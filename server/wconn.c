@@ -309,7 +309,7 @@ static int on_frame(wconn *wc, const proto_frame *f) {
         proto_checkpoint m;
         if (proto_dec_checkpoint(&m, f->payload, f->len, &err)) return proto_error(wc, "%s", err.msg);
         if (check_run(wc, m.run_id, "checkpoint")) return -1;
-        store_checkpoint(db, wc->run_id, m.step, m.data, m.len);
+        store_checkpoint(db, wc->run_id, m.step, m.data, m.len, sched_config()->keep_checkpoints);
         return 0;
     }
     case PROTO_ARTIFACT: {

@@ -1,7 +1,7 @@
 // spinqd_retention.test.js - event retention: a finished run's metric and
 // progress events leave the events table after events_keep_hours (0 here:
 // at the next prune pass), while its metric history, status changes and
-// log lines stay.
+// log lines stay; keep_checkpoints keeps only a run's newest checkpoints.
 import test from 'node:test';
 import assert from 'node:assert';
 import { Daemon, Sse, tinySpec, waitFor } from './daemon.js';
@@ -55,4 +55,33 @@ test('events_keep_hours is checked when the daemon starts', async () => {
     await assert.rejects(d.start(), /events-keep-hours: expected hours/);
     d.cleanup();
   }
+});
+
+test('keep_checkpoints keeps only the newest checkpoints of a run', async (t) => {
+  const d = await new Daemon({ workers: 1, args: ['--keep-checkpoints', '2'] }).start();
+  t.after(() => d.cleanup());
+  const spec = tinySpec({
+    seed: 3,
+    rotation: { mode: 'spinquant', train: { steps: 12, batch: 1, seqlen: 32, checkpoint_every: 3, w_bits: 4 } },
+    quant: { w_bits: 4, a_bits: 4, kv_bits: 4 },
+    weights: { method: 'rtn' },
+    eval: { ppl: [{ data: 'tinystories/test.txt', seqlen: 64 }], limit: 2 },
+  });
+  const r = await d.req('POST', '/api/runs', spec);
+  assert.strictEqual(r.status, 201, JSON.stringify(r.json));
+  const sse = new Sse(d.port, `/api/runs/${r.json.id}/events`);
+  await sse.ready;
+  await sse.waitFor((e) => e.event === 'status' && e.data.status === 'done', 120000, 'the run to finish');
+  sse.close();
+  const stored = sse.events.filter((e) => e.event === 'checkpoint').map((e) => e.data.step);
+  assert.deepStrictEqual(stored, [3, 6, 9, 12], 'every checkpoint was stored when it came');
+  const ck = (await d.req('GET', `/api/runs/${r.json.id}/checkpoints`)).json.checkpoints;
+  assert.deepStrictEqual(ck.map((c) => c.step), [9, 12]);
+  const old = await d.req('GET', `/api/runs/${r.json.id}/checkpoints/3`);
+  assert.strictEqual(old.status, 404);
+  const latest = await d.req('GET', `/api/runs/${r.json.id}/checkpoints/latest`);
+  assert.strictEqual(latest.status, 200);
+  assert.strictEqual(latest.body.length, ck[1].size);
+  const { code } = await d.stop();
+  assert.strictEqual(code, 0, d.log);
 });

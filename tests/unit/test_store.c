@@ -103,8 +103,8 @@ Test(store, claim_checkpoint_interrupt_resume_then_give_up) {
     cr_assert_str_eq(status_of(db, id), "running");
     cr_assert_eq(store_claim_next(db, 8, &job), 0, "nothing else is queued");
 
-    cr_assert_eq(store_checkpoint(db, id, 10, "ten", 3), 0);
-    cr_assert_eq(store_checkpoint(db, id, 20, "twenty", 6), 0);
+    cr_assert_eq(store_checkpoint(db, id, 10, "ten", 3, 0), 0);
+    cr_assert_eq(store_checkpoint(db, id, 20, "twenty", 6, 0), 0);
     int failed;
     cr_assert_eq(store_run_interrupted(db, id, "worker died", 3, 1, &failed), 0);
     cr_assert_eq(failed, 0);
@@ -133,6 +133,21 @@ Test(store, claim_checkpoint_interrupt_resume_then_give_up) {
     cr_assert_str_eq(json_string_value(json_object_get(r, "status")), "failed");
     cr_assert(strstr(json_string_value(json_object_get(r, "reason")), "gave up after 3 attempts"));
     json_decref(r);
+    close_store();
+}
+
+Test(store, keep_drops_all_but_the_newest_checkpoints_of_that_run) {
+    sqlite3 *db = open_store();
+    int64_t a = new_run(db, "{\"model\":\"m\"}", "a"), b = new_run(db, "{\"model\":\"m\"}", "a");
+    cr_assert_eq(store_checkpoint(db, b, 5, "b5", 2, 0), 0);
+    for (int step = 1; step <= 4; step++) cr_assert_eq(store_checkpoint(db, a, step, "ck", 2, 2), 0);
+    json_t *ca = store_checkpoints_list(db, a), *cb = store_checkpoints_list(db, b);
+    cr_assert_eq(json_array_size(ca), 2);
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(ca, 0), "step")), 3);
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(ca, 1), "step")), 4);
+    cr_assert_eq(json_array_size(cb), 1, "another run's checkpoints stay");
+    json_decref(ca);
+    json_decref(cb);
     close_store();
 }
 
