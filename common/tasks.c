@@ -747,7 +747,10 @@ int spq_task_load(spq_task *t, const char *name, const char *format, const char 
         int jsonl = d->fn && (!d->text || (first < len && buf[first] == '{'));
         rc = jsonl ? read_jsonl(&L, buf, len, d->fn) : d->text(&L, buf, len);
     }
-    if (!rc && t->n_items == 0) rc = spq_fail(err, "%s: no items", path);
+    if (!rc && t->n_items == 0 && t->n_skipped) /* the skip log goes with the task: say why here */
+        rc = spq_fail(err, "%s: no items: all %ld were bad, the first: %.*s", path, t->n_skipped,
+                      (int)strcspn(t->skipped, "\n"), t->skipped);
+    else if (!rc && t->n_items == 0) rc = spq_fail(err, "%s: no items", path);
     for (long i = 0; i < L.n_labels; i++) free(L.labels[i]);
     free(L.labels);
     free(L.labels_path);

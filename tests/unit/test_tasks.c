@@ -308,6 +308,12 @@ Test(tasks_bad, original_formats) {
     cr_assert_eq(spq_task_load(&t, NULL, "jsonl", p, NULL, 0, &err), -1);
     cr_assert(strstr(err.msg, "no items"));
     free(p);
+    /* skipping every item still says why */
+    p = write_tmp("allbad.jsonl", "{\"context\":\"c\"}\n{bad\n", 21);
+    cr_assert_eq(spq_task_load(&t, NULL, "jsonl", p, NULL, 1, &err), -1);
+    cr_assert(strstr(err.msg, "no items: all 2 were bad, the first: ") && strstr(err.msg, "allbad.jsonl:1: "),
+              "%s", err.msg);
+    free(p);
     cr_assert_eq(spq_task_load(&t, NULL, "jsonl", "/nonexistent/x.jsonl", NULL, 0, &err), -1);
     cr_assert(strstr(err.msg, "/nonexistent/x.jsonl"));
     cr_assert_eq(spq_task_load(&t, NULL, "nope", "/dev/null", NULL, 0, &err), -1);
