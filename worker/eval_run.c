@@ -275,7 +275,10 @@ int spq_eval_run(json_t **report, const spq_eval_plan *p, spq_scorer *sc, const 
     for (int i = 0; i < p->n_tasks; i++) {
         json_t *o = json_object();
         json_array_append_new(tasks, o);
-        if (eval_task(o, p, sc, tok, &p->tasks[i], err)) return -1;
+        if (eval_task(o, p, sc, tok, &p->tasks[i], err)) {
+            json_object_set_new(o, "error", json_string(err->msg)); /* the report says which task stopped it */
+            return -1;
+        }
     }
     return 0;
 }
@@ -362,6 +365,11 @@ void spq_eval_print(FILE *f, const json_t *rep) {
         size_t i;
         json_t *o;
         json_array_foreach(tasks, i, o) {
+            if (json_object_get(o, "error")) {
+                fprintf(f, "%-20s failed: %s\n", json_string_value(json_object_get(o, "name")),
+                        json_string_value(json_object_get(o, "error")));
+                continue;
+            }
             fprintf(f, "%-20s %7lld %7lld", json_string_value(json_object_get(o, "name")),
                     (long long)json_integer_value(json_object_get(o, "items")),
                     (long long)json_integer_value(json_object_get(o, "skipped")));

@@ -113,6 +113,7 @@ test("bad task files: rejected with file:line, or skipped and reported", () => {
   const r = run(["eval", MODEL, "--task", `jsonl=${bad}`]);
   assert.equal(r.code, 1);
   assert.match(r.err, new RegExp(`${bad.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:2: gold 5 is out of range`));
+  assert.match(r.out, /jsonl\s+failed: .*bad\.jsonl:2: gold 5 is out of range/, "the table says the task failed");
   const s = run(["eval", MODEL, "--task", `jsonl=${bad}`, "--skip-bad", "--json", "-"]);
   assert.equal(s.code, 0, s.err);
   const t = JSON.parse(s.out).tasks[0];
