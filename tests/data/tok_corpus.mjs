@@ -12,18 +12,7 @@
 // writes one JSON string per line.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-
-// mulberry32: small, seedable, identical in every JS engine
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from "./rng.mjs";
 
 const CODE = [
   `#include <stdio.h>

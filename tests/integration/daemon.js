@@ -34,6 +34,18 @@ function tinySpec(extra = {}) {
   return deepMerge(spec, extra);
 }
 
+// A spec that exercises every section, so that every field path exists.
+const fullSpec = (extra = {}) => deepMerge(tinySpec({
+  name: 'full', tags: ['a'], seed: 1,
+  quant: { w_bits: 16, w_sym: true, w_groupsize: 0, w_clip: true, a_bits: 16, a_clip: 1.0, kv_bits: 16, kv_clip: 1.0 },
+  rotation: { mode: 'none', online_had: true, init: 'hadamard',
+    train: { steps: 2, lr: 1.5, batch: 1, seqlen: 64, calib: 'tinystories/calib.txt', w_bits: 16, checkpoint_every: 1 } },
+  weights: { method: 'none', calib: 'tinystories/calib.txt', nsamples: 4, seqlen: 64, damp: 0.01, act_order: false,
+    blocksize: 128 },
+  eval: { ppl: [{ data: 'tinystories/test.txt', seqlen: 64 }], kld: false,
+    tasks: [{ name: 'arc_easy', data: 'eval/arc/ARC-Easy-Test.jsonl' }], limit: 1 },
+}), extra);
+
 function deepMerge(a, b) {
   const out = Array.isArray(a) ? [...a] : { ...a };
   for (const [k, v] of Object.entries(b)) {
@@ -211,4 +223,4 @@ class Sse {
   close() { this.closed = true; this.req.destroy(); }
 }
 
-export { Daemon, Sse, tinySpec, request, waitFor, sleep, freePort, BIN, SHARED, ROOT, BUILD };
+export { Daemon, Sse, tinySpec, fullSpec, request, waitFor, sleep, freePort, BIN, SHARED, ROOT, BUILD };

@@ -6,29 +6,15 @@
 // cases are in spinqd_malformed.test.js; this finds the ones nobody picked.
 import test from 'node:test';
 import assert from 'node:assert';
-import { Daemon, tinySpec } from './daemon.js';
+import { Daemon, fullSpec } from './daemon.js';
+import { rng } from '../data/rng.mjs';
 
-// a small seeded PRNG (mulberry32), so a failure can be replayed
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const fullSpec = () => tinySpec({
-  name: 'fuzz', tags: ['a'], seed: 1,
-  quant: { w_bits: 4, w_sym: true, w_groupsize: 0, w_clip: true, a_bits: 8, a_clip: 1.0, kv_bits: 8, kv_clip: 1.0 },
-  rotation: { mode: 'spinquant', online_had: true, init: 'hadamard',
-    train: { steps: 2, lr: 1.5, batch: 1, seqlen: 64, calib: 'tinystories/calib.txt', w_bits: 16, checkpoint_every: 1 } },
-  weights: { method: 'gptq', calib: 'tinystories/calib.txt', nsamples: 4, seqlen: 64, damp: 0.01, act_order: false,
-    blocksize: 128 },
-  eval: { ppl: [{ data: 'tinystories/test.txt', seqlen: 64 }], kld: true,
-    tasks: [{ name: 'arc_easy', data: 'eval/arc/ARC-Easy-Test.jsonl' }], limit: 1 },
+// every section set, with quantizers, learning, GPTQ and KLD on
+const specToMutate = () => fullSpec({
+  quant: { w_bits: 4, a_bits: 8, kv_bits: 8 },
+  rotation: { mode: 'spinquant', train: { w_bits: 16 } },
+  weights: { method: 'gptq' },
+  eval: { kld: true },
 });
 
 // every [parent, key] of an object tree
@@ -66,7 +52,7 @@ test('randomly mutated specs and sweeps get 201 or a 4xx naming the field; never
   const tally = {};
   for (let i = 0; i < Number(process.env.SPINQD_FUZZ_N || 400); i++) {
     const sweep = r() < 0.25;
-    const spec = mutate(fullSpec(), r);
+    const spec = mutate(specToMutate(), r);
     const body = sweep ? mutate({ name: 'sw', base: spec, grid: { seed: [0, 1], 'quant.a_bits': [4, 8] } }, r) : spec;
     const res = await d.req('POST', sweep ? '/api/sweeps' : '/api/runs', body);
     const what = `#${i} ${JSON.stringify(body).slice(0, 400)} -> ${res.status} ${res.body.toString().slice(0, 300)}`;

@@ -5,7 +5,7 @@
 // the daemon keeps serving (and exits cleanly under the sanitizers).
 import test from 'node:test';
 import assert from 'node:assert';
-import { Daemon, tinySpec } from './daemon.js';
+import { Daemon, fullSpec, tinySpec } from './daemon.js';
 
 const MAX_BODY = 65536;
 
@@ -20,17 +20,6 @@ function setPath(obj, path, value) {
   return obj;
 }
 
-// A spec that exercises every section, so that every field path exists.
-const fullSpec = () => tinySpec({
-  name: 'full', tags: ['a'], seed: 1,
-  quant: { w_bits: 16, w_sym: true, w_groupsize: 0, w_clip: true, a_bits: 16, a_clip: 1.0, kv_bits: 16, kv_clip: 1.0 },
-  rotation: { mode: 'none', online_had: true, init: 'hadamard',
-    train: { steps: 2, lr: 1.5, batch: 1, seqlen: 64, calib: 'tinystories/calib.txt', w_bits: 16, checkpoint_every: 1 } },
-  weights: { method: 'none', calib: 'tinystories/calib.txt', nsamples: 4, seqlen: 64, damp: 0.01, act_order: false,
-    blocksize: 128 },
-  eval: { ppl: [{ data: 'tinystories/test.txt', seqlen: 64 }], kld: false,
-    tasks: [{ name: 'arc_easy', data: 'eval/arc/ARC-Easy-Test.jsonl' }], limit: 1 },
-});
 
 function cases(adminToken) {
   const c = []; // {name, method, path, body, token, headers, status, field, code}
