@@ -1,12 +1,4 @@
--- wrk_get.lua - GET a path; prints one line "JSON {...}" with the figures.
+-- wrk_get.lua - GET a path; figures: bench/wrk_report.lua.
 wrk.method = "GET"
 
-function done(summary, latency, requests)
-  io.write(string.format(
-    'JSON {"requests": %d, "seconds": %.3f, "rps": %.1f, "p50_ms": %.3f, "p99_ms": %.3f, "max_ms": %.3f, ' ..
-    '"errors": %d, "non_2xx": %d}\n',
-    summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    summary.errors.status))
-end
+dofile("bench/wrk_report.lua")

@@ -10,14 +10,7 @@
 #   scripts/results_eval.sh [OUTDIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-make --no-print-directory rel >&2
-shared=${SPINQ_SHARED:-$(cd .. && pwd)/shared}
-model=$shared/models/stories260K/stories260K.bin
-calib=$shared/data/tinystories/calib.txt
-test=$shared/data/tinystories/test.txt
-out=${1:-build/results-eval}
-mkdir -p "$out"
-spinq=build/rel/spinq
+source scripts/results_common.sh build/results-eval "${1:-}"
 w4a4="--w-bits 4 --w-clip --a-bits 4 --kv-bits 4"
 
 learned=build/results-rotation/spinquant-had-s0.safetensors

@@ -20,14 +20,7 @@
 #   scripts/results_lowbit.sh [OUTDIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-make --no-print-directory rel >&2
-shared=${SPINQ_SHARED:-$(cd .. && pwd)/shared}
-model=$shared/models/stories260K/stories260K.bin
-calib=$shared/data/tinystories/calib.txt
-test=$shared/data/tinystories/test.txt
-out=${1:-build/results-lowbit}
-mkdir -p "$out"
-spinq=build/rel/spinq
+source scripts/results_common.sh build/results-lowbit "${1:-}"
 seeds="0 1 2"
 kinds="quarot spinquant-w16 spinquant-w4"
 

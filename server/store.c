@@ -457,16 +457,13 @@ char *store_runs_list(sqlite3 *db, const store_run_filter *f) {
 store_rc store_run_cancel(sqlite3 *db, int64_t id, int *now_canceled) {
     *now_canceled = 0;
     if (db_begin(db)) return STORE_ERROR;
-    sqlite3_stmt *st = db_prep(db, "SELECT status FROM runs WHERE id = ?");
-    if (!st) goto fail;
-    sqlite3_bind_int64(st, 1, id);
-    char status[16] = "";
-    if (sqlite3_step(st) == SQLITE_ROW) snprintf(status, sizeof status, "%s", sqlite3_column_text(st, 0));
-    sqlite3_reset(st);
-    if (!status[0]) {
+    char owner[64], status[16];
+    store_rc found = store_run_owner(db, id, owner, sizeof owner, status);
+    if (found != STORE_OK) {
         db_rollback(db);
-        return STORE_NOT_FOUND;
+        return found;
     }
+    sqlite3_stmt *st;
     if (!strcmp(status, "queued")) {
         st = db_prep(db, "UPDATE runs SET status = 'canceled', finished_at = ?, cancel_requested = 1 WHERE id = ?");
         if (!st) goto fail;
@@ -493,16 +490,13 @@ fail:
 
 store_rc store_run_delete(sqlite3 *db, int64_t id, const char *data_dir) {
     if (db_begin(db)) return STORE_ERROR;
-    sqlite3_stmt *st = db_prep(db, "SELECT status FROM runs WHERE id = ?");
-    if (!st) goto fail;
-    sqlite3_bind_int64(st, 1, id);
-    char status[16] = "";
-    if (sqlite3_step(st) == SQLITE_ROW) snprintf(status, sizeof status, "%s", sqlite3_column_text(st, 0));
-    sqlite3_reset(st);
-    if (!status[0]) {
+    char owner[64], status[16];
+    store_rc found = store_run_owner(db, id, owner, sizeof owner, status);
+    if (found != STORE_OK) {
         db_rollback(db);
-        return STORE_NOT_FOUND;
+        return found;
     }
+    sqlite3_stmt *st;
     if (!strcmp(status, "running")) {
         db_rollback(db);
         return STORE_CONFLICT;
