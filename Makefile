@@ -3,6 +3,7 @@
 #   make deps    install the Debian and npm packages the project needs (idempotent)
 #   make         release build: build/rel/{spinq,spinq-worker,spinqd}
 #   make test    sanitizer build (ASan+UBSan) and every test
+#   make test-matrix  the unit tests once per OpenBLAS core type this CPU runs
 #   make bench   benchmarks, JSON figures on stdout
 #   make run     start the service on its embedded defaults
 #
@@ -35,7 +36,7 @@ export SPINQ_SHARED ?= $(SHARED)
 # keep objects of test and bench binaries (make would delete them as intermediates)
 .SECONDARY:
 
-.PHONY: all deps test unit integration bench run clean asan rel
+.PHONY: all deps test test-matrix unit integration bench run clean asan rel
 all: rel
 
 # ---- one set of rules per flavour (rel, asan) ----
@@ -103,6 +104,11 @@ unit: asan
 
 integration: rel asan
 	@scripts/test.sh integration
+
+# not part of `make test`: the unit suite under every OpenBLAS kernel set
+# this CPU can execute, and "unset", with a table of results
+test-matrix: rel asan
+	@scripts/test_matrix.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory rel $(BENCH_BINS:%=build/rel/bench/%)

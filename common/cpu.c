@@ -1,6 +1,7 @@
 /* cpu.c - see cpu.h. */
 #include "cpu.h"
 
+#include <cpuid.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,9 +34,30 @@ const char *spq_cpu_blas_corename(void) {
     return n ? n : "unknown";
 }
 
+const char *spq_cpu_model(void) {
+    static char name[49];
+    if (name[0]) return name;
+    unsigned r[12] = {0}, top = __get_cpuid_max(0x80000000u, NULL);
+    if (top < 0x80000004u) return strcpy(name, "unknown");
+    for (unsigned i = 0; i < 3; i++) __get_cpuid(0x80000002u + i, &r[4 * i], &r[4 * i + 1], &r[4 * i + 2], &r[4 * i + 3]);
+    memcpy(name, r, 48);
+    name[48] = 0;
+    char *s = name;  /* vendors pad the string with spaces on either side */
+    while (*s == ' ') s++;
+    memmove(name, s, strlen(s) + 1);
+    for (size_t n = strlen(name); n && name[n - 1] == ' '; n--) name[n - 1] = 0;
+    if (!name[0]) strcpy(name, "unknown");
+    return name;
+}
+
 int spq_cpu_has_avx2(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+int spq_cpu_has_avxvnni(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avxvnni");
 }
 
 int spq_cpu_has_avx512vnni(void) {

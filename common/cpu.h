@@ -20,8 +20,13 @@ void spq_cpu_ensure_coretype(char **argv);
 /* The kernel set OpenBLAS is using (openblas_get_corename()). */
 const char *spq_cpu_blas_corename(void);
 
+/* The processor's name from cpuid's brand string ("AMD EPYC 9B45 ...", or
+ * "unknown"), for logs and benchmark reports. */
+const char *spq_cpu_model(void);
+
 /* Instruction-set levels for our own kernels. */
 int spq_cpu_has_avx2(void);
+int spq_cpu_has_avxvnni(void);
 int spq_cpu_has_avx512vnni(void);
 
 #endif

@@ -237,33 +237,52 @@ void spq_hk_scalar(float *y, const float *x, int N, const uint16_t *W, int cols,
 
 /* ---- dispatch ---- */
 
+int spq_qgemm_isa_supported(int isa) {
+    switch (isa) {
+    case SPQ_ISA_SCALAR: return 1;
+    case SPQ_ISA_AVX2: return spq_cpu_has_avx2();
+    case SPQ_ISA_AVXVNNI: return spq_cpu_has_avx2() && spq_cpu_has_avxvnni();
+    case SPQ_ISA_AVX512: return spq_cpu_has_avx512vnni();
+    default: return 0;
+    }
+}
+
+static int isa_at_most(int isa);
+
 int spq_qgemm_isa_best(void) {
     static int best = -1;
-    if (best < 0) best = spq_cpu_has_avx512vnni() ? SPQ_ISA_AVX512 : spq_cpu_has_avx2() ? SPQ_ISA_AVX2 : SPQ_ISA_SCALAR;
+    if (best < 0) {
+        best = isa_at_most(SPQ_ISA_AVX512);
+    }
     return best;
+}
+
+/* the best path this CPU runs at or below isa */
+static int isa_at_most(int isa) {
+    if (isa >= SPQ_ISA_COUNT) isa = SPQ_ISA_COUNT - 1;
+    if (isa < SPQ_ISA_SCALAR) isa = SPQ_ISA_SCALAR;
+    while (!spq_qgemm_isa_supported(isa)) isa--;
+    return isa;
 }
 
 static int chosen_isa = -1;
 
-int spq_qgemm_set_isa(int isa) {
-    int best = spq_qgemm_isa_best();
-    chosen_isa = isa < SPQ_ISA_SCALAR ? SPQ_ISA_SCALAR : isa > best ? best : isa;
-    return chosen_isa;
-}
+int spq_qgemm_set_isa(int isa) { return chosen_isa = isa_at_most(isa); }
+
+static const char *const isa_names[SPQ_ISA_COUNT] = {"scalar", "avx2", "avxvnni", "avx512-vnni"};
 
 int spq_qgemm_isa(void) {
     if (chosen_isa < 0) {
         const char *e = getenv("SPINQ_ISA");
-        int want = !e ? SPQ_ISA_AVX512 : !strcmp(e, "scalar") ? SPQ_ISA_SCALAR : !strcmp(e, "avx2") ? SPQ_ISA_AVX2
-                                                                                                       : SPQ_ISA_AVX512;
+        int want = SPQ_ISA_AVX512;
+        for (int i = 0; e && i < SPQ_ISA_COUNT; i++)
+            if (!strcmp(e, isa_names[i])) want = i;  /* "avx512" and anything else: the best */
         spq_qgemm_set_isa(want);
     }
     return chosen_isa;
 }
 
-const char *spq_isa_name(int isa) {
-    return isa == SPQ_ISA_AVX512 ? "avx512-vnni" : isa == SPQ_ISA_AVX2 ? "avx2" : "scalar";
-}
+const char *spq_isa_name(int isa) { return isa >= 0 && isa < SPQ_ISA_COUNT ? isa_names[isa] : "unknown"; }
 
 typedef struct {
     float *y;
@@ -277,6 +296,7 @@ static void int_task(void *ctx, int t) {
     const qjob *j = ctx;
     int p0 = t * j->per_task, p1 = p0 + j->per_task < j->w->npanels ? p0 + j->per_task : j->w->npanels;
     if (j->isa == SPQ_ISA_AVX512) spq_qk_int_avx512(j->y, j->w->rows, j->qa, j->w, 0, j->N, p0, p1);
+    else if (j->isa == SPQ_ISA_AVXVNNI) spq_qk_int_avxvnni(j->y, j->w->rows, j->qa, j->w, 0, j->N, p0, p1);
     else if (j->isa == SPQ_ISA_AVX2) spq_qk_int_avx2(j->y, j->w->rows, j->qa, j->w, 0, j->N, p0, p1);
     else spq_qk_int_scalar(j->y, j->w->rows, j->qa, j->w, 0, j->N, p0, p1);
 }
@@ -286,7 +306,7 @@ static void f32_task(void *ctx, int t) {
     int p0 = t * j->per_task, p1 = p0 + j->per_task < j->w->npanels ? p0 + j->per_task : j->w->npanels;
     int C = j->w->cols;
     if (j->isa == SPQ_ISA_AVX512) spq_qk_f32_avx512(j->y, j->w->rows, j->x, C, j->w, 0, j->N, p0, p1);
-    else if (j->isa == SPQ_ISA_AVX2) spq_qk_f32_avx2(j->y, j->w->rows, j->x, C, j->w, 0, j->N, p0, p1);
+    else if (j->isa >= SPQ_ISA_AVX2) spq_qk_f32_avx2(j->y, j->w->rows, j->x, C, j->w, 0, j->N, p0, p1);
     else spq_qk_f32_scalar(j->y, j->w->rows, j->x, C, j->w, 0, j->N, p0, p1);
 }
 
@@ -308,7 +328,7 @@ void spq_qgemm_on(float *y, const spq_qact *qa, const spq_qlinear *w, int isa) {
                 qa->C, qa->seg, w->cols, w->seg);
         abort();
     }
-    if (isa > spq_qgemm_isa_best()) isa = spq_qgemm_isa_best();
+    isa = isa_at_most(isa);
     int n_tasks;
     qjob j = {.y = y, .qa = qa, .w = w, .N = qa->N, .isa = isa};
     j.per_task = split(w, qa->N, &n_tasks);
@@ -357,7 +377,7 @@ static void f32_blocked(float *y, const float *x, int N, const spq_qlinear *w, i
 }
 
 void spq_qgemm_f32_on(float *y, const float *x, int N, const spq_qlinear *w, int isa) {
-    if (isa > spq_qgemm_isa_best()) isa = spq_qgemm_isa_best();
+    isa = isa_at_most(isa);
     if (N >= SPQ_QGEMM_F32_SGEMM_MIN) {
         f32_blocked(y, x, N, w, isa);
         return;

@@ -123,15 +123,22 @@ void spq_qact_quantize(spq_qact *qa, const float *x, int N, int C, const spq_aq_
 
 /* ---- products ---- */
 
-enum { SPQ_ISA_SCALAR = 0, SPQ_ISA_AVX2 = 1, SPQ_ISA_AVX512 = 2 };
+enum { SPQ_ISA_SCALAR = 0, SPQ_ISA_AVX2 = 1, SPQ_ISA_AVXVNNI = 2, SPQ_ISA_AVX512 = 3, SPQ_ISA_COUNT = 4 };
 /* the path spq_qgemm and spq_qgemm_f32 take: the best this CPU runs
- * (AVX-512 VNNI, AVX2+FMA, or scalar), or a lower one chosen with
+ * (AVX-512 VNNI, AVX-VNNI, AVX2+FMA, or scalar; Intel since Ice Lake and AMD
+ * since Zen 4 take AVX-512 VNNI), or a lower one chosen with
  * spq_qgemm_set_isa or the environment variable SPINQ_ISA (scalar, avx2,
- * avx512) for tests and benchmarks */
+ * avxvnni, avx512) for tests and benchmarks. AVX-VNNI changes only the
+ * integer products; W4A16 runs the AVX2 tiles there. Every path gives the
+ * scalar reference's results bit for bit. */
 int spq_qgemm_isa(void);
 /* the best path this CPU runs */
 int spq_qgemm_isa_best(void);
-/* chooses the path (capped at the best); returns the one in effect */
+/* whether this CPU runs that path (the paths are not nested: Cascade Lake
+ * has AVX-512 VNNI but no AVX-VNNI) */
+int spq_qgemm_isa_supported(int isa);
+/* chooses the path (the best supported one at or below it); returns the one
+ * in effect */
 int spq_qgemm_set_isa(int isa);
 const char *spq_isa_name(int isa);
 

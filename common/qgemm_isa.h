@@ -10,6 +10,7 @@
 
 void spq_qk_int_scalar(float *y, int ldy, const spq_qact *qa, const spq_qlinear *w, int n0, int n1, int p0, int p1);
 void spq_qk_int_avx2(float *y, int ldy, const spq_qact *qa, const spq_qlinear *w, int n0, int n1, int p0, int p1);
+void spq_qk_int_avxvnni(float *y, int ldy, const spq_qact *qa, const spq_qlinear *w, int n0, int n1, int p0, int p1);
 void spq_qk_int_avx512(float *y, int ldy, const spq_qact *qa, const spq_qlinear *w, int n0, int n1, int p0, int p1);
 
 void spq_qk_f32_scalar(float *y, int ldy, const float *x, int ldx, const spq_qlinear *w, int n0, int n1, int p0,

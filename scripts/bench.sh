@@ -4,11 +4,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export SPINQ_SHARED=${SPINQ_SHARED:-$(cd .. && pwd)/shared}
-if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -x build/rel/spinq ]; then
-  ct=$(build/rel/spinq cpu --coretype 2>/dev/null || true)
-  [ -n "$ct" ] && export OPENBLAS_CORETYPE=$ct
-fi
+. scripts/blas_env.sh
+spq_blas_env bench
 mkdir -p build/bench-results
+echo "$SPQ_CPU_JSON" | tee build/bench-results/platform.json
 for b in build/rel/bench/*; do
   [ -x "$b" ] || continue
   name=$(basename "$b")

@@ -8,10 +8,8 @@ what=${1:-all}
 
 export SPINQ_SHARED=${SPINQ_SHARED:-$(cd .. && pwd)/shared}
 # choose OpenBLAS kernels once, before any test process loads the library
-if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -x build/rel/spinq ]; then
-  ct=$(build/rel/spinq cpu --coretype 2>/dev/null || true)
-  [ -n "$ct" ] && export OPENBLAS_CORETYPE=$ct
-fi
+. scripts/blas_env.sh
+spq_blas_env test
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

@@ -5,8 +5,9 @@
  *    equals the fake model's sgemm within the bound of qgemm.h;
  *  - W4A8KV8 and W4A4KV4 end to end: activation codes that sit on a rounding
  *    boundary flip under any change of fp32 summation order, so the fake
- *    model disagrees with itself (prefill vs decode) as much as with the
- *    packed model: the packed model must stay within twice that;
+ *    model disagrees with itself (prefill vs decode, one-ulp weight
+ *    perturbations) as much as with the packed model: the packed model must
+ *    stay within twice the largest of those spreads;
  *  - the integer KV cache gives bitwise the fake KV quantizer's values;
  *  - the whole forward is bitwise the same on the scalar, AVX2 and AVX-512
  *    paths;
@@ -22,6 +23,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include "common/forward.h"
@@ -250,6 +252,27 @@ static cmp compare(const float *a, const float *b, const int *tok, int T, int V)
     return c;
 }
 
+/* Every linear weight of the fake model times (1 + u 2^-23), u uniform in
+ * [-1, 1]: a change of the size of one fp32 rounding, which moves the
+ * linears' outputs as much as another summation order would. */
+static void perturb_linears(spq_model *m, unsigned seed) {
+    uint64_t x = 0x9E3779B97F4A7C15ull * (seed + 1);
+    const spq_config *c = &m->cfg;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    for (int l = 0; l < c->n_layers; l++) {
+        spq_layer *L = &m->layers[l];
+        float *w[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+        size_t n[] = {(size_t)qd * c->dim, (size_t)kvd * c->dim, (size_t)kvd * c->dim, (size_t)c->dim * qd,
+                      (size_t)c->hidden_dim * c->dim, (size_t)c->hidden_dim * c->dim, (size_t)c->dim * c->hidden_dim};
+        for (int i = 0; i < 7; i++)
+            for (size_t j = 0; j < n[i]; j++) {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                double u = (double)(x >> 11) / 9007199254740992.0 * 2 - 1;
+                w[i][j] = (float)(w[i][j] * (1 + u * 0x1p-23));
+            }
+    }
+}
+
 static void check_end_to_end(int abits, int kvbits) {
     /* One BLAS thread, as scripts/test.sh runs the unit tests: the yardstick
      * (the fake model's own prefill-vs-decode spread) comes from activation
@@ -265,13 +288,35 @@ static void check_end_to_end(int abits, int kvbits) {
     float *fp = logits_of(&fq, tok, T, 0), *fd = logits_of(&fq, tok, T, 1), *pp = logits_of(&pm, tok, T, 0),
           *pd = logits_of(&pm, tok, T, 1);
     double scale = max_abs(fp, (size_t)T * V);
-    cmp self = compare(fd, fp, tok, T, V), pre = compare(pp, fp, tok, T, V), dec = compare(pd, fd, tok, T, V);
+    cmp pre = compare(pp, fp, tok, T, V), dec = compare(pd, fd, tok, T, V);
+    /* The yardstick: how far the fake model moves from itself under changes
+     * of one fp32 rounding (prefill vs decode, and four one-ulp weight
+     * perturbations). A single spread is heavy-tailed (a few flipped codes
+     * make it) and depends on the BLAS kernel's summation order: measured
+     * over OpenBLAS Haswell, SkylakeX, Cooperlake and Prescott kernels, the
+     * packed model stayed within 1.2x of the largest of these five spreads
+     * (and the smallest was up to 50x below it), so 2x of the largest holds
+     * on any kernel. */
+    cmp spread = compare(fd, fp, tok, T, V);
+    for (unsigned k = 0; k < 4; k++) {
+        spq_model pq;
+        spq_wquant pw;
+        make_fq(&pq, &pw, abits, kvbits, 0);
+        perturb_linears(&pq, k);
+        float *qp = logits_of(&pq, tok, T, 0);
+        cmp c = compare(qp, fp, tok, T, V);
+        spread.mean_abs = fmax(spread.mean_abs, c.mean_abs);
+        spread.nll = fmax(spread.nll, c.nll);
+        free(qp);
+        spq_wquant_free(&pw);
+        spq_model_free(&pq);
+    }
     double floor = 1e-5 * scale;
-    cr_assert(pre.mean_abs <= 2 * self.mean_abs + floor && dec.mean_abs <= 2 * self.mean_abs + floor,
-              "A%dKV%d: mean |packed - fake| %g (prefill) %g (decode); the fake model's own prefill vs decode %g",
-              abits, kvbits, pre.mean_abs, dec.mean_abs, self.mean_abs);
-    cr_assert(pre.nll <= 2 * self.nll + 1e-4 && dec.nll <= 2 * self.nll + 1e-4, "nll: %g %g vs self %g", pre.nll,
-              dec.nll, self.nll);
+    cr_assert(pre.mean_abs <= 2 * spread.mean_abs + floor && dec.mean_abs <= 2 * spread.mean_abs + floor,
+              "A%dKV%d: mean |packed - fake| %g (prefill) %g (decode); the fake model's own spread %g", abits,
+              kvbits, pre.mean_abs, dec.mean_abs, spread.mean_abs);
+    cr_assert(pre.nll <= 2 * spread.nll + 1e-4 && dec.nll <= 2 * spread.nll + 1e-4, "nll: %g %g vs spread %g",
+              pre.nll, dec.nll, spread.nll);
     cr_assert(pre.top1 >= T - 8 && dec.top1 >= T - 8, "top-1 agreement %d %d of %d", pre.top1, dec.top1, T);
     free(fp); free(fd); free(pp); free(pd); free(tok);
     spq_wquant_free(&wq);
@@ -311,7 +356,8 @@ Test(packed, forward_is_bitwise_equal_on_every_instruction_set) {
     int keep = spq_qgemm_isa();
     spq_qgemm_set_isa(SPQ_ISA_SCALAR);
     float *ref = logits_of(&pm, tok, T, 0), *refd = logits_of(&pm, tok, T, 1);
-    for (int isa = SPQ_ISA_AVX2; isa <= spq_qgemm_isa_best(); isa++) {
+    for (int isa = SPQ_ISA_AVX2; isa < SPQ_ISA_COUNT; isa++) {
+        if (!spq_qgemm_isa_supported(isa)) continue;
         spq_qgemm_set_isa(isa);
         float *got = logits_of(&pm, tok, T, 0), *gotd = logits_of(&pm, tok, T, 1);
         cr_assert(memcmp(ref, got, (size_t)T * V * sizeof(float)) == 0, "%s prefill", spq_isa_name(isa));

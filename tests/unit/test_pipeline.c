@@ -110,7 +110,13 @@ Test(pipeline, stages_run_in_order_and_the_chunked_ppl_equals_one_call, .timeout
     cr_assert_eq(spq_tok_encode(tok, text, len, 1, &ids, &n, &err), 0);
     spq_ppl_result r;
     cr_assert_eq(spq_ppl_windows(&r, &m, ids, 10 * 64, 64, 10, NULL, NULL, &err), 0, "%s", err.msg);
-    cr_assert_float_eq(rec.ppl, r.ppl, 1e-9 * r.ppl, "pipeline %.12f vs library %.12f", rec.ppl, r.ppl);
+    /* The pipeline scores the windows a few per call, the library all ten in
+     * one: sgemm sees other shapes, and a kernel may then order its sums
+     * differently (OpenBLAS's Haswell kernels do), so each window's NLL moves
+     * by fp32 rounding, measured 2e-8 relative at most over the Haswell,
+     * SkylakeX, Cooperlake and Prescott kernels. 1e-6 keeps a margin of 50;
+     * a window scored twice or left out moves the result by more than 1e-3. */
+    cr_assert_float_eq(rec.ppl, r.ppl, 1e-6 * r.ppl, "pipeline %.12f vs library %.12f", rec.ppl, r.ppl);
     free(ids);
     free(text);
     spq_tok_free(tok);

@@ -120,9 +120,15 @@ export async function render(main, { params }) {
     progressText.textContent = `${p.stage}: ${p.done} / ${p.total}`;
   }
 
+  // Loads can overlap (each checkpoint or artifact event starts one, and a
+  // response may take longer than the throttle's interval): only the newest
+  // load may draw, or an older, slower answer would hide the newest files.
+  let filesLoad = 0;
   async function loadFiles() {
+    const mine = ++filesLoad;
     try {
       const [ck, art] = await Promise.all([get(`/api/runs/${id}/checkpoints`), get(`/api/runs/${id}/artifacts`)]);
+      if (mine !== filesLoad) return;
       replace(ckEl, fileTable(ck.checkpoints.map((c) => ({
         label: `step ${c.step}`, size: c.size, sha256: c.sha256, t: c.created_at,
         path: `/api/runs/${id}/checkpoints/${c.step}`, file: `run${id}-step${c.step}.ckpt`,
@@ -154,9 +160,13 @@ export async function render(main, { params }) {
     if (atBottom) logEl.scrollTop = logEl.scrollHeight;
   }
 
+  let runLoad = 0;  // as with loadFiles: only the newest answer is drawn
   async function refresh() {
+    const mine = ++runLoad;
     try {
-      run = await get(`/api/runs/${id}`);
+      const got = await get(`/api/runs/${id}`);
+      if (mine !== runLoad) return;
+      run = got;
       Object.assign(metrics, run.metrics);
       drawHead();
       drawScores();
