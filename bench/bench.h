@@ -6,9 +6,25 @@
 #define SPQ_BENCH_H
 
 #include <cblas.h>
+#include <stdio.h>
 #include <stdlib.h>
 
+#include "common/cpu.h"
+#include "common/qgemm.h"
 #include "common/util.h"
+
+/* What ran the benchmark, as JSON members to open every report with: the CPU
+ * model, OpenBLAS's kernel set and the OPENBLAS_CORETYPE it was given, and
+ * the path of our integer kernels. Figures mean little without these. */
+static inline const char *spq_bench_platform(void) {
+    static char s[512];
+    const char *env = getenv("OPENBLAS_CORETYPE");
+    snprintf(s, sizeof s,
+             "\"cpu_model\": \"%s\", \"openblas_corename\": \"%s\", \"openblas_coretype_env\": \"%s\", "
+             "\"qgemm_path\": \"%s\"",
+             spq_cpu_model(), spq_cpu_blas_corename(), env ? env : "", spq_isa_name(spq_qgemm_isa()));
+    return s;
+}
 
 static int spq_bench_cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

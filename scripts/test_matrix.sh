@@ -11,21 +11,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-flags=$(grep -m1 '^flags' /proc/cpuinfo)
-has() { for f in "$@"; do [[ " $flags " == *" $f "* ]] || return 1; done; }
-
-# the core types of Debian's OpenBLAS (DYNAMIC_ARCH) with the instructions
-# their kernels use, oldest first
-types=()
-has sse3 && types+=(Prescott)
-has sse4_2 && types+=(Nehalem)
-has avx && types+=(Sandybridge)
-has avx2 fma && types+=(Haswell)
-has avx512f avx512bw avx512dq avx512vl avx512cd && types+=(SkylakeX)
-has avx512f avx512bw avx512dq avx512vl avx512cd avx512_bf16 && types+=(Cooperlake)
+. scripts/blas_env.sh
+mapfile -t types < <(spq_blas_coretypes)
 types+=(unset)
 
-cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+cpu=$(build/rel/spinq cpu | sed -n 's/.*"cpu_model": "\([^"]*\)".*/\1/p')
 echo "test-matrix: CPU $cpu; core types ${types[*]}" >&2
 [ -n "${OPENBLAS_CORETYPE:-}" ] && echo "test-matrix: the environment presets OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE (the rows below each set their own; make test keeps the preset)" >&2
 

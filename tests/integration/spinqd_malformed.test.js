@@ -5,7 +5,7 @@
 // the daemon keeps serving (and exits cleanly under the sanitizers).
 import test from 'node:test';
 import assert from 'node:assert';
-import { Daemon, fullSpec, tinySpec } from './daemon.js';
+import { Daemon, fullSpec, tinySpec, waitFor } from './daemon.js';
 
 const MAX_BODY = 65536;
 
@@ -164,8 +164,8 @@ test('malformed requests get the right 4xx with the field named', async (t) => {
   await d.start().catch((e) => { throw e; });
   const admin = d.token('admin', 'admin');
   t.after(() => d.cleanup());
-  // auth is on once a token exists (checked again within a second)
-  await new Promise((r) => setTimeout(r, 1100));
+  // auth turns on once the daemon sees that a token exists: wait until it says so
+  await waitFor(async () => (await d.req('GET', '/api/runs')).status === 401, 10000, 'auth to turn on');
   const all = cases(admin);
   assert.ok(all.length >= 500, `only ${all.length} cases`);
   t.diagnostic(`${all.length} malformed requests`);
