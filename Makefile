@@ -22,7 +22,7 @@ LIBS    := $(PKG_LIBS) -lm -lpthread
 REL_FLAGS  := -O3 -g -fno-math-errno -fno-trapping-math
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fno-math-errno -fno-trapping-math -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-COMMON_SRC := $(wildcard common/*.c)
+COMMON_SRC := $(wildcard common/*/*.c)
 PROTO_SRC  := $(wildcard proto/*.c)
 SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
 WORKER_SRC := $(filter-out worker/main_%.c,$(wildcard worker/*.c))

@@ -24,12 +24,12 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
-#include "common/cpu.h"
-#include "common/forward.h"
-#include "common/gptq.h"
-#include "common/packed.h"
-#include "common/pool.h"
-#include "common/qgemm.h"
+#include "common/base/cpu.h"
+#include "common/base/pool.h"
+#include "common/io/packed.h"
+#include "common/kernels/qgemm.h"
+#include "common/model/forward.h"
+#include "common/quant/gptq.h"
 
 typedef struct {
     double prefill_layer, prefill_fixed, decode_layer, decode_fixed;

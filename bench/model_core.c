@@ -12,9 +12,9 @@
 #include <string.h>
 
 #include "bench/bench.h"
-#include "common/cpu.h"
-#include "common/forward.h"
-#include "common/model.h"
+#include "common/base/cpu.h"
+#include "common/model/forward.h"
+#include "common/model/model.h"
 
 
 

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/cpu.h"
+#include "common/base/cpu.h"
 #include "worker/commands.h"
 
 int spq_cmd_cpu(int argc, char **argv) {

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/forward.h"
-#include "common/model.h"
-#include "common/sampler.h"
-#include "common/tokenizer.h"
+#include "common/model/forward.h"
+#include "common/model/model.h"
+#include "common/model/sampler.h"
+#include "common/tok/tokenizer.h"
 #include "worker/args.h"
 #include "worker/commands.h"
 

@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "common/hf.h"
-#include "common/model.h"
-#include "common/tokenizer.h"
+#include "common/io/hf.h"
+#include "common/model/model.h"
+#include "common/tok/tokenizer.h"
 #include "worker/commands.h"
 
 

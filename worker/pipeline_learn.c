@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/learn.h"
-#include "common/qmodel.h"
+#include "common/quant/qmodel.h"
+#include "common/train/learn.h"
 #include "worker/pipeline.h"
 
 typedef struct {

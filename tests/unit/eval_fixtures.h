@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/forward.h"
-#include "common/model.h"
+#include "common/model/forward.h"
+#include "common/model/model.h"
 
 static inline char *fx_shared(const char *rel) {
     const char *root = getenv("SPINQ_SHARED");

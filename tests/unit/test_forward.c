@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/forward.h"
-#include "common/model.h"
-#include "common/sampler.h"
-#include "common/tokenizer.h"
+#include "common/model/forward.h"
+#include "common/model/model.h"
+#include "common/model/sampler.h"
+#include "common/tok/tokenizer.h"
 
 static const char *shared(void) {
     const char *s = getenv("SPINQ_SHARED");

@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/forward.h"
-#include "common/gptq.h"
-#include "common/qmodel.h"
-#include "common/rotation.h"
-#include "common/tokenizer.h"
+#include "common/model/forward.h"
+#include "common/quant/gptq.h"
+#include "common/quant/qmodel.h"
+#include "common/rot/rotation.h"
+#include "common/tok/tokenizer.h"
 
 /* X (N, C) with correlated columns (a random mixing of fewer factors plus
  * noise, some columns much larger than others) */

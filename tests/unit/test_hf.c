@@ -12,11 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/forward.h"
-#include "common/half.h"
-#include "common/hf.h"
-#include "common/model.h"
-#include "common/safetensors.h"
+#include "common/base/half.h"
+#include "common/base/safetensors.h"
+#include "common/io/hf.h"
+#include "common/model/forward.h"
+#include "common/model/model.h"
 
 /* ---- helpers ---- */
 

@@ -24,15 +24,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/forward.h"
-#include "common/fuse.h"
-#include "common/hf.h"
-#include "common/layers.h"
-#include "common/packed.h"
-#include "common/ppl.h"
-#include "common/qmodel.h"
-#include "common/rotation.h"
-#include "common/tokenizer.h"
+#include "common/eval/ppl.h"
+#include "common/io/hf.h"
+#include "common/io/packed.h"
+#include "common/model/forward.h"
+#include "common/model/layers.h"
+#include "common/quant/qmodel.h"
+#include "common/rot/fuse.h"
+#include "common/rot/rotation.h"
+#include "common/tok/tokenizer.h"
 
 static const char *shared(void) {
     const char *s = getenv("SPINQ_SHARED");

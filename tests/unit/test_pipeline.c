@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/ppl.h"
+#include "common/eval/ppl.h"
 #include "worker/pipeline.h"
 
 typedef struct {

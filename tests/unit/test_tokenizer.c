@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/tokenizer.h"
+#include "common/tok/tokenizer.h"
 
 static char shared_dir[1024];
 static char tmp_dir[64];

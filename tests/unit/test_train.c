@@ -8,12 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/forward.h"
-#include "common/fuse.h"
-#include "common/model.h"
-#include "common/ppl.h"
-#include "common/rotation.h"
-#include "common/train.h"
+#include "common/eval/ppl.h"
+#include "common/model/forward.h"
+#include "common/model/model.h"
+#include "common/rot/fuse.h"
+#include "common/rot/rotation.h"
+#include "common/train/train.h"
 
 static void load_stories(spq_model *m) {
     const char *s = getenv("SPINQ_SHARED");
