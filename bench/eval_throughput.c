@@ -24,6 +24,7 @@
 #include "common/eval/loglik.h"
 #include "common/eval/ppl.h"
 #include "common/eval/scorer.h"
+#include "common/io/load.h"
 #include "common/model/model.h"
 
 

@@ -13,6 +13,7 @@
 
 #include "bench/bench.h"
 #include "common/base/cpu.h"
+#include "common/io/load.h"
 #include "common/model/forward.h"
 #include "common/model/model.h"
 

@@ -14,6 +14,7 @@
 
 #include "common/eval/scorer.h"
 #include "common/eval/tasks.h"
+#include "common/io/load.h"
 #include "common/model/model.h"
 #include "common/tok/tokenizer.h"
 #include "worker/args.h"

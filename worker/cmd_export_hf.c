@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/io/hf.h"
+#include "common/io/load.h"
 #include "common/rot/fuse.h"
 #include "common/rot/rotation.h"
 #include "worker/args.h"

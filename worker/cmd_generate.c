@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/io/load.h"
 #include "common/model/forward.h"
 #include "common/model/model.h"
 #include "common/model/sampler.h"

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "common/io/hf.h"
+#include "common/io/load.h"
 #include "common/model/model.h"
 #include "common/tok/tokenizer.h"
 #include "worker/commands.h"

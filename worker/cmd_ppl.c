@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "common/eval/ppl.h"
+#include "common/io/load.h"
 #include "common/model/model.h"
 #include "common/tok/tokenizer.h"
 #include "worker/args.h"

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/io/load.h"
 #include "common/io/packed.h"
 #include "common/quant/gptq.h"
 #include "common/quant/qmodel.h"

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/io/load.h"
 #include "common/model/model.h"
 #include "common/quant/qmodel.h"
 #include "common/rot/fuse.h"

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/io/load.h"
 #include "common/tok/tokenizer.h"
 #include "worker/args.h"
 #include "worker/commands.h"

@@ -7,7 +7,7 @@
  * start from their own prefix token). One pass of the windows computes the
  * perplexity and, when a base is given, the KL divergence; the rolling pass
  * is separate because its windows differ. Tasks are loaded, tokenized the
- * lm-eval way and scored (common/mc.h). */
+ * lm-eval way and scored (common/eval/mc.h). */
 #include "worker/eval_run.h"
 
 #include <math.h>

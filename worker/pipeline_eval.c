@@ -21,6 +21,7 @@
 #include "common/eval/ppl.h"
 #include "common/eval/scorer.h"
 #include "common/eval/tasks.h"
+#include "common/io/load.h"
 #include "worker/pipeline.h"
 
 enum { WINDOWS_PER_CALL = 4 };

@@ -3,6 +3,7 @@
  * into the linears when the run rotates. */
 #include <stdio.h>
 
+#include "common/io/load.h"
 #include "common/rot/fuse.h"
 #include "worker/pipeline.h"
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/io/load.h"
 #include "common/quant/qmodel.h"
 #include "common/rot/rotation.h"
 #include "worker/args.h"

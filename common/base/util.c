@@ -70,6 +70,13 @@ char *spq_strdup(const char *s) {
     return d;
 }
 
+void *spq_memdup(const void *src, size_t n) {
+    if (!src) return NULL;
+    void *d = spq_malloc(n ? n : 1);
+    memcpy(d, src, n);
+    return d;
+}
+
 int spq_read_file(char **out, size_t *len, const char *path, spq_err *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return spq_fail(err, "%s: cannot open: %s", path, strerror(errno));

@@ -27,6 +27,8 @@ void *spq_malloc(size_t n);
 void *spq_calloc(size_t count, size_t size);
 void *spq_realloc(void *p, size_t n);
 char *spq_strdup(const char *s);
+/* A malloc'd copy of src[0..n), or NULL when src is NULL. */
+void *spq_memdup(const void *src, size_t n);
 
 /* Reads a whole file into a NUL-terminated buffer. */
 int spq_read_file(char **out, size_t *len, const char *path, spq_err *err);

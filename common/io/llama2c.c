@@ -8,11 +8,11 @@
  * llama2.c applies RoPE to interleaved pairs (2i, 2i+1); we keep Hugging
  * Face's rotate-half pairs (i, i+hd/2), so q and k rows are permuted per
  * head on load. */
+#include "llama2c.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "common/model/model.h"
 
 /* (rows, cols) for each head: rows 0,2,4,.. then 1,3,5,.. */
 static void permute_interleaved_to_half(float *w, int n_heads, int head_dim, int cols) {

@@ -24,74 +24,9 @@
 #include "common/base/json_util.h"
 #include "common/model/linear.h"
 
-/* ---- in memory ---- */
-
-void spq_packed_free(spq_packed *p) {
-    if (!p) return;
-    if (p->lin)
-        for (int i = 0; i < p->n_layers * SPQ_N_LIN; i++) spq_qlinear_free(&p->lin[i]);
-    free(p->lin);
-    if (p->head16 != p->emb16) free(p->head16);
-    free(p->emb16);
-    free(p->info);
-    free(p->tok_name); free(p->tok_cfg_name); free(p->tok); free(p->tok_cfg);
-    memset(p, 0, sizeof *p);
-}
-
-static void *dup_bytes(const void *src, size_t n) {
-    if (!src) return NULL;
-    void *d = spq_malloc(n ? n : 1);
-    memcpy(d, src, n);
-    return d;
-}
-
-/* a deep copy, rebuilt through the checked constructor */
-static void qlinear_copy(spq_qlinear *d, const spq_qlinear *s) {
-    uint8_t *codes = spq_malloc((size_t)s->rows * s->cols);
-    float *scale = spq_malloc((size_t)s->rows * s->ngroups * sizeof(float));
-    int32_t *zero = spq_malloc((size_t)s->rows * s->ngroups * sizeof(int32_t));
-    spq_qlinear_unpack(codes, scale, zero, s);
-    spq_err err;
-    if (spq_qlinear_build(d, codes, scale, zero, s->rows, s->cols, s->bits, s->groupsize, s->seg, &err)) {
-        fprintf(stderr, "spinq: copying a packed linear: %s\n", err.msg); /* cannot happen: s was built */
-        abort();
-    }
-    free(codes); free(scale); free(zero);
-}
-
-spq_packed *spq_packed_clone(const spq_packed *p, const spq_config *c) {
-    spq_packed *d = spq_calloc(1, sizeof *d);
-    size_t ne = (size_t)c->vocab_size * c->dim;
-    d->n_layers = p->n_layers;
-    d->emb_dtype = p->emb_dtype;
-    d->lin = spq_calloc((size_t)p->n_layers * SPQ_N_LIN, sizeof(spq_qlinear));
-    for (int i = 0; i < p->n_layers * SPQ_N_LIN; i++) qlinear_copy(&d->lin[i], &p->lin[i]);
-    d->emb16 = dup_bytes(p->emb16, ne * 2);
-    d->head16 = p->head16 == p->emb16 ? d->emb16 : dup_bytes(p->head16, ne * 2);
-    d->info = p->info ? spq_strdup(p->info) : NULL;
-    d->tok_name = p->tok_name ? spq_strdup(p->tok_name) : NULL;
-    d->tok_cfg_name = p->tok_cfg_name ? spq_strdup(p->tok_cfg_name) : NULL;
-    d->tok = dup_bytes(p->tok, p->tok_len);
-    d->tok_cfg = dup_bytes(p->tok_cfg, p->tok_cfg_len);
-    d->tok_len = p->tok_len;
-    d->tok_cfg_len = p->tok_cfg_len;
-    return d;
-}
-
-size_t spq_packed_weight_bytes(const spq_model *pm) {
-    const spq_config *c = &pm->cfg;
-    const spq_packed *p = pm->packed;
-    size_t n = 0;
-    for (int i = 0; i < p->n_layers * SPQ_N_LIN; i++) n += spq_qlinear_bytes(&p->lin[i]);
-    size_t emb = (size_t)c->vocab_size * c->dim * (p->emb_dtype == SPQ_ST_F32 ? 4 : 2);
-    n += emb * (c->tied ? 1 : 2);
-    n += (size_t)(2 * c->n_layers + 1) * c->dim * sizeof(float);
-    return n;
-}
-
 /* the allocation of a packed model without linears: norms, embedding and
  * classifier storage, rotations, settings */
-static void alloc_shell(spq_model *pm, const spq_config *c, int emb_dtype) {
+static void alloc_shell(spq_model *pm, const spq_config *c, spq_emb_dtype emb_dtype) {
     memset(pm, 0, sizeof *pm);
     pm->cfg = *c;
     pm->q = spq_qcfg_off();
@@ -107,7 +42,7 @@ static void alloc_shell(spq_model *pm, const spq_config *c, int emb_dtype) {
         pm->layers[l].ffn_norm = spq_malloc((size_t)c->dim * sizeof(float));
     }
     pm->final_norm = spq_malloc((size_t)c->dim * sizeof(float));
-    if (emb_dtype == SPQ_ST_F32) {
+    if (emb_dtype == SPQ_EMB_F32) {
         pm->tok_emb = spq_malloc(ne * sizeof(float));
         pm->lm_head = c->tied ? pm->tok_emb : spq_malloc(ne * sizeof(float));
     } else {
@@ -128,13 +63,21 @@ static int lin_seg(int *seg, const spq_qcfg *q, const spq_config *c, int which, 
 
 static int emb_dtype_ok(int t) { return t == SPQ_ST_F32 || t == SPQ_ST_F16 || t == SPQ_ST_BF16; }
 
+/* the file's dtype of an embedding (emb_dtype_ok) and the model's */
+static spq_emb_dtype emb_from_st(int t) {
+    return t == SPQ_ST_BF16 ? SPQ_EMB_BF16 : t == SPQ_ST_F16 ? SPQ_EMB_F16 : SPQ_EMB_F32;
+}
+static spq_st_dtype emb_to_st(spq_emb_dtype e) {
+    return e == SPQ_EMB_BF16 ? SPQ_ST_BF16 : e == SPQ_EMB_F16 ? SPQ_ST_F16 : SPQ_ST_F32;
+}
+
 static void store_emb(spq_model *pm, const float *emb, const float *head) {
     size_t ne = (size_t)pm->cfg.vocab_size * pm->cfg.dim;
     spq_packed *p = pm->packed;
-    if (p->emb_dtype == SPQ_ST_F32) {
+    if (p->emb_dtype == SPQ_EMB_F32) {
         memcpy(pm->tok_emb, emb, ne * sizeof(float));
         if (pm->lm_head != pm->tok_emb) memcpy(pm->lm_head, head, ne * sizeof(float));
-    } else if (p->emb_dtype == SPQ_ST_F16) {
+    } else if (p->emb_dtype == SPQ_EMB_F16) {
         spq_f32_to_f16_array(p->emb16, emb, ne);
         if (p->head16 != p->emb16) spq_f32_to_f16_array(p->head16, head, ne);
     } else {
@@ -161,8 +104,8 @@ static int embed_tokenizer(spq_packed *p, const char *model_path, spq_err *err) 
         spq_packed *s = src.packed;
         p->tok_name = s->tok_name ? spq_strdup(s->tok_name) : NULL;
         p->tok_cfg_name = s->tok_cfg_name ? spq_strdup(s->tok_cfg_name) : NULL;
-        p->tok = dup_bytes(s->tok, s->tok_len);
-        p->tok_cfg = dup_bytes(s->tok_cfg, s->tok_cfg_len);
+        p->tok = spq_memdup(s->tok, s->tok_len);
+        p->tok_cfg = spq_memdup(s->tok_cfg, s->tok_cfg_len);
         p->tok_len = s->tok_len;
         p->tok_cfg_len = s->tok_cfg_len;
         spq_model_free(&src);
@@ -204,7 +147,7 @@ int spq_packed_build(spq_model *pm, const spq_model *fq, const spq_wquant *wq, c
     spq_config pc = *c;
     pc.tied = fq->lm_head == fq->tok_emb;
     pc.kv_cache_bits = q->kv.bits < SPQ_QUANT_OFF ? q->kv.bits : 0;
-    alloc_shell(pm, &pc, emb_dtype);
+    alloc_shell(pm, &pc, emb_from_st(emb_dtype));
     pm->q = *q;
     pm->r3 = fq->r3 ? spq_rot_online_clone(fq->r3) : NULL;
     pm->r4 = fq->r4 ? spq_rot_online_clone(fq->r4) : NULL;
@@ -245,7 +188,7 @@ int spq_packed_build(spq_model *pm, const spq_model *fq, const spq_wquant *wq, c
                         break;
                     }
                 }
-            if (!rc && spq_qlinear_build(&p->lin[(size_t)l * SPQ_N_LIN + which], u, wp->scale, z, rows, cols,
+            if (!rc && spq_qlinear_build(spq_packed_lin(p, l, which), u, wp->scale, z, rows, cols,
                                          q->w.bits, q->w.groupsize, segs[which], err))
                 rc = spq_fail_prefix(err, "layer %d %s", l, spq_lin_name(which));
             free(sc); free(u); free(z);
@@ -343,7 +286,7 @@ int spq_packed_save(const spq_model *pm, const char *path, spq_err *err) {
     spq_st_writer_meta(&w, "version", ver);
     meta_json(&w, "config", spq_hf_config_json(c));
     meta_json(&w, "quant", quant_json(&pm->q));
-    spq_st_writer_meta(&w, "embedding_dtype", spq_st_dtype_name(p->emb_dtype));
+    spq_st_writer_meta(&w, "embedding_dtype", spq_st_dtype_name(emb_to_st(p->emb_dtype)));
     spq_st_writer_meta(&w, "r3", rot_kind(pm->r3));
     spq_st_writer_meta(&w, "r4", rot_kind(pm->r4));
     spq_st_writer_meta(&w, "info", p->info ? p->info : "{}");
@@ -358,7 +301,7 @@ int spq_packed_save(const spq_model *pm, const char *path, spq_err *err) {
         snprintf(name, sizeof name, "layers.%d.ffn_norm", l);
         if (!rc) rc = spq_st_writer_add(&w, name, SPQ_ST_F32, 1, sd, pm->layers[l].ffn_norm, err);
         for (int which = 0; which < SPQ_N_LIN && !rc; which++) {
-            const spq_qlinear *ql = &p->lin[(size_t)l * SPQ_N_LIN + which];
+            const spq_qlinear *ql = spq_packed_lin(p, l, which);
             int rows = ql->rows, cols = ql->cols, ng = ql->ngroups, half = (cols + 1) / 2;
             uint8_t *u = spq_malloc((size_t)rows * cols), *nib = spq_calloc((size_t)rows * half, 1), *zb;
             float *sc = spq_malloc((size_t)rows * ng * sizeof(float));
@@ -384,10 +327,11 @@ int spq_packed_save(const spq_model *pm, const char *path, spq_err *err) {
     }
     if (!rc) rc = spq_st_writer_add(&w, "final_norm", SPQ_ST_F32, 1, sd, pm->final_norm, err);
     if (!rc) {
-        const void *emb = p->emb_dtype == SPQ_ST_F32 ? (const void *)pm->tok_emb : (const void *)p->emb16;
-        const void *head = p->emb_dtype == SPQ_ST_F32 ? (const void *)pm->lm_head : (const void *)p->head16;
-        rc = spq_st_writer_add(&w, "tok_embeddings", p->emb_dtype, 2, se, emb, err);
-        if (!rc && !c->tied) rc = spq_st_writer_add(&w, "lm_head", p->emb_dtype, 2, se, head, err);
+        const void *emb = p->emb_dtype == SPQ_EMB_F32 ? (const void *)pm->tok_emb : (const void *)p->emb16;
+        const void *head = p->emb_dtype == SPQ_EMB_F32 ? (const void *)pm->lm_head : (const void *)p->head16;
+        spq_st_dtype edt = emb_to_st(p->emb_dtype);
+        rc = spq_st_writer_add(&w, "tok_embeddings", edt, 2, se, emb, err);
+        if (!rc && !c->tied) rc = spq_st_writer_add(&w, "lm_head", edt, 2, se, head, err);
     }
     if (!rc) rc = add_rot(&w, "r3", pm->r3, err);
     if (!rc) rc = add_rot(&w, "r4", pm->r4, err);
@@ -589,7 +533,7 @@ int spq_packed_load(spq_model *pm, const char *path, spq_err *err) {
     if (parse_rot_kind(&r3k, &f, "r3", err) || parse_rot_kind(&r4k, &f, "r4", err)) goto done;
     if (check_tensors(&f, &c, &q, edt, err)) goto done;
     c.kv_cache_bits = q.kv.bits < SPQ_QUANT_OFF ? q.kv.bits : 0;
-    alloc_shell(pm, &c, edt);
+    alloc_shell(pm, &c, emb_from_st(edt));
     pm->q = q;
     pm->path = spq_strdup(path);
     pm->format = spq_strdup("packed");
@@ -605,7 +549,7 @@ int spq_packed_load(spq_model *pm, const char *path, spq_err *err) {
         snprintf(name, sizeof name, "layers.%d.ffn_norm", l);
         copy_tensor_bytes(pm->layers[l].ffn_norm, &f, name);
         for (int which = 0; which < SPQ_N_LIN; which++)
-            if (load_linear(&p->lin[(size_t)l * SPQ_N_LIN + which], &f, &c, &q, l, which, err)) goto fail;
+            if (load_linear(spq_packed_lin(p, l, which), &f, &c, &q, l, which, err)) goto fail;
     }
     copy_tensor_bytes(pm->final_norm, &f, "final_norm");
     copy_tensor_bytes(edt == SPQ_ST_F32 ? (void *)pm->tok_emb : (void *)p->emb16, &f, "tok_embeddings");
@@ -619,11 +563,11 @@ int spq_packed_load(spq_model *pm, const char *path, spq_err *err) {
             goto fail;
         }
         p->tok_name = spq_strdup(tn);
-        p->tok = dup_bytes(t->data, t->nbytes);
+        p->tok = spq_memdup(t->data, t->nbytes);
         p->tok_len = t->nbytes;
         if (tcn) {
             p->tok_cfg_name = spq_strdup(tcn);
-            p->tok_cfg = dup_bytes(tc->data, tc->nbytes);
+            p->tok_cfg = spq_memdup(tc->data, tc->nbytes);
             p->tok_cfg_len = tc->nbytes;
         }
     }

@@ -1,12 +1,13 @@
-/* packed.h - the packed low-bit model, in memory and on disk.
+/* packed.h - making a packed low-bit model, and its file.
  *
  * A packed model is a spq_model whose `packed` member holds every linear as
  * int codes with per-(row, group) scales and zero points in the kernels'
- * layout (qgemm.h); its fp32 linear weights are NULL, so the forward pass
- * (forward.h) runs the integer kernels. Norm weights stay fp32; the
- * embedding and classifier are fp32, fp16 or bf16; R3/R4 are the model's
- * online rotations; m->q holds the activation and KV quantizers the kernels
- * apply on the fly; cfg.kv_cache_bits makes the KV cache hold codes.
+ * layout (model/packed_weights.h, kernels/qgemm.h); its fp32 linear weights
+ * are NULL, so the forward pass (forward.h) runs the integer kernels. Norm
+ * weights stay fp32; the embedding and classifier are fp32, fp16 or bf16;
+ * R3/R4 are the model's online rotations; m->q holds the activation and KV
+ * quantizers the kernels apply on the fly; cfg.kv_cache_bits makes the KV
+ * cache hold codes.
  *
  * On disk it is one safetensors file, docs/packed-format.md: codes as int4
  * nibbles (two per byte, row-major), F32 scales, U8 zero points, the norms,
@@ -20,25 +21,13 @@
 #define SPQ_PACKED_H
 
 #include "common/base/safetensors.h"
-#include "common/kernels/qgemm.h"
 #include "common/model/model.h"
+#include "common/model/packed_weights.h"
 #include "common/quant/wquant.h"
 #include "common/tok/tokenizer.h"
 
 #define SPQ_PACKED_FORMAT "spinq-packed"
 #define SPQ_PACKED_VERSION 1
-
-typedef struct spq_packed {
-    int n_layers;
-    spq_qlinear *lin;          /* (n_layers, SPQ_N_LIN) */
-    int emb_dtype;             /* SPQ_ST_F32, SPQ_ST_F16 or SPQ_ST_BF16 for the embedding and classifier */
-    uint16_t *emb16, *head16;  /* (vocab, dim) when 16-bit (head16 == emb16 when tied) */
-    char *info;                /* a JSON object: how the model was made */
-    char *tok_name;            /* "tokenizer.json" or "tokenizer.bin", NULL: none embedded */
-    char *tok_cfg_name;        /* "tokenizer_config.json" or NULL */
-    char *tok, *tok_cfg;       /* the files' bytes */
-    size_t tok_len, tok_cfg_len;
-} spq_packed;
 
 typedef struct {
     spq_st_dtype emb_dtype;      /* SPQ_ST_F32 (default 0 means F32), F16 or BF16 */
@@ -63,11 +52,5 @@ int spq_packed_load(spq_model *pm, const char *path, spq_err *err);
 int spq_packed_is_file(const char *path);
 /* The tokenizer embedded in a packed file. */
 int spq_packed_tokenizer(spq_tokenizer **t, const char *path, spq_err *err);
-
-void spq_packed_free(spq_packed *p);
-spq_packed *spq_packed_clone(const spq_packed *p, const spq_config *c);
-
-/* Bytes of weights in memory (codes, parameters, embedding, classifier, norms). */
-size_t spq_packed_weight_bytes(const spq_model *pm);
 
 #endif

@@ -12,11 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/base/half.h"
 #include "layers.h"
 #include "linear.h"
-#include "common/base/safetensors.h"
-#include "common/io/packed.h"
+#include "packed_weights.h"
 
 void spq_state_build(spq_state *s, const spq_config *c, int B, int ctx, int max_tokens) {
     memset(s, 0, sizeof *s);
@@ -72,10 +70,6 @@ static void residual_add(float *x, const float *y, size_t n) {
 
 /* ---- linears ---- */
 
-static const spq_qlinear *packed_lin(const spq_model *m, int l, int which) {
-    return &m->packed->lin[(size_t)l * SPQ_N_LIN + which];
-}
-
 /* Prepares x (N, C), the input of the linears at `site`: the fake quantizer
  * in place for an fp32 model, integer codes in s->qa for a packed one whose
  * activations are quantized. Returns the observer's answer (non-zero: stop). */
@@ -83,14 +77,14 @@ static int linear_input(const spq_model *m, spq_state *s, float *x, int N, int C
                          spq_observer_fn obs, void *ud) {
     spq_aq_cfg aq = spq_site_aq(&m->q, site, m->cfg.head_dim);
     if (!m->packed) spq_aq_forward(x, x, N, C, &aq);
-    else if (aq.bits < SPQ_QUANT_OFF) spq_qact_quantize(&s->qa, x, N, C, &aq, packed_lin(m, l, first)->seg);
+    else if (aq.bits < SPQ_QUANT_OFF) spq_qact_quantize(&s->qa, x, N, C, &aq, spq_packed_lin(m->packed, l, first)->seg);
     return obs ? obs(ud, l, site, x, N, C) : 0;
 }
 
 /* out (N, rows) = the linear applied to its prepared input x (N, cols) */
 static void linear(float *out, const spq_model *m, spq_state *s, const float *x, int N, int l, int which) {
     if (m->packed) {
-        const spq_qlinear *w = packed_lin(m, l, which);
+        const spq_qlinear *w = spq_packed_lin(m->packed, l, which);
         if (spq_site_aq(&m->q, spq_lin_site(which), m->cfg.head_dim).bits < SPQ_QUANT_OFF) spq_qgemm(out, &s->qa, w);
         else spq_qgemm_f32(out, x, N, w);
         return;
@@ -189,8 +183,7 @@ void spq_embed_forward(spq_state *s, const spq_model *m, const int *tokens, int 
     for (int n = 0; n < N; n++) {
         float *x = s->x + (size_t)n * D;
         if (m->tok_emb) memcpy(x, m->tok_emb + (size_t)tokens[n] * D, D * sizeof(float));
-        else if (m->packed->emb_dtype == SPQ_ST_BF16) spq_bf16_to_f32_array(x, m->packed->emb16 + (size_t)tokens[n] * D, D);
-        else spq_f16_to_f32_array(x, m->packed->emb16 + (size_t)tokens[n] * D, D);
+        else spq_packed_emb_row(x, m->packed, tokens[n], D);
     }
 }
 
@@ -249,7 +242,7 @@ static void classifier(float *logits, const spq_model *m, float *xb, const float
     const spq_config *c = &m->cfg;
     spq_rmsnorm_forward(xb, NULL, x, m->final_norm, N, c->dim, c->norm_eps);
     if (m->lm_head) spq_matmul_forward(logits, xb, m->lm_head, N, c->dim, c->vocab_size);
-    else spq_hgemm(logits, xb, N, m->packed->head16, c->vocab_size, c->dim, m->packed->emb_dtype == SPQ_ST_BF16);
+    else spq_hgemm(logits, xb, N, m->packed->head16, c->vocab_size, c->dim, m->packed->emb_dtype == SPQ_EMB_BF16);
 }
 
 void spq_forward(float *logits, const spq_model *m, spq_state *s, const int *tokens, const int *pos, int B, int T,

@@ -1,12 +1,12 @@
 /* model.c - allocation, copies and random initialization of spq_model; the
- * format-specific loaders live in llama2c.c and hf.c. */
+ * loaders live in io/ (load.c picks one by path). */
 #include "model.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/io/packed.h"
+#include "packed_weights.h"
 
 int spq_config_check(const spq_config *c, const char *src, spq_err *err) {
 #define POS(field, name) \
@@ -121,15 +121,6 @@ void spq_model_free(spq_model *m) {
     free(m->r3);
     free(m->r4);
     memset(m, 0, sizeof *m);
-}
-
-int spq_model_load(spq_model *m, const char *path, spq_err *err) {
-    memset(m, 0, sizeof *m);
-    if (spq_is_dir(path)) return spq_model_load_hf(m, path, err);
-    if (spq_packed_is_file(path)) return spq_packed_load(m, path, err);
-    if (spq_file_exists(path)) return spq_model_load_llama2c(m, path, err);
-    return spq_fail(err, "%s: no such model (expected a Hugging Face directory, a llama2.c .bin or a packed model)",
-                    path);
 }
 
 void spq_model_untie(spq_model *m) {

@@ -83,7 +83,7 @@ typedef struct {
     spq_layer *layers;  /* (n_layers) */
     float *final_norm;  /* (dim) */
     float *lm_head;     /* (vocab_size, dim); == tok_emb while tied */
-    /* owned; when set, the model is packed (packed.h): the linears run as
+    /* owned; when set, the model is packed (packed_weights.h): the linears run as
      * integer kernels, their fp32 weights (and tok_emb/lm_head when stored
      * in 16 bits) are NULL */
     struct spq_packed *packed;
@@ -101,12 +101,6 @@ int spq_config_is_eos(const spq_config *c, int id);
 /* Allocates zeroed weights for c (tied: lm_head aliases tok_emb). */
 void spq_model_alloc(spq_model *m, const spq_config *c);
 void spq_model_free(spq_model *m);
-
-/* Loads a model: a directory (Hugging Face), a packed model file (packed.h,
- * any safetensors file) or a llama2.c `.bin`. */
-int spq_model_load(spq_model *m, const char *path, spq_err *err);
-int spq_model_load_llama2c(spq_model *m, const char *path, spq_err *err);
-int spq_model_load_hf(spq_model *m, const char *dir, spq_err *err);
 
 /* Gives a tied classifier its own copy of the embedding. */
 void spq_model_untie(spq_model *m);

@@ -1,7 +1,7 @@
-/* tok_internal.h - the tokenizer's in-memory form, shared by the loaders
- * (tok_bin.c, tok_json.c), the BPE engine (tok_bpe.c), the text pipeline
- * (tok_pre.c, tok_dec.c) and the public entry points (tokenizer.c). Not a public
- * header: users include tokenizer.h.
+/* tok_internal.h - the tokenizer's in-memory form, shared by its builders
+ * (tok_build.c), the loaders (tok_bin.c, tok_json.c), the BPE engine
+ * (tok_bpe.c), the text pipeline (tok_pre.c, tok_dec.c) and the public entry
+ * points (tokenizer.c). Not a public header: users include tokenizer.h.
  *
  * One structure describes both tokenizer families; they differ in data, not
  * in code paths:
@@ -104,7 +104,7 @@ struct spq_tokenizer {
     int prefix[4], suffix[4];
 };
 
-/* Helpers shared by the loaders. */
+/* Helpers shared by the loaders (tok_build.c). */
 spq_tokenizer *spq_tok_alloc(const char *path);
 /* Sets vocab[id] (grows the table); the text is copied. */
 spq_tok_entry *spq_tok_set_entry(spq_tokenizer *t, int id, const char *text, int len, float score);

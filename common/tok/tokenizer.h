@@ -19,17 +19,12 @@
 
 typedef struct spq_tokenizer spq_tokenizer;
 
-/* Loads the tokenizer that belongs to a model path: for a directory its
- * tokenizer.json (+ tokenizer_config.json), for a llama2.c checkpoint the
- * tokenizer.bin (or tok*.bin) in the same folder, for a packed model
- * (packed.h) the tokenizer files embedded in it. */
-int spq_tok_load_for_model(spq_tokenizer **t, const char *model_path, spq_err *err);
 /* Loads an explicit file: a tokenizer.json or a llama2.c tokenizer.bin. */
 int spq_tok_load(spq_tokenizer **t, const char *path, spq_err *err);
-/* The files spq_tok_load_for_model reads for a Hugging Face directory or a
- * llama2.c checkpoint: *tok_path (tokenizer.json or tokenizer.bin) and
- * *cfg_path (the tokenizer_config.json beside a tokenizer.json, or NULL);
- * both malloc'd. */
+/* The tokenizer files of a Hugging Face directory or a llama2.c checkpoint
+ * (what spq_tok_load_for_model, io/load.h, reads): *tok_path
+ * (tokenizer.json or tokenizer.bin) and *cfg_path (the tokenizer_config.json
+ * beside a tokenizer.json, or NULL); both malloc'd. */
 int spq_tok_files_for_model(char **tok_path, char **cfg_path, const char *model_path, spq_err *err);
 /* Loads a tokenizer from the contents of those files (a tokenizer.json when
  * data starts with '{', else a tokenizer.bin; cfg may be NULL). name and

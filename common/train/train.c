@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/eval/ppl.h"
 #include "common/model/layers.h"
 #include "common/rot/fuse.h"
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/io/load.h"
 #include "common/model/forward.h"
 #include "common/quant/gptq.h"
 #include "common/quant/qmodel.h"

@@ -15,6 +15,8 @@
 #include "common/base/half.h"
 #include "common/base/safetensors.h"
 #include "common/io/hf.h"
+#include "common/io/llama2c.h"
+#include "common/io/load.h"
 #include "common/model/forward.h"
 #include "common/model/model.h"
 

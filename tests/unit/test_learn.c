@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/io/load.h"
 #include "common/model/model.h"
 #include "common/rot/fuse.h"
 #include "common/rot/rotation.h"

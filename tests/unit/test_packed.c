@@ -26,6 +26,7 @@
 
 #include "common/eval/ppl.h"
 #include "common/io/hf.h"
+#include "common/io/load.h"
 #include "common/io/packed.h"
 #include "common/model/forward.h"
 #include "common/model/layers.h"

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/eval/ppl.h"
+#include "common/io/load.h"
 #include "worker/pipeline.h"
 
 typedef struct {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/eval/ppl.h"
+#include "common/io/load.h"
 #include "common/model/forward.h"
 #include "common/model/model.h"
 #include "common/rot/fuse.h"
