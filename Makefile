@@ -3,10 +3,11 @@
 #   make deps    install the Debian and npm packages the project needs (idempotent)
 #   make         release build: build/rel/{spinq,spinq-worker,spinqd}
 #   make test    sanitizer build (ASan+UBSan) and every test
+#   make check-layers  includes point down the layers of common/ (scripts/check_layers.sh)
 #   make bench   benchmarks, JSON figures on stdout
 #   make run     start the service on its embedded defaults
 #
-# Sources are found by folder: common/ -> libspinq.a, proto/ -> libproto.a,
+# Sources are found by folder: common/*/ -> libspinq.a, proto/ -> libproto.a,
 # server/ -> spinqd (main in server/main.c), worker/ -> spinq (worker/main_spinq.c)
 # and spinq-worker (worker/main_worker.c); tests/unit/test_*.c -> one Criterion
 # binary each.
@@ -35,7 +36,7 @@ export SPINQ_SHARED ?= $(SHARED)
 # keep objects of test and bench binaries (make would delete them as intermediates)
 .SECONDARY:
 
-.PHONY: all deps test unit integration bench run clean asan rel
+.PHONY: all deps test unit integration bench run clean asan rel check-layers
 all: rel
 
 # ---- one set of rules per flavour (rel, asan) ----
@@ -86,15 +87,19 @@ PROGRAMS := $(if $(wildcard worker/main_spinq.c),spinq) $(if $(wildcard worker/m
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=%)
 BENCH_BINS := $(BENCH_SRC:bench/%.c=%)
 
-rel: $(PROGRAMS:%=build/rel/%)
-asan: $(PROGRAMS:%=build/asan/%) $(UNIT_BINS:%=build/asan/tests/%)
+rel: check-layers $(PROGRAMS:%=build/rel/%)
+asan: check-layers $(PROGRAMS:%=build/asan/%) $(UNIT_BINS:%=build/asan/tests/%)
+
+# an #include that points up a layer of common/, or a circle, fails the build
+check-layers:
+	@scripts/check_layers.sh
 
 deps:
 	@scripts/deps.sh
 
 # Every test: unit tests (Criterion, sanitizers), then the black-box tests
 # against real processes. scripts/test.sh picks the OpenBLAS core type once.
-test: deps
+test: deps check-layers
 	@$(MAKE) --no-print-directory rel asan
 	@scripts/test.sh
 
