@@ -1,10 +1,8 @@
 /* sha256.c - see sha256.h. */
 #include "sha256.h"
 
-#include <errno.h>
 #include <nettle/sha2.h>
 #include <stdio.h>
-#include <string.h>
 
 _Static_assert(sizeof(struct sha256_ctx) <= sizeof(spq_sha256), "spq_sha256 too small for nettle's context");
 
@@ -25,24 +23,4 @@ void spq_sha256_hex(char hex[65], const void *data, size_t n) {
     spq_sha256_init(&h);
     spq_sha256_update(&h, data, n);
     spq_sha256_hex_final(&h, hex);
-}
-
-int spq_sha256_file(char hex[65], uint64_t *size, const char *path, spq_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return spq_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    spq_sha256 h;
-    spq_sha256_init(&h);
-    char buf[1 << 16];
-    size_t n;
-    uint64_t total = 0;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
-        spq_sha256_update(&h, buf, n);
-        total += n;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) return spq_fail(err, "%s: read error", path);
-    spq_sha256_hex_final(&h, hex);
-    if (size) *size = total;
-    return 0;
 }

@@ -1,5 +1,5 @@
 /* sha256.h - SHA-256 (nettle) for checkpoints, artifacts and token hashes:
- * one-shot to lowercase hex, or streaming for files. */
+ * one-shot to lowercase hex, or streaming. */
 #ifndef SPQ_SHA256_H
 #define SPQ_SHA256_H
 
@@ -17,7 +17,5 @@ void spq_sha256_update(spq_sha256 *h, const void *data, size_t n);
 /* Writes 64 hex digits and a NUL into hex. */
 void spq_sha256_hex_final(spq_sha256 *h, char hex[65]);
 void spq_sha256_hex(char hex[65], const void *data, size_t n);
-/* The digest of a whole file; also its size. */
-int spq_sha256_file(char hex[65], uint64_t *size, const char *path, spq_err *err);
 
 #endif

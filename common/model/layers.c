@@ -20,12 +20,34 @@ void spq_rmsnorm_forward(float *out, float *rstd, const float *in, const float *
     }
 }
 
+void spq_rmsnorm_backward(float *din, const float *dout, const float *in, const float *weight, const float *rstd,
+                          int N, int D) {
+    /* y_i = x_i s w_i, s = (mean(x^2)+eps)^-1/2:
+     * dx_i = s (w_i dy_i) - x_i s^3 / D * sum_j x_j w_j dy_j */
+    for (int n = 0; n < N; n++) {
+        const float *x = in + (size_t)n * D, *dy = dout + (size_t)n * D;
+        float *dx = din + (size_t)n * D;
+        double s = rstd[n], dot = 0;
+        for (int i = 0; i < D; i++) dot += (double)x[i] * weight[i] * dy[i];
+        double c = dot * s * s * s / D;
+        for (int i = 0; i < D; i++) dx[i] = (float)(s * weight[i] * dy[i] - x[i] * c);
+    }
+}
+
 void spq_matmul_forward(float *out, const float *in, const float *W, int N, int C, int OC) {
     if (N == 1) {
         cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, 1.0f, W, C, in, 1, 0.0f, out, 1);
         return;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, in, C, W, C, 0.0f, out, OC);
+}
+
+void spq_matmul_backward(float *din, float *dW, const float *dout, const float *in, const float *W, int N, int C,
+                         int OC, int accumulate) {
+    if (din)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, W, C,
+                    accumulate ? 1.0f : 0.0f, din, C);
+    if (dW) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, in, C, 0.0f, dW, C);
 }
 
 void spq_rope_tables(float *cos_t, float *sin_t, const spq_config *c, int n_pos) {
@@ -73,10 +95,37 @@ void spq_rope_forward(float *x, const int *pos, const float *cos_t, const float 
     }
 }
 
+void spq_rope_backward(float *dx, const int *pos, const float *cos_t, const float *sin_t, int N, int n_heads,
+                       int head_dim) {
+    int half = head_dim / 2;
+    for (int n = 0; n < N; n++) {
+        const float *c = cos_t + (size_t)pos[n] * half, *s = sin_t + (size_t)pos[n] * half;
+        for (int h = 0; h < n_heads; h++) {
+            float *v = dx + ((size_t)n * n_heads + h) * head_dim;
+            for (int i = 0; i < half; i++) {
+                float a = v[i], b = v[i + half];
+                v[i] = a * c[i] + b * s[i];
+                v[i + half] = -a * s[i] + b * c[i];
+            }
+        }
+    }
+}
+
 void spq_swiglu_forward(float *out, const float *gate, const float *up, size_t NH) {
     for (size_t i = 0; i < NH; i++) {
         float g = gate[i];
         out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+void spq_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+                         size_t NH) {
+    for (size_t i = 0; i < NH; i++) {
+        float g = gate[i], sig = 1.0f / (1.0f + expf(-g)), silu = g * sig;
+        float dsilu = sig * (1.0f + g * (1.0f - sig));
+        float d = dout[i], u = up[i];
+        dup[i] = d * silu;
+        dgate[i] = d * u * dsilu;
     }
 }
 
@@ -110,55 +159,6 @@ void spq_attention_forward(float *out, const float *q, const float *k, const flo
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, head_dim, P, 1.0f, scratch, P, vh, kvd, 0.0f,
                     out + (size_t)h * head_dim, qd);
-    }
-}
-
-void spq_rmsnorm_backward(float *din, const float *dout, const float *in, const float *weight, const float *rstd,
-                          int N, int D) {
-    /* y_i = x_i s w_i, s = (mean(x^2)+eps)^-1/2:
-     * dx_i = s (w_i dy_i) - x_i s^3 / D * sum_j x_j w_j dy_j */
-    for (int n = 0; n < N; n++) {
-        const float *x = in + (size_t)n * D, *dy = dout + (size_t)n * D;
-        float *dx = din + (size_t)n * D;
-        double s = rstd[n], dot = 0;
-        for (int i = 0; i < D; i++) dot += (double)x[i] * weight[i] * dy[i];
-        double c = dot * s * s * s / D;
-        for (int i = 0; i < D; i++) dx[i] = (float)(s * weight[i] * dy[i] - x[i] * c);
-    }
-}
-
-void spq_matmul_backward(float *din, float *dW, const float *dout, const float *in, const float *W, int N, int C,
-                         int OC, int accumulate) {
-    if (din)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, W, C,
-                    accumulate ? 1.0f : 0.0f, din, C);
-    if (dW) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, in, C, 0.0f, dW, C);
-}
-
-void spq_rope_backward(float *dx, const int *pos, const float *cos_t, const float *sin_t, int N, int n_heads,
-                       int head_dim) {
-    int half = head_dim / 2;
-    for (int n = 0; n < N; n++) {
-        const float *c = cos_t + (size_t)pos[n] * half, *s = sin_t + (size_t)pos[n] * half;
-        for (int h = 0; h < n_heads; h++) {
-            float *v = dx + ((size_t)n * n_heads + h) * head_dim;
-            for (int i = 0; i < half; i++) {
-                float a = v[i], b = v[i + half];
-                v[i] = a * c[i] + b * s[i];
-                v[i + half] = -a * s[i] + b * c[i];
-            }
-        }
-    }
-}
-
-void spq_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
-                         size_t NH) {
-    for (size_t i = 0; i < NH; i++) {
-        float g = gate[i], sig = 1.0f / (1.0f + expf(-g)), silu = g * sig;
-        float dsilu = sig * (1.0f + g * (1.0f - sig));
-        float d = dout[i], u = up[i];
-        dup[i] = d * silu;
-        dgate[i] = d * u * dsilu;
     }
 }
 

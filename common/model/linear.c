@@ -7,11 +7,6 @@ const char *spq_lin_name(int which) {
     return which >= 0 && which < SPQ_N_LIN ? names[which] : "?";
 }
 
-const char *spq_site_name(int site) {
-    static const char *names[SPQ_N_SITES] = {"qkv", "o", "gateup", "down"};
-    return site >= 0 && site < SPQ_N_SITES ? names[site] : "?";
-}
-
 int spq_lin_site(int which) {
     switch (which) {
     case SPQ_LIN_Q: case SPQ_LIN_K: case SPQ_LIN_V: return SPQ_SITE_QKV;

@@ -18,8 +18,6 @@ enum { SPQ_SITE_QKV, SPQ_SITE_O, SPQ_SITE_GATEUP, SPQ_SITE_DOWN, SPQ_N_SITES };
 
 /* "q_proj", "k_proj", ..., "down_proj" (the Hugging Face module names) */
 const char *spq_lin_name(int which);
-/* "qkv", "o", "gateup", "down" */
-const char *spq_site_name(int site);
 /* the site whose activation the linear reads */
 int spq_lin_site(int which);
 /* weight shape (rows = out, cols = in) */

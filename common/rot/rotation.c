@@ -55,27 +55,6 @@ void spq_rotation_free(spq_rotation *r) {
     memset(r, 0, sizeof *r);
 }
 
-static void copy_online(spq_rot_online *dst, const spq_rot_online *src) {
-    spq_rot_online *c = spq_rot_online_clone(src);
-    *dst = *c;
-    free(c);
-}
-
-void spq_rotation_copy(spq_rotation *dst, const spq_rotation *src) {
-    *dst = *src;
-    size_t n1 = (size_t)src->dim * src->dim, n2 = (size_t)src->n_layers * src->head_dim * src->head_dim;
-    dst->R1 = spq_malloc(n1 * sizeof(double));
-    memcpy(dst->R1, src->R1, n1 * sizeof(double));
-    dst->R2 = spq_malloc(n2 * sizeof(double));
-    memcpy(dst->R2, src->R2, n2 * sizeof(double));
-    memset(&dst->r3, 0, sizeof dst->r3);
-    memset(&dst->r4, 0, sizeof dst->r4);
-    if (src->online) {
-        copy_online(&dst->r3, &src->r3);
-        copy_online(&dst->r4, &src->r4);
-    }
-}
-
 int spq_rotation_check(const spq_rotation *r, const spq_config *c, spq_err *err) {
 #define SAME(field, cfield, name)                                                                               \
     if (r->field != c->cfield)                                                                                  \

@@ -43,7 +43,6 @@ typedef struct {
  * (seeded; R2 of layer l from seed + 1 + l), R3/R4 built when online. */
 int spq_rotation_build(spq_rotation *r, const spq_config *c, int online, int init, uint64_t seed, spq_err *err);
 void spq_rotation_free(spq_rotation *r);
-void spq_rotation_copy(spq_rotation *dst, const spq_rotation *src);
 
 /* 0 if r fits the model's shape, else -1 with a message naming the field. */
 int spq_rotation_check(const spq_rotation *r, const spq_config *c, spq_err *err);
