@@ -27,7 +27,7 @@ static void fp32_reserve(spq_scorer *s, int B, int ctx, int max_tokens) {
 
 static void fp32_forward(spq_scorer *s, float *logits, const int *tokens, const int *pos, int B, int T, int mode) {
     fp32_impl *f = s->impl;
-    spq_forward(logits, f->m, &f->st, tokens, pos, B, T, mode);
+    spq_forward(logits, &f->st, tokens, pos, f->m, B, T, mode);
 }
 
 static void fp32_free(spq_scorer *s) {

@@ -178,7 +178,7 @@ static void kv_rows(const float **k, const float **v, spq_state *s, const spq_co
 
 /* ---- layers ---- */
 
-void spq_embed_forward(spq_state *s, const spq_model *m, const int *tokens, int N) {
+void spq_embed_forward(spq_state *s, const int *tokens, const spq_model *m, int N) {
     int D = m->cfg.dim;
     for (int n = 0; n < N; n++) {
         float *x = s->x + (size_t)n * D;
@@ -187,7 +187,7 @@ void spq_embed_forward(spq_state *s, const spq_model *m, const int *tokens, int 
     }
 }
 
-void spq_layer_forward(const spq_model *m, spq_state *s, int l, const int *pos, int B, int T, spq_observer_fn obs,
+void spq_layer_forward(spq_state *s, const int *pos, const spq_model *m, int l, int B, int T, spq_observer_fn obs,
                        void *ud) {
     const spq_config *c = &m->cfg;
     const spq_layer *L = &m->layers[l];
@@ -245,12 +245,12 @@ static void classifier(float *logits, const spq_model *m, float *xb, const float
     else spq_hgemm(logits, xb, N, m->packed->head16, c->vocab_size, c->dim, m->packed->emb_dtype == SPQ_EMB_BF16);
 }
 
-void spq_forward(float *logits, const spq_model *m, spq_state *s, const int *tokens, const int *pos, int B, int T,
+void spq_forward(float *logits, spq_state *s, const int *tokens, const int *pos, const spq_model *m, int B, int T,
                  int logits_mode) {
     const spq_config *c = &m->cfg;
     int D = c->dim, N = B * T;
-    spq_embed_forward(s, m, tokens, N);
-    for (int l = 0; l < c->n_layers; l++) spq_layer_forward(m, s, l, pos, B, T, NULL, NULL);
+    spq_embed_forward(s, tokens, m, N);
+    for (int l = 0; l < c->n_layers; l++) spq_layer_forward(s, pos, m, l, B, T, NULL, NULL);
     if (logits_mode == SPQ_LOGITS_ALL) {
         classifier(logits, m, s->xb, s->x, N);
     } else {

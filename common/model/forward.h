@@ -48,10 +48,13 @@ void spq_state_free(spq_state *s);
 
 enum { SPQ_LOGITS_LAST = 0, SPQ_LOGITS_ALL = 1 };
 
-/* logits: (B, V) for SPQ_LOGITS_LAST, (B, T, V) for SPQ_LOGITS_ALL.
+/* Arguments in layers.h's order: outputs (logits, and the state whose KV
+ * cache and scratch the call writes), inputs, the model's weights, sizes.
+ *
+ * logits: (B, V) for SPQ_LOGITS_LAST, (B, T, V) for SPQ_LOGITS_ALL.
  * tokens (B, T); pos (B) start positions, pos[b] + T <= ctx; B <= s->B;
  * B*T <= s->max_tokens. */
-void spq_forward(float *logits, const spq_model *m, spq_state *s, const int *tokens, const int *pos, int B, int T,
+void spq_forward(float *logits, spq_state *s, const int *tokens, const int *pos, const spq_model *m, int B, int T,
                  int logits_mode);
 
 /* Sees the input x (N, C) of the linears at `site` (linear.h) of layer l:
@@ -63,12 +66,12 @@ void spq_forward(float *logits, const spq_model *m, spq_state *s, const int *tok
 typedef int (*spq_observer_fn)(void *ud, int layer, int site, const float *x, int N, int C);
 
 /* s->x (B*T, dim) <- embed(tokens (B, T)) */
-void spq_embed_forward(spq_state *s, const spq_model *m, const int *tokens, int N);
+void spq_embed_forward(spq_state *s, const int *tokens, const spq_model *m, int N);
 
 /* Runs layer l on the residual rows s->x (B*T, dim) in place, with the KV
  * cache slots and positions as in spq_forward; obs (may be NULL) sees every
  * linear's input. */
-void spq_layer_forward(const spq_model *m, spq_state *s, int l, const int *pos, int B, int T, spq_observer_fn obs,
+void spq_layer_forward(spq_state *s, const int *pos, const spq_model *m, int l, int B, int T, spq_observer_fn obs,
                        void *ud);
 
 #endif

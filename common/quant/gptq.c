@@ -248,7 +248,7 @@ static void run_layer(const spq_model *m, spq_state *s, float *inps, int nsample
         int Bn = nsamples - j0 < batch ? nsamples - j0 : batch;
         size_t n = (size_t)Bn * T * D;
         memcpy(s->x, inps + (size_t)j0 * T * D, n * sizeof(float));
-        spq_layer_forward(m, s, l, pos, Bn, T, obs, ud);
+        spq_layer_forward(s, pos, m, l, Bn, T, obs, ud);
         if (write_back) memcpy(inps + (size_t)j0 * T * D, s->x, n * sizeof(float));
     }
     free(pos);
@@ -277,7 +277,7 @@ int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq
     spq_state_build(&s, c, batch, T, batch * T);
     float *inps = spq_malloc((size_t)g->nsamples * T * D * sizeof(float));
     for (int j = 0; j < g->nsamples; j++) {
-        spq_embed_forward(&s, m, tokens + starts[j], T);
+        spq_embed_forward(&s, tokens + starts[j], m, T);
         memcpy(inps + (size_t)j * T * D, s.x, (size_t)T * D * sizeof(float));
     }
     free(starts);

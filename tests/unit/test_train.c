@@ -39,8 +39,8 @@ static double logits_rel_diff(const spq_model *a, const spq_model *b, int T) {
     spq_state s;
     spq_state_build(&s, &a->cfg, 1, T, T);
     int pos = 0;
-    spq_forward(la, a, &s, tok, &pos, 1, T, SPQ_LOGITS_ALL);
-    spq_forward(lb, b, &s, tok, &pos, 1, T, SPQ_LOGITS_ALL);
+    spq_forward(la, &s, tok, &pos, a, 1, T, SPQ_LOGITS_ALL);
+    spq_forward(lb, &s, tok, &pos, b, 1, T, SPQ_LOGITS_ALL);
     double d = 0, mx = 0;
     for (size_t i = 0; i < (size_t)T * V; i++) {
         d = fmax(d, fabs(la[i] - lb[i]));
