@@ -6,8 +6,8 @@
 #ifndef SPQ_PPL_H
 #define SPQ_PPL_H
 
-#include "common/model/model.h"
 #include "scorer.h"
+#include "common/model/model.h"
 
 typedef struct {
     double nll_sum;  /* sum of -log p(token) over scored positions */

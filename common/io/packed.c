@@ -19,8 +19,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "common/base/half.h"
 #include "hf.h"
+#include "common/base/half.h"
 #include "common/base/json_util.h"
 #include "common/model/linear.h"
 

@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qgemm_isa.h"
 #include "common/base/cpu.h"
 #include "common/base/half.h"
 #include "common/base/pool.h"
-#include "qgemm_isa.h"
 
 /* ---- layout ---- */
 

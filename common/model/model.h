@@ -41,7 +41,7 @@ typedef struct {
     int eos_ids[SPQ_MAX_EOS];
     /* how a KV cache for this model stores keys and values: 0 as fp32; 2..8
      * as integer codes with a scale and zero point per (token, head). Set by
-     * the packed loader from its KV quantizer (packed.h); read by
+     * the packed loader from its KV quantizer (io/packed.h); read by
      * spq_state_build. */
     int kv_cache_bits;
 } spq_config;

@@ -13,9 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/kernels/qgemm.h"
 #include "linear.h"
 #include "model.h"
+#include "common/kernels/qgemm.h"
 
 /* how a packed model stores its embedding and classifier */
 typedef enum { SPQ_EMB_F32, SPQ_EMB_F16, SPQ_EMB_BF16 } spq_emb_dtype;

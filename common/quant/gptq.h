@@ -41,8 +41,8 @@
 #ifndef SPQ_GPTQ_H
 #define SPQ_GPTQ_H
 
-#include "common/model/linear.h"
 #include "wquant.h"
+#include "common/model/linear.h"
 
 typedef struct {
     int nsamples;      /* calibration windows (128) */

@@ -1,7 +1,7 @@
 /* wquant.h - the weight quantization of a model's linears with its
  * parameters kept: after RTN or GPTQ (gptq.h) each linear's fp32 weight holds
  * the dequantized values s (code - z) and this holds s and z per (row, group),
- * which is what packing (packed.h) needs to recover the integer codes.
+ * which is what packing (io/packed.h) needs to recover the integer codes.
  * Embedding and lm_head are never quantized. */
 #ifndef SPQ_WQUANT_H
 #define SPQ_WQUANT_H
