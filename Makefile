@@ -4,10 +4,11 @@
 #   make         release build: build/rel/{spinq,spinq-worker,spinqd}
 #   make test    sanitizer build (ASan+UBSan) and every test
 #   make test-matrix  the unit tests once per OpenBLAS core type this CPU runs
+#   make check-layers  includes point down the layers of common/ (scripts/check_layers.sh)
 #   make bench   benchmarks, JSON figures on stdout
 #   make run     start the service on its embedded defaults
 #
-# Sources are found by folder: common/ -> libspinq.a, proto/ -> libproto.a,
+# Sources are found by folder: common/*/ -> libspinq.a, proto/ -> libproto.a,
 # server/ -> spinqd (main in server/main.c), worker/ -> spinq (worker/main_spinq.c)
 # and spinq-worker (worker/main_worker.c); tests/unit/test_*.c -> one Criterion
 # binary each.
@@ -23,7 +24,7 @@ LIBS    := $(PKG_LIBS) -lm -lpthread
 REL_FLAGS  := -O3 -g -fno-math-errno -fno-trapping-math
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fno-math-errno -fno-trapping-math -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-COMMON_SRC := $(wildcard common/*.c)
+COMMON_SRC := $(wildcard common/*/*.c)
 PROTO_SRC  := $(wildcard proto/*.c)
 SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
 WORKER_SRC := $(filter-out worker/main_%.c,$(wildcard worker/*.c))
@@ -36,7 +37,7 @@ export SPINQ_SHARED ?= $(SHARED)
 # keep objects of test and bench binaries (make would delete them as intermediates)
 .SECONDARY:
 
-.PHONY: all deps test test-matrix unit integration bench run clean asan rel
+.PHONY: all deps test test-matrix unit integration bench run clean asan rel check-layers
 all: rel
 
 # ---- one set of rules per flavour (rel, asan) ----
@@ -87,15 +88,19 @@ PROGRAMS := $(if $(wildcard worker/main_spinq.c),spinq) $(if $(wildcard worker/m
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=%)
 BENCH_BINS := $(BENCH_SRC:bench/%.c=%)
 
-rel: $(PROGRAMS:%=build/rel/%)
-asan: $(PROGRAMS:%=build/asan/%) $(UNIT_BINS:%=build/asan/tests/%)
+rel: check-layers $(PROGRAMS:%=build/rel/%)
+asan: check-layers $(PROGRAMS:%=build/asan/%) $(UNIT_BINS:%=build/asan/tests/%)
+
+# an #include that points up a layer of common/, or a circle, fails the build
+check-layers:
+	@scripts/check_layers.sh
 
 deps:
 	@scripts/deps.sh
 
 # Every test: unit tests (Criterion, sanitizers), then the black-box tests
 # against real processes. scripts/test.sh picks the OpenBLAS core type once.
-test: deps
+test: deps check-layers
 	@$(MAKE) --no-print-directory rel asan
 	@scripts/test.sh
 

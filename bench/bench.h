@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "common/cpu.h"
-#include "common/qgemm.h"
-#include "common/util.h"
+#include "common/base/cpu.h"
+#include "common/base/util.h"
+#include "common/kernels/qgemm.h"
 
 /* What ran the benchmark, as JSON members to open every report with: the CPU
  * model, OpenBLAS's kernel set and the OPENBLAS_CORETYPE it was given, and

@@ -19,12 +19,13 @@
 #include <string.h>
 
 #include "bench/bench.h"
-#include "common/cpu.h"
-#include "common/kld.h"
-#include "common/loglik.h"
-#include "common/model.h"
-#include "common/ppl.h"
-#include "common/scorer.h"
+#include "common/base/cpu.h"
+#include "common/eval/kld.h"
+#include "common/eval/loglik.h"
+#include "common/eval/ppl.h"
+#include "common/eval/scorer.h"
+#include "common/io/load.h"
+#include "common/model/model.h"
 
 
 

@@ -24,12 +24,12 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
-#include "common/cpu.h"
-#include "common/forward.h"
-#include "common/gptq.h"
-#include "common/packed.h"
-#include "common/pool.h"
-#include "common/qgemm.h"
+#include "common/base/cpu.h"
+#include "common/base/pool.h"
+#include "common/io/packed.h"
+#include "common/kernels/qgemm.h"
+#include "common/model/forward.h"
+#include "common/quant/gptq.h"
 
 typedef struct {
     double prefill_layer, prefill_fixed, decode_layer, decode_fixed;
@@ -53,25 +53,25 @@ static timing measure(const spq_model *m) {
     int pos0 = 0;
     for (int r = 0; r < REPS; r++) {
         double t0 = spq_now();
-        spq_forward(logits, m, &s, tok, &pos0, 1, PREFILL, SPQ_LOGITS_LAST);
+        spq_forward(logits, &s, tok, &pos0, m, 1, PREFILL, SPQ_LOGITS_LAST);
         tp[r] = spq_now() - t0;
         /* the layers alone, on the embeddings of the same tokens */
-        spq_embed_forward(&s, m, tok, PREFILL);
+        spq_embed_forward(&s, tok, m, PREFILL);
         t0 = spq_now();
-        for (int l = 0; l < L; l++) spq_layer_forward(m, &s, l, &pos0, 1, PREFILL, NULL, NULL);
+        for (int l = 0; l < L; l++) spq_layer_forward(&s, &pos0, m, l, 1, PREFILL, NULL, NULL);
         tpl[r] = (spq_now() - t0) / L;
         /* decode: whole steps, then layers alone */
         t0 = spq_now();
         for (int i = 0; i < DECODE; i++) {
             int p = PREFILL + i, t = tok[i];
-            spq_forward(logits, m, &s, &t, &p, 1, 1, SPQ_LOGITS_LAST);
+            spq_forward(logits, &s, &t, &p, m, 1, 1, SPQ_LOGITS_LAST);
         }
         td[r] = (spq_now() - t0) / DECODE;
         t0 = spq_now();
         for (int i = 0; i < DECODE; i++) {
             int p = PREFILL + i, t = tok[i];
-            spq_embed_forward(&s, m, &t, 1);
-            for (int l = 0; l < L; l++) spq_layer_forward(m, &s, l, &p, 1, 1, NULL, NULL);
+            spq_embed_forward(&s, &t, m, 1);
+            for (int l = 0; l < L; l++) spq_layer_forward(&s, &p, m, l, 1, 1, NULL, NULL);
         }
         tdl[r] = (spq_now() - t0) / DECODE / L;
     }

@@ -12,9 +12,10 @@
 #include <string.h>
 
 #include "bench/bench.h"
-#include "common/cpu.h"
-#include "common/forward.h"
-#include "common/model.h"
+#include "common/base/cpu.h"
+#include "common/io/load.h"
+#include "common/model/forward.h"
+#include "common/model/model.h"
 
 
 
@@ -38,12 +39,12 @@ static void bench_model(const char *name, const spq_model *m, int n_prefill, int
     int pos0 = 0;
     for (int r = 0; r < reps; r++) {
         double t0 = spq_now();
-        spq_forward(logits, m, &s, tok, &pos0, 1, n_prefill, SPQ_LOGITS_LAST);
+        spq_forward(logits, &s, tok, &pos0, m, 1, n_prefill, SPQ_LOGITS_LAST);
         tp[r] = spq_now() - t0;
         t0 = spq_now();
         for (int i = 0; i < n_decode; i++) {
             int p = n_prefill + i, t = tok[i % n_prefill];
-            spq_forward(logits, m, &s, &t, &p, 1, 1, SPQ_LOGITS_LAST);
+            spq_forward(logits, &s, &t, &p, m, 1, 1, SPQ_LOGITS_LAST);
         }
         td[r] = (spq_now() - t0) / n_decode;
     }

@@ -9,11 +9,11 @@
 #include <stdlib.h>
 
 #include "bench/bench.h"
-#include "common/cpu.h"
-#include "common/fuse.h"
-#include "common/model.h"
-#include "common/rotation.h"
-#include "common/train.h"
+#include "common/base/cpu.h"
+#include "common/model/model.h"
+#include "common/rot/fuse.h"
+#include "common/rot/rotation.h"
+#include "common/train/train.h"
 
 
 

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "bench/bench.h"
-#include "common/tokenizer.h"
+#include "common/tok/tokenizer.h"
 
 
 

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/util.h"
+#include "common/base/util.h"
 
 #define PROTO_VERSION 1
 #define PROTO_HEADER 12

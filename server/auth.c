@@ -8,7 +8,7 @@
 #include <strings.h>
 #include <sys/random.h>
 
-#include "common/sha256.h"
+#include "common/base/sha256.h"
 #include "server/db.h"
 #include "server/store.h"
 

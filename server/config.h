@@ -3,7 +3,7 @@
 #ifndef SPQD_CONFIG_H
 #define SPQD_CONFIG_H
 
-#include "common/util.h"
+#include "common/base/util.h"
 
 typedef struct {
     char data_dir[512];      /* spinq.db and artifacts/ live here */

@@ -18,7 +18,7 @@
 #include <sqlite3.h>
 #include <stdint.h>
 
-#include "common/util.h"
+#include "common/base/util.h"
 
 /* Opens the database at path (creating it), applies migrations. Call once,
  * from the main thread, before any other thread uses the store. */

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/util.h"
+#include "common/base/util.h"
 
 static void put(jw *w, const char *s, size_t n) {
     if (w->len + n + 1 > w->cap) {

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "common/cpu.h"
+#include "common/base/cpu.h"
 #include "server/auth.h"
 #include "server/config.h"
 #include "server/db.h"

@@ -6,7 +6,7 @@
 
 #include <sqlite3.h>
 
-#include "common/util.h"
+#include "common/base/util.h"
 
 /* Applies the migrations newer than the database; fails (naming the file)
  * when one does not apply or the database is newer than this binary. */

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/sha256.h"
+#include "common/base/sha256.h"
 #include "server/db.h"
 #include "server/jsonw.h"
 #include "server/log.h"

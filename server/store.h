@@ -15,7 +15,7 @@
 #include <sqlite3.h>
 #include <stdint.h>
 
-#include "common/jobspec.h"
+#include "common/job/jobspec.h"
 
 typedef enum { STORE_OK = 0, STORE_ERROR = -1, STORE_NOT_FOUND = -2, STORE_CONFLICT = -3 } store_rc;
 

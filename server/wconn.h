@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <uv.h>
 
-#include "common/sha256.h"
+#include "common/base/sha256.h"
 #include "proto/messages.h"
 #include "server/config.h"
 

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/cpu.h"
-#include "common/qgemm.h"
+#include "common/base/cpu.h"
+#include "common/kernels/qgemm.h"
 #include "worker/commands.h"
 
 static const char *yes(int b) { return b ? "true" : "false"; }

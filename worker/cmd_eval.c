@@ -12,10 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/model.h"
-#include "common/scorer.h"
-#include "common/tasks.h"
-#include "common/tokenizer.h"
+#include "common/eval/scorer.h"
+#include "common/eval/tasks.h"
+#include "common/io/load.h"
+#include "common/model/model.h"
+#include "common/tok/tokenizer.h"
 #include "worker/args.h"
 #include "worker/commands.h"
 #include "worker/eval_run.h"

@@ -13,9 +13,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/fuse.h"
-#include "common/hf.h"
-#include "common/rotation.h"
+#include "common/io/hf.h"
+#include "common/io/load.h"
+#include "common/rot/fuse.h"
+#include "common/rot/rotation.h"
 #include "worker/args.h"
 #include "worker/commands.h"
 #include "worker/qflags.h"

@@ -5,10 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/forward.h"
-#include "common/model.h"
-#include "common/sampler.h"
-#include "common/tokenizer.h"
+#include "common/io/load.h"
+#include "common/model/forward.h"
+#include "common/model/model.h"
+#include "common/model/sampler.h"
+#include "common/tok/tokenizer.h"
 #include "worker/args.h"
 #include "worker/commands.h"
 
@@ -98,7 +99,7 @@ int spq_cmd_generate(int argc, char **argv) {
         fwrite(piece, 1, n, stdout);
     }
     int pos0 = 0;
-    spq_forward(logits, &m, &s, ids, &pos0, 1, n_ids, SPQ_LOGITS_LAST);
+    spq_forward(logits, &s, ids, &pos0, &m, 1, n_ids, SPQ_LOGITS_LAST);
     int prev = ids[n_ids - 1];
     double t0 = spq_now();
     int produced = 0;
@@ -110,7 +111,7 @@ int spq_cmd_generate(int argc, char **argv) {
         fflush(stdout);
         produced++;
         int pos = n_ids + i;
-        if (i + 1 < n_gen) spq_forward(logits, &m, &s, &next, &pos, 1, 1, SPQ_LOGITS_LAST);
+        if (i + 1 < n_gen) spq_forward(logits, &s, &next, &pos, &m, 1, 1, SPQ_LOGITS_LAST);
         prev = next;
     }
     printf("\n");

@@ -9,9 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "common/hf.h"
-#include "common/model.h"
-#include "common/tokenizer.h"
+#include "common/io/hf.h"
+#include "common/io/load.h"
+#include "common/model/model.h"
+#include "common/tok/tokenizer.h"
 #include "worker/commands.h"
 
 

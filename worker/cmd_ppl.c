@@ -5,9 +5,10 @@
 
 #include <jansson.h>
 
-#include "common/model.h"
-#include "common/ppl.h"
-#include "common/tokenizer.h"
+#include "common/eval/ppl.h"
+#include "common/io/load.h"
+#include "common/model/model.h"
+#include "common/tok/tokenizer.h"
 #include "worker/args.h"
 #include "worker/commands.h"
 #include "worker/qflags.h"

@@ -8,10 +8,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "common/gptq.h"
-#include "common/packed.h"
-#include "common/qmodel.h"
-#include "common/tokenizer.h"
+#include "common/io/load.h"
+#include "common/io/packed.h"
+#include "common/quant/gptq.h"
+#include "common/quant/qmodel.h"
+#include "common/tok/tokenizer.h"
 #include "worker/args.h"
 #include "worker/commands.h"
 #include "worker/qflags.h"

@@ -6,12 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/fuse.h"
-#include "common/learn.h"
-#include "common/model.h"
-#include "common/qmodel.h"
-#include "common/rotation.h"
-#include "common/tokenizer.h"
+#include "common/io/load.h"
+#include "common/model/model.h"
+#include "common/quant/qmodel.h"
+#include "common/rot/fuse.h"
+#include "common/rot/rotation.h"
+#include "common/tok/tokenizer.h"
+#include "common/train/learn.h"
 #include "worker/args.h"
 #include "worker/commands.h"
 #include "worker/qflags.h"

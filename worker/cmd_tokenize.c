@@ -17,7 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/tokenizer.h"
+#include "common/io/load.h"
+#include "common/tok/tokenizer.h"
 #include "worker/args.h"
 #include "worker/commands.h"
 

@@ -7,20 +7,20 @@
  * start from their own prefix token). One pass of the windows computes the
  * perplexity and, when a base is given, the KL divergence; the rolling pass
  * is separate because its windows differ. Tasks are loaded, tokenized the
- * lm-eval way and scored (common/mc.h). */
+ * lm-eval way and scored (common/eval/mc.h). */
 #include "worker/eval_run.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/kld.h"
-#include "common/logitfile.h"
-#include "common/mc.h"
-#include "common/ppl.h"
-#include "common/rolling.h"
-#include "common/tasks.h"
-#include "common/textprep.h"
+#include "common/base/textprep.h"
+#include "common/eval/kld.h"
+#include "common/eval/logitfile.h"
+#include "common/eval/mc.h"
+#include "common/eval/ppl.h"
+#include "common/eval/rolling.h"
+#include "common/eval/tasks.h"
 
 static int tok_encode_plain(void *ud, const char *text, size_t len, int **ids, int *n, spq_err *err) {
     return spq_tok_encode((const spq_tokenizer *)ud, text, len, 0, ids, n, err);

@@ -27,8 +27,8 @@
 
 #include <jansson.h>
 
-#include "common/scorer.h"
-#include "common/tokenizer.h"
+#include "common/eval/scorer.h"
+#include "common/tok/tokenizer.h"
 
 typedef struct {
     const char *name;   /* as reported */

@@ -26,8 +26,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/cpu.h"
-#include "common/sha256.h"
+#include "common/base/cpu.h"
+#include "common/base/sha256.h"
 #include "worker/pipeline.h"
 #include "worker/wire.h"
 

@@ -43,11 +43,11 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "common/jobspec.h"
-#include "common/model.h"
-#include "common/rotation.h"
-#include "common/wquant.h"
-#include "common/tokenizer.h"
+#include "common/job/jobspec.h"
+#include "common/model/model.h"
+#include "common/quant/wquant.h"
+#include "common/rot/rotation.h"
+#include "common/tok/tokenizer.h"
 
 enum { SPQ_STOP_NONE = 0, SPQ_STOP_CANCEL = 1, SPQ_STOP_SHUTDOWN = 2 };
 

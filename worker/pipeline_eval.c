@@ -16,11 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/kld.h"
-#include "common/mc.h"
-#include "common/ppl.h"
-#include "common/scorer.h"
-#include "common/tasks.h"
+#include "common/eval/kld.h"
+#include "common/eval/mc.h"
+#include "common/eval/ppl.h"
+#include "common/eval/scorer.h"
+#include "common/eval/tasks.h"
+#include "common/io/load.h"
 #include "worker/pipeline.h"
 
 enum { WINDOWS_PER_CALL = 4 };

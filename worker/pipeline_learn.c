@@ -1,6 +1,6 @@
 /* pipeline_learn.c - the learn stage (rotation.mode "spinquant"): Cayley SGD
  * on R1 and every R2 against the fake-quantized model's loss on the
- * calibration text (common/learn.h), weights fake-quantized at
+ * calibration text (common/train/learn.h), weights fake-quantized at
  * rotation.train.w_bits while learning. Every step reports train/loss,
  * train/lr and train/grad_norm; every checkpoint_every steps (and after the
  * last) the rotation goes to the daemon as a checkpoint (the bytes of a
@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/learn.h"
-#include "common/qmodel.h"
+#include "common/quant/qmodel.h"
+#include "common/train/learn.h"
 #include "worker/pipeline.h"
 
 typedef struct {

@@ -3,7 +3,8 @@
  * into the linears when the run rotates. */
 #include <stdio.h>
 
-#include "common/fuse.h"
+#include "common/io/load.h"
+#include "common/rot/fuse.h"
 #include "worker/pipeline.h"
 
 int spq_stage_load(spq_pipeline *p) {

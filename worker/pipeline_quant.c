@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "common/gptq.h"
-#include "common/qmodel.h"
+#include "common/quant/gptq.h"
+#include "common/quant/qmodel.h"
 #include "worker/pipeline.h"
 #include "worker/qflags.h"
 

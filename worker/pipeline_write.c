@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/packed.h"
+#include "common/io/packed.h"
 #include "worker/pipeline.h"
 
 static int write_packed(spq_pipeline *p) {

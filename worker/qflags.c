@@ -4,8 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/qmodel.h"
-#include "common/rotation.h"
+#include "common/io/load.h"
+#include "common/quant/qmodel.h"
+#include "common/rot/rotation.h"
 #include "worker/args.h"
 
 int spq_qflag(spq_qcfg *q, int argc, char **argv, int *i, const char *cmd) {

@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "common/model.h"
+#include "common/model/model.h"
 
 /* If argv[*i] is a quantization flag, parses it into q (advancing *i) and
  * returns 1; returns 0 if it is not one, -1 on a bad value (reported). */

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/forward.h"
-#include "common/model.h"
+#include "common/model/forward.h"
+#include "common/model/model.h"
 
 static inline char *fx_shared(const char *rel) {
     const char *root = getenv("SPINQ_SHARED");
@@ -88,7 +88,7 @@ static inline void fx_logits(float *logits, const spq_model *m, const int *in, i
     spq_state s;
     spq_state_build(&s, &m->cfg, 1, n, n);
     int pos = 0;
-    spq_forward(logits, m, &s, in, &pos, 1, n, SPQ_LOGITS_ALL);
+    spq_forward(logits, &s, in, &pos, m, 1, n, SPQ_LOGITS_ALL);
     spq_state_free(&s);
 }
 

@@ -8,8 +8,8 @@
 
 #include <cblas.h>
 
-#include "common/cayley.h"
-#include "common/rotinit.h"
+#include "common/kernels/rotinit.h"
+#include "common/train/cayley.h"
 
 void dgesv_(const int *n, const int *nrhs, double *a, const int *lda, int *ipiv, double *b, const int *ldb, int *info);
 

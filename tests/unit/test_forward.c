@@ -7,10 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/forward.h"
-#include "common/model.h"
-#include "common/sampler.h"
-#include "common/tokenizer.h"
+#include "common/io/load.h"
+#include "common/model/forward.h"
+#include "common/model/model.h"
+#include "common/model/sampler.h"
+#include "common/tok/tokenizer.h"
 
 static const char *shared(void) {
     const char *s = getenv("SPINQ_SHARED");
@@ -138,7 +139,7 @@ static void check_against_reference(const spq_model *m, int T, uint64_t seed) {
     spq_state s;
     spq_state_build(&s, &m->cfg, 1, T, T);
     int pos = 0;
-    spq_forward(got, m, &s, tok, &pos, 1, T, SPQ_LOGITS_ALL);
+    spq_forward(got, &s, tok, &pos, m, 1, T, SPQ_LOGITS_ALL);
     double mx, d = max_abs_diff_f(got, ref, (size_t)T * V, &mx);
     /* fp32 with sgemm against double: errors of ~1e-6 relative per product,
      * a few layers deep; 1e-4 of the largest logit is far below any bug */
@@ -180,7 +181,7 @@ static char *greedy_text(const char *rel, int n) {
     int *ids = malloc((n + 1) * sizeof(int));
     ids[0] = m.cfg.bos_id;
     for (int i = 0; i < n; i++) {
-        spq_forward(logits, &m, &s, &ids[i], &i, 1, 1, SPQ_LOGITS_LAST);
+        spq_forward(logits, &s, &ids[i], &i, &m, 1, 1, SPQ_LOGITS_LAST);
         ids[i + 1] = spq_argmax(logits, m.cfg.vocab_size);
     }
     char *text = spq_tok_decode(tok, ids, n + 1, 1);
@@ -220,10 +221,10 @@ Test(forward, prefill_equals_decode_and_batch_equals_single) {
     spq_state_build(&sb, &m.cfg, 3, 64, 3 * T);
     spq_state_build(&s1, &m.cfg, 1, 64, T);
     int pos0[3] = {0, 0, 0};
-    spq_forward(all, &m, &sb, tok, pos0, 3, T, SPQ_LOGITS_ALL);
+    spq_forward(all, &sb, tok, pos0, &m, 3, T, SPQ_LOGITS_ALL);
     for (int b = 0; b < 3; b++) {
         int p = 0;
-        spq_forward(one, &m, &s1, tok + b * T, &p, 1, T, SPQ_LOGITS_ALL);
+        spq_forward(one, &s1, tok + b * T, &p, &m, 1, T, SPQ_LOGITS_ALL);
         double d = 0;
         for (int i = 0; i < T * V; i++) d = fmax(d, fabs(one[i] - all[(size_t)b * T * V + i]));
         cr_expect(d < 1e-4, "sequence %d alone vs in a batch: max diff %g", b, d);
@@ -232,7 +233,7 @@ Test(forward, prefill_equals_decode_and_batch_equals_single) {
         spq_state_build(&sd, &m.cfg, 1, 64, 1);
         double dd = 0;
         for (int t = 0; t < T; t++) {
-            spq_forward(dec, &m, &sd, tok + b * T + t, &t, 1, 1, SPQ_LOGITS_LAST);
+            spq_forward(dec, &sd, tok + b * T + t, &t, &m, 1, 1, SPQ_LOGITS_LAST);
             for (int v = 0; v < V; v++) dd = fmax(dd, fabs(dec[v] - one[(size_t)t * V + v]));
         }
         cr_expect(dd < 1e-4, "prefill vs decode: max diff %g", dd);
@@ -243,13 +244,13 @@ Test(forward, prefill_equals_decode_and_batch_equals_single) {
     int nxt[2] = {7, 9};
     spq_state s2;
     spq_state_build(&s2, &m.cfg, 2, 64, 2 * T);
-    spq_forward(all, &m, &s2, tok, pos0, 2, T, SPQ_LOGITS_ALL);  /* fill both caches */
-    spq_forward(dec, &m, &s2, nxt, pos1, 2, 1, SPQ_LOGITS_LAST);  /* seq 1 overwrites from position 10 */
+    spq_forward(all, &s2, tok, pos0, &m, 2, T, SPQ_LOGITS_ALL);  /* fill both caches */
+    spq_forward(dec, &s2, nxt, pos1, &m, 2, 1, SPQ_LOGITS_LAST);  /* seq 1 overwrites from position 10 */
     int p = 0;
-    spq_forward(one, &m, &s1, tok + T, &p, 1, 10, SPQ_LOGITS_ALL);
+    spq_forward(one, &s1, tok + T, &p, &m, 1, 10, SPQ_LOGITS_ALL);
     float *ref = malloc(V * sizeof(float));
     int p10 = 10;
-    spq_forward(ref, &m, &s1, &nxt[1], &p10, 1, 1, SPQ_LOGITS_LAST);
+    spq_forward(ref, &s1, &nxt[1], &p10, &m, 1, 1, SPQ_LOGITS_LAST);
     double d = 0;
     for (int v = 0; v < V; v++) d = fmax(d, fabs(ref[v] - dec[V + v]));
     cr_expect(d < 1e-4, "per-sequence positions: max diff %g", d);

@@ -3,7 +3,7 @@
  * ring laws on samples, and the quadratic character. */
 #include <criterion/criterion.h>
 
-#include "common/gf.h"
+#include "common/kernels/gf.h"
 
 Test(gf, prime_power_detection) {
     int p, k;

@@ -9,11 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/forward.h"
-#include "common/gptq.h"
-#include "common/qmodel.h"
-#include "common/rotation.h"
-#include "common/tokenizer.h"
+#include "common/io/load.h"
+#include "common/model/forward.h"
+#include "common/quant/gptq.h"
+#include "common/quant/qmodel.h"
+#include "common/rot/rotation.h"
+#include "common/tok/tokenizer.h"
 
 /* X (N, C) with correlated columns (a random mixing of fewer factors plus
  * noise, some columns much larger than others) */
@@ -259,8 +260,8 @@ Test(gptq, stories260k_every_linear_below_rtn) {
     float *X = malloc((size_t)g.nsamples * g.seqlen * m.cfg.dim * sizeof(float));
     for (int j = 0; j < g.nsamples; j++) {
         grab gr = {.layer = 0, .site = SPQ_SITE_QKV};
-        spq_embed_forward(&s, &orig, tok + starts[j], g.seqlen);
-        spq_layer_forward(&orig, &s, 0, &zero, 1, g.seqlen, grab_input, &gr);
+        spq_embed_forward(&s, tok + starts[j], &orig, g.seqlen);
+        spq_layer_forward(&s, &zero, &orig, 0, 1, g.seqlen, grab_input, &gr);
         memcpy(X + (size_t)j * g.seqlen * m.cfg.dim, gr.x, (size_t)g.seqlen * m.cfg.dim * sizeof(float));
         free(gr.x);
     }

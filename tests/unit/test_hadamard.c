@@ -22,7 +22,7 @@
 
 #include <cblas.h>
 
-#include "common/hadamard.h"
+#include "common/kernels/hadamard.h"
 
 static int sylvester(int a, int b) { return (__builtin_popcount(a & b) & 1) ? -1 : 1; }
 

@@ -12,11 +12,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/forward.h"
-#include "common/half.h"
-#include "common/hf.h"
-#include "common/model.h"
-#include "common/safetensors.h"
+#include "common/base/half.h"
+#include "common/base/safetensors.h"
+#include "common/io/hf.h"
+#include "common/io/llama2c.h"
+#include "common/io/load.h"
+#include "common/model/forward.h"
+#include "common/model/model.h"
 
 /* ---- helpers ---- */
 
@@ -218,7 +220,7 @@ static void greedy_tokens(int *toks, const spq_model *m) {
     toks[0] = m->cfg.bos_id;
     for (int t = 0; t + 1 < NTOK; t++) {
         int pos = t;
-        spq_forward(logits, m, &s, &toks[t], &pos, 1, 1, SPQ_LOGITS_LAST);
+        spq_forward(logits, &s, &toks[t], &pos, m, 1, 1, SPQ_LOGITS_LAST);
         int best = 0;
         for (int v = 1; v < m->cfg.vocab_size; v++)
             if (logits[v] > logits[best]) best = v;
@@ -234,7 +236,7 @@ static float *prefill_logits(const spq_model *m, const int *toks) {
     spq_state_build(&s, &m->cfg, 1, NTOK, NTOK);
     float *logits = spq_malloc((size_t)NTOK * m->cfg.vocab_size * sizeof(float));
     int pos = 0;
-    spq_forward(logits, m, &s, toks, &pos, 1, NTOK, SPQ_LOGITS_ALL);
+    spq_forward(logits, &s, toks, &pos, m, 1, NTOK, SPQ_LOGITS_ALL);
     spq_state_free(&s);
     return logits;
 }

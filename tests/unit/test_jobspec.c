@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/jobspec.h"
+#include "common/job/jobspec.h"
 
 static int parse(spq_jobspec *s, const char *json, char *field, spq_err *err) {
     return spq_jobspec_parse(s, json, strlen(json), field, err);

@@ -4,8 +4,9 @@
 #include <criterion/criterion.h>
 #include <unistd.h>
 
-#include "common/kld.h"
-#include "common/logitfile.h"
+#include "common/eval/kld.h"
+#include "common/eval/logitfile.h"
+#include "common/io/load.h"
 #include "eval_fixtures.h"
 
 static void logits_of(float *x, const double *p, int V) { /* logits whose softmax is p, shifted by 3 */

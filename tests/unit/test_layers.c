@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/layers.h"
-#include "common/util.h"
+#include "common/base/util.h"
+#include "common/model/layers.h"
 
 static spq_rng rng;
 

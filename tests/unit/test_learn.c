@@ -8,12 +8,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/cayley.h"
-#include "common/fuse.h"
-#include "common/learn.h"
-#include "common/model.h"
-#include "common/rotation.h"
-#include "common/train.h"
+#include "common/io/load.h"
+#include "common/model/model.h"
+#include "common/rot/fuse.h"
+#include "common/rot/rotation.h"
+#include "common/train/cayley.h"
+#include "common/train/learn.h"
+#include "common/train/train.h"
 
 typedef struct {
     spq_model m;

@@ -6,10 +6,10 @@
 #include <criterion/criterion.h>
 #include <unistd.h>
 
-#include "common/llencode.h"
-#include "common/loglik.h"
-#include "common/mc.h"
-#include "common/tasks.h"
+#include "common/eval/llencode.h"
+#include "common/eval/loglik.h"
+#include "common/eval/mc.h"
+#include "common/eval/tasks.h"
 #include "eval_fixtures.h"
 
 Test(mc, metrics_by_hand) {
@@ -359,7 +359,7 @@ Test(mc, bigram_fixture_closed_form) {
 
 /* ---- with the real stories260K tokenizer ---- */
 
-#include "common/tokenizer.h"
+#include "common/tok/tokenizer.h"
 
 static int real_encode(void *ud, const char *s, size_t n, int **ids, int *k, spq_err *err) {
     return spq_tok_encode(ud, s, n, 0, ids, k, err);

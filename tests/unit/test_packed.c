@@ -26,15 +26,16 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "common/forward.h"
-#include "common/fuse.h"
-#include "common/hf.h"
-#include "common/layers.h"
-#include "common/packed.h"
-#include "common/ppl.h"
-#include "common/qmodel.h"
-#include "common/rotation.h"
-#include "common/tokenizer.h"
+#include "common/eval/ppl.h"
+#include "common/io/hf.h"
+#include "common/io/load.h"
+#include "common/io/packed.h"
+#include "common/model/forward.h"
+#include "common/model/layers.h"
+#include "common/quant/qmodel.h"
+#include "common/rot/fuse.h"
+#include "common/rot/rotation.h"
+#include "common/tok/tokenizer.h"
 
 static const char *shared(void) {
     const char *s = getenv("SPINQ_SHARED");
@@ -99,10 +100,10 @@ static float *logits_of(const spq_model *m, const int *tok, int T, int decode) {
     spq_state s;
     spq_state_build(&s, &m->cfg, 1, T, decode ? 1 : T);
     if (decode)
-        for (int t = 0; t < T; t++) spq_forward(l + (size_t)t * V, m, &s, tok + t, &t, 1, 1, SPQ_LOGITS_LAST);
+        for (int t = 0; t < T; t++) spq_forward(l + (size_t)t * V, &s, tok + t, &t, m, 1, 1, SPQ_LOGITS_LAST);
     else {
         int pos = 0;
-        spq_forward(l, m, &s, tok, &pos, 1, T, SPQ_LOGITS_ALL);
+        spq_forward(l, &s, tok, &pos, m, 1, T, SPQ_LOGITS_ALL);
     }
     spq_state_free(&s);
     return l;
@@ -172,8 +173,8 @@ static void check_linears(int abits, int kvbits, int wgroup) {
     spq_state s;
     spq_state_build(&s, &pm.cfg, 1, T, T);
     int pos = 0;
-    spq_embed_forward(&s, &pm, tok, T);
-    for (int l = 0; l < pm.cfg.n_layers; l++) spq_layer_forward(&pm, &s, l, &pos, 1, T, capture, &cap);
+    spq_embed_forward(&s, tok, &pm, T);
+    for (int l = 0; l < pm.cfg.n_layers; l++) spq_layer_forward(&s, &pos, &pm, l, 1, T, capture, &cap);
     cr_assert_eq(cap.n, 4 * pm.cfg.n_layers);
     int checked = 0;
     for (int i = 0; i < cap.n; i++) {

@@ -10,7 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/ppl.h"
+#include "common/eval/ppl.h"
+#include "common/io/load.h"
 #include "worker/pipeline.h"
 
 typedef struct {

@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "common/pool.h"
+#include "common/base/pool.h"
 
 typedef struct {
     atomic_int hits[1000];

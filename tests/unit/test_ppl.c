@@ -10,8 +10,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "common/model.h"
-#include "common/ppl.h"
+#include "common/eval/ppl.h"
+#include "common/model/model.h"
 
 static void bigram_model(spq_model *m, const float lm[4][4]) {
     spq_config c = {.dim = 4, .hidden_dim = 4, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1, .head_dim = 2,

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/util.h"
+#include "common/base/util.h"
 #include "proto/messages.h"
 
 /* The single frame in b: checks its header and returns its payload. */

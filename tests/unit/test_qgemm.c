@@ -13,9 +13,9 @@
 
 #include <cblas.h>
 
-#include "common/half.h"
-#include "common/pool.h"
-#include "common/qgemm.h"
+#include "common/base/half.h"
+#include "common/base/pool.h"
+#include "common/kernels/qgemm.h"
 
 typedef struct {
     int rows, cols, bits, G, seg;

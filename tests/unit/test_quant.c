@@ -5,7 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "common/quant.h"
+#include "common/kernels/quant.h"
 
 #define EQ(a, b) cr_assert_eq((a), (b), "%s = %.9g, want %.9g", #a, (double)(a), (double)(b))
 

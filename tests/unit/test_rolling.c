@@ -4,8 +4,8 @@
  * against a per-window reference, and the word/byte measures. */
 #include <criterion/criterion.h>
 
-#include "common/pytext.h"
-#include "common/rolling.h"
+#include "common/base/pytext.h"
+#include "common/eval/rolling.h"
 #include "eval_fixtures.h"
 
 /* ---- a literal port of lm-eval's list manipulations ----
@@ -212,7 +212,7 @@ Test(rolling, perplexities_from_ll) {
 
 /* ---- perplexity texts ---- */
 
-#include "common/textprep.h"
+#include "common/base/textprep.h"
 
 Test(textprep, hf_rows_joined) {
     /* rows: "", " a \n", "", "b\n", "c" */

@@ -6,8 +6,8 @@
 
 #include <cblas.h>
 
-#include "common/hadamard.h"
-#include "common/rotinit.h"
+#include "common/kernels/hadamard.h"
+#include "common/kernels/rotinit.h"
 
 static double orth_err(const double *R, int n) {
     double *G = malloc((size_t)n * n * sizeof(double)), e = 0;

@@ -5,8 +5,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "common/rotinit.h"
-#include "common/rotonline.h"
+#include "common/kernels/rotinit.h"
+#include "common/kernels/rotonline.h"
 
 /* y (rows, n) = x M^T or x M, fp64 reference */
 static void ref_apply(double *y, const double *x, const double *M, int rows, int n, int transpose) {

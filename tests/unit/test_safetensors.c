@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/half.h"
-#include "common/safetensors.h"
+#include "common/base/half.h"
+#include "common/base/safetensors.h"
 
 /* ---- helpers ---- */
 

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/pytext.h"
-#include "common/tasks.h"
+#include "common/base/pytext.h"
+#include "common/eval/tasks.h"
 
 static char *shared(const char *rel) {
     const char *root = getenv("SPINQ_SHARED");

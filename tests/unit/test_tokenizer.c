@@ -1,4 +1,4 @@
-/* test_tokenizer.c - hand-checked cases for the tokenizers (common/tokenizer.h).
+/* test_tokenizer.c - hand-checked cases for the tokenizers (common/tok/tokenizer.h).
  *
  * Expected ids of stories260K's tok512.bin were read off its vocabulary:
  * 1 BOS, 3 + b the byte token <0xb>, 261 "▁a", 403 "▁Once", 407 "▁upon",
@@ -12,7 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/tokenizer.h"
+#include "common/io/load.h"
+#include "common/tok/tokenizer.h"
 
 static char shared_dir[1024];
 static char tmp_dir[64];

@@ -8,12 +8,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/forward.h"
-#include "common/fuse.h"
-#include "common/model.h"
-#include "common/ppl.h"
-#include "common/rotation.h"
-#include "common/train.h"
+#include "common/eval/ppl.h"
+#include "common/io/load.h"
+#include "common/model/forward.h"
+#include "common/model/model.h"
+#include "common/rot/fuse.h"
+#include "common/rot/rotation.h"
+#include "common/train/train.h"
 
 static void load_stories(spq_model *m) {
     const char *s = getenv("SPINQ_SHARED");
@@ -38,8 +39,8 @@ static double logits_rel_diff(const spq_model *a, const spq_model *b, int T) {
     spq_state s;
     spq_state_build(&s, &a->cfg, 1, T, T);
     int pos = 0;
-    spq_forward(la, a, &s, tok, &pos, 1, T, SPQ_LOGITS_ALL);
-    spq_forward(lb, b, &s, tok, &pos, 1, T, SPQ_LOGITS_ALL);
+    spq_forward(la, &s, tok, &pos, a, 1, T, SPQ_LOGITS_ALL);
+    spq_forward(lb, &s, tok, &pos, b, 1, T, SPQ_LOGITS_ALL);
     double d = 0, mx = 0;
     for (size_t i = 0; i < (size_t)T * V; i++) {
         d = fmax(d, fabs(la[i] - lb[i]));

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/util.h"
+#include "common/base/util.h"
 
 Test(util, utf8_validation_accepts_well_formed_and_rejects_the_rest) {
     cr_expect(spq_utf8_valid("", 0));

@@ -1,0 +1,21 @@
+/* sha256.h - SHA-256 (nettle) for checkpoints, artifacts and token hashes:
+ * one-shot to lowercase hex, or streaming. */
+#ifndef SPQ_SHA256_H
+#define SPQ_SHA256_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+typedef struct {
+    uint64_t opaque[16]; /* holds a struct sha256_ctx (nettle), checked at compile time */
+} spq_sha256;
+
+void spq_sha256_init(spq_sha256 *h);
+void spq_sha256_update(spq_sha256 *h, const void *data, size_t n);
+/* Writes 64 hex digits and a NUL into hex. */
+void spq_sha256_hex_final(spq_sha256 *h, char hex[65]);
+void spq_sha256_hex(char hex[65], const void *data, size_t n);
+
+#endif

@@ -1,0 +1,331 @@
+/* gptq.c - see gptq.h. */
+#include "gptq.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/base/pool.h"
+#include "common/model/forward.h"
+
+/* LAPACK (Fortran interface; the trailing argument is the hidden length of
+ * the character argument, which C implementations ignore) */
+extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t uplo_len);
+extern void dtrtri_(const char *uplo, const char *diag, const int *n, double *a, const int *lda, int *info,
+                    size_t uplo_len, size_t diag_len);
+
+spq_gptq_cfg spq_gptq_defaults(void) {
+    spq_gptq_cfg g = {.nsamples = 128, .seqlen = 2048, .seed = 0, .damp = 0.01, .blocksize = 128, .act_order = 0,
+                      .calib_aq = 0, .batch = 8};
+    return g;
+}
+
+int spq_gptq_check(const spq_gptq_cfg *g, const spq_config *c, spq_err *err) {
+    if (g->nsamples < 1) return spq_fail(err, "nsamples: %d must be positive", g->nsamples);
+    if (g->seqlen < 2 || g->seqlen > c->seq_len)
+        return spq_fail(err, "seqlen: %d is outside [2, %d] (the model's context)", g->seqlen, c->seq_len);
+    if (!(g->damp > 0) || !isfinite(g->damp)) return spq_fail(err, "damp: %g must be a positive number", g->damp);
+    if (g->blocksize < 1) return spq_fail(err, "blocksize: %d must be positive", g->blocksize);
+    if (g->batch < 1) return spq_fail(err, "batch: %d must be positive", g->batch);
+    return 0;
+}
+
+int spq_calib_windows(long *starts, long n, int nsamples, int seqlen, uint64_t seed, spq_err *err) {
+    if (n < seqlen)
+        return spq_fail(err, "the calibration text has %ld tokens, fewer than one window of seqlen %d", n, seqlen);
+    spq_rng r;
+    spq_rng_seed(&r, seed ^ 0x67707471ULL);
+    uint64_t range = (uint64_t)(n - seqlen + 1);
+    for (int i = 0; i < nsamples; i++) starts[i] = (long)(spq_rng_u64(&r) % range);
+    return 0;
+}
+
+/* ---- one weight ---- */
+
+/* sum over rows of d H d^T for D (rows, cols) in fp32, H fp64 */
+static double quad_form(const float *D, const double *H, int rows, int cols) {
+    double *d = spq_malloc((size_t)cols * sizeof(double)), *Hd = spq_malloc((size_t)cols * sizeof(double));
+    double s = 0;
+    for (int r = 0; r < rows; r++) {
+        for (int k = 0; k < cols; k++) d[k] = D[(size_t)r * cols + k];
+        cblas_dsymv(CblasRowMajor, CblasUpper, cols, 1.0, H, cols, d, 1, 0.0, Hd, 1);
+        for (int k = 0; k < cols; k++) s += d[k] * Hd[k];
+    }
+    free(d);
+    free(Hd);
+    return s;
+}
+
+static int cmp_desc(const void *a, const void *b, void *ctx) {
+    const double *diag = ctx;
+    int i = *(const int *)a, j = *(const int *)b;
+    if (diag[i] != diag[j]) return diag[i] > diag[j] ? -1 : 1;
+    return i - j; /* stable */
+}
+
+/* see gptq.h. With J the order reversal and J H J = L L^T,
+ * H^-1 = J L^-T L^-1 J = U^T U for U = J L^-1 J, upper triangular with a
+ * positive diagonal, hence the factor (it is unique).
+ *
+ * LAPACK is column-major: the row-major buffer of a symmetric matrix reads
+ * the same, and a column-major lower factor reads as its transpose. */
+int spq_gptq_inv_chol(float *U, double *A, int n, spq_err *err) {
+    size_t nn = (size_t)n * n;
+    for (size_t i = 0; i < nn / 2; i++) {  /* A <- J A J: reverse rows and columns */
+        double t = A[i];
+        A[i] = A[nn - 1 - i];
+        A[nn - 1 - i] = t;
+    }
+    int info = 0;
+    dpotrf_("L", &n, A, &n, &info, 1);
+    if (info > 0)
+        return spq_fail(err, "the damped Hessian is not positive definite (Cholesky failed at column %d); "
+                             "try a larger damp", n - info);
+    dtrtri_("L", "N", &n, A, &n, &info, 1, 1);
+    if (info > 0) return spq_fail(err, "the Hessian's Cholesky factor is singular at column %d", n - info);
+    /* column-major M = L^-1 sits at A[i + j n] for i >= j; U[i][j] = M[n-1-i][n-1-j] */
+    for (int i = 0; i < n; i++)
+        for (int j = i; j < n; j++) U[(size_t)i * n + j] = (float)A[(size_t)(n - 1 - i) + (size_t)(n - 1 - j) * n];
+    return 0;
+}
+
+/* rows per task for work of `work` multiply-adds over `rows` rows: a few
+ * tasks per thread, one when small */
+static int row_chunk(int rows, double work) {
+    int threads = spq_pool_threads(), want = work < 1e6 || threads == 1 ? 1 : threads * 4;
+    int per = (rows + want - 1) / want;
+    return per < 1 ? 1 : per;
+}
+
+/* one block of GPTQ's column sweep for a range of rows (rows are
+ * independent once U is known, so tasks split them) */
+typedef struct {
+    float *W, *Wp, *E, *scale, *zero;
+    const float *U;
+    const int *perm;
+    const spq_wq_cfg *w;
+    int rows, cols, B, G, ng, qmin, qmax, dynamic, per_task, i1, i2;
+} sweep_ctx;
+
+static void sweep_task(void *ctx, int t) {
+    const sweep_ctx *c = ctx;
+    int r0 = t * c->per_task, r1 = r0 + c->per_task < c->rows ? r0 + c->per_task : c->rows, cols = c->cols;
+    for (int i = c->i1; i < c->i2; i++) {
+        int col = c->perm[i];
+        if (c->dynamic && i % c->G == 0) {
+            /* the group's parameters from its current (updated) weights */
+            int len = i + c->G < cols ? c->G : cols - i;
+            for (int r = r0; r < r1; r++) {
+                size_t o = (size_t)r * c->ng + i / c->G;
+                spq_wq_find(&c->scale[o], &c->zero[o], NULL, c->Wp + (size_t)r * cols + i, len, c->w);
+            }
+        }
+        float d = c->U[(size_t)i * cols + i];
+        const float *urow = c->U + (size_t)i * cols;
+        for (int r = r0; r < r1; r++) {
+            float *wr = c->Wp + (size_t)r * cols;
+            size_t o = (size_t)r * c->ng + col / c->G;
+            float wv = wr[i], q = spq_quant_qdq(wv, c->scale[o], c->zero[o], c->qmin, c->qmax);
+            float e = (wv - q) / d;
+            c->W[(size_t)r * cols + col] = q;
+            c->E[(size_t)r * c->B + (i - c->i1)] = e;
+            for (int j = i + 1; j < c->i2; j++) wr[j] -= e * urow[j];
+        }
+    }
+}
+
+int spq_gptq_linear(float *W, float *scale, float *zero, const double *H, int rows, int cols, const spq_wq_cfg *w,
+                    const spq_gptq_cfg *g, spq_gptq_stat *stat, spq_err *err) {
+    if (w->bits >= SPQ_QUANT_OFF) return spq_fail(err, "w_bits: 16 means no weight quantization");
+    int qmin, qmax;
+    spq_quant_range(w->bits, w->sym, &qmin, &qmax);
+    int G = w->groupsize > 0 && w->groupsize < cols ? w->groupsize : cols, ng = (cols + G - 1) / G;
+    int grouped = G < cols, static_groups = grouped && g->act_order;
+    size_t nw = (size_t)rows * cols, nh = (size_t)cols * cols;
+    float *W0 = stat ? spq_malloc(nw * sizeof(float)) : NULL;
+    if (W0) memcpy(W0, W, nw * sizeof(float));
+
+    /* parameters from the weights before any update (per row, or static groups) */
+    if (!grouped || static_groups) spq_wq_params_parallel(scale, zero, W, rows, cols, w);
+
+    /* dead columns, act-order permutation, damping */
+    int *perm = spq_malloc((size_t)cols * sizeof(int));
+    double *diag = spq_malloc((size_t)cols * sizeof(double)), mean = 0;
+    for (int i = 0; i < cols; i++) {
+        perm[i] = i;
+        diag[i] = H[(size_t)i * cols + i];
+        if (diag[i] == 0) {
+            diag[i] = 1;
+            for (int r = 0; r < rows; r++) W[(size_t)r * cols + i] = 0;
+        }
+        mean += diag[i];
+    }
+    mean /= cols;
+    if (g->act_order) qsort_r(perm, cols, sizeof(int), cmp_desc, diag);
+    double *A = spq_malloc(nh * sizeof(double));
+    for (int i = 0; i < cols; i++)
+        for (int j = 0; j < cols; j++)
+            A[(size_t)i * cols + j] = i == j ? diag[perm[i]] + g->damp * mean : H[(size_t)perm[i] * cols + perm[j]];
+    float *U = spq_malloc(nh * sizeof(float));
+    int rc = spq_gptq_inv_chol(U, A, cols, err);
+    free(A);
+    if (rc) {
+        free(U); free(perm); free(diag); free(W0);
+        return -1;
+    }
+
+    /* the sweep over permuted columns: Wp (rows, cols) is W with columns perm */
+    float *Wp = spq_malloc(nw * sizeof(float));
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < cols; i++) Wp[(size_t)r * cols + i] = W[(size_t)r * cols + perm[i]];
+    int B = g->blocksize;
+    float *E = spq_malloc((size_t)rows * B * sizeof(float));  /* (rows, B) scaled errors of the block */
+    sweep_ctx sc = {.W = W, .Wp = Wp, .U = U, .E = E, .scale = scale, .zero = zero, .perm = perm, .w = w,
+                    .rows = rows, .cols = cols, .B = B, .G = G, .ng = ng, .qmin = qmin, .qmax = qmax,
+                    .dynamic = grouped && !static_groups};
+    sc.per_task = row_chunk(rows, (double)rows * cols * B);
+    for (int i1 = 0; i1 < cols; i1 += B) {
+        int i2 = i1 + B < cols ? i1 + B : cols, nb = i2 - i1;
+        sc.i1 = i1;
+        sc.i2 = i2;
+        spq_parallel_for((rows + sc.per_task - 1) / sc.per_task, sweep_task, &sc);
+        /* the columns after the block: Wp[:, i2:] -= E U[i1:i2, i2:] */
+        if (i2 < cols)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols - i2, nb, -1.0f, E, B,
+                        U + (size_t)i1 * cols + i2, cols, 1.0f, Wp + i2, cols);
+    }
+    free(E); free(Wp); free(U); free(perm); free(diag);
+
+    if (stat) {
+        /* errors against round-to-nearest with the same settings */
+        float *D = spq_malloc(nw * sizeof(float));
+        double base = quad_form(W0, H, rows, cols);
+        for (size_t i = 0; i < nw; i++) D[i] = W0[i] - W[i];
+        stat->err_gptq = quad_form(D, H, rows, cols) / base;
+        spq_wq_forward(D, W0, rows, cols, w);
+        for (size_t i = 0; i < nw; i++) D[i] = W0[i] - D[i];
+        stat->err_rtn = quad_form(D, H, rows, cols) / base;
+        free(D);
+        free(W0);
+    }
+    return 0;
+}
+
+/* ---- the whole model ---- */
+
+typedef struct {
+    int site;
+    double *H;      /* (C, C) accumulated X^T X, upper triangle */
+    float *tmp;     /* (C, C) one call's X^T X */
+    long tokens;
+} hess_acc;
+
+/* accumulates the site's inputs, then stops the layer: nothing after the
+ * site is needed */
+static int observe(void *ud, int layer, int site, const float *x, int N, int C) {
+    (void)layer;
+    hess_acc *a = ud;
+    if (site != a->site) return 0;
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, C, N, 1.0f, x, C, 0.0f, a->tmp, C);
+    for (int i = 0; i < C; i++)
+        for (int j = i; j < C; j++) a->H[(size_t)i * C + j] += a->tmp[(size_t)i * C + j];
+    a->tokens += N;
+    return 1;
+}
+
+static int site_width(const spq_config *c, int site) {
+    return site == SPQ_SITE_O ? c->n_heads * c->head_dim : site == SPQ_SITE_DOWN ? c->hidden_dim : c->dim;
+}
+
+/* runs layer l over every window of inps (nsamples, T, D), in place when
+ * write_back, with an observer */
+static void run_layer(const spq_model *m, spq_state *s, float *inps, int nsamples, int T, int batch, int l,
+                      int write_back, spq_observer_fn obs, void *ud) {
+    int D = m->cfg.dim;
+    int *pos = spq_calloc(batch, sizeof(int));
+    for (int j0 = 0; j0 < nsamples; j0 += batch) {
+        int Bn = nsamples - j0 < batch ? nsamples - j0 : batch;
+        size_t n = (size_t)Bn * T * D;
+        memcpy(s->x, inps + (size_t)j0 * T * D, n * sizeof(float));
+        spq_layer_forward(s, pos, m, l, Bn, T, obs, ud);
+        if (write_back) memcpy(inps + (size_t)j0 * T * D, s->x, n * sizeof(float));
+    }
+    free(pos);
+}
+
+int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq_wq_cfg *w, const int *tokens, long n,
+                   const spq_gptq_cfg *g, spq_gptq_progress_fn progress, void *ud, spq_err *err) {
+    const spq_config *c = &m->cfg;
+    memset(wq, 0, sizeof *wq);
+    if (m->packed) return spq_fail(err, "GPTQ needs an fp32 model, not a packed one");
+    if (w->bits >= SPQ_QUANT_OFF) return spq_fail(err, "w_bits: 16 means no weight quantization");
+    if (spq_wq_validate(w, 1, err) || spq_gptq_check(g, c, err)) return -1;
+    long *starts = spq_malloc((size_t)g->nsamples * sizeof(long));
+    if (spq_calib_windows(starts, n, g->nsamples, g->seqlen, g->seed, err)) {
+        free(starts);
+        return -1;
+    }
+    /* the model as calibration runs it: same weights, quantizers off unless asked */
+    spq_model mc = *m;
+    if (!g->calib_aq) {
+        mc.q.a = spq_qcfg_off().a;
+        mc.q.kv = spq_qcfg_off().kv;
+    }
+    int T = g->seqlen, D = c->dim, batch = g->batch < g->nsamples ? g->batch : g->nsamples;
+    spq_state s;
+    spq_state_build(&s, c, batch, T, batch * T);
+    float *inps = spq_malloc((size_t)g->nsamples * T * D * sizeof(float));
+    for (int j = 0; j < g->nsamples; j++) {
+        spq_embed_forward(&s, tokens + starts[j], m, T);
+        memcpy(inps + (size_t)j * T * D, s.x, (size_t)T * D * sizeof(float));
+    }
+    free(starts);
+    spq_wquant_alloc(wq, c, w);
+    int Cmax = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
+    if (c->n_heads * c->head_dim > Cmax) Cmax = c->n_heads * c->head_dim;
+    hess_acc acc = {.H = spq_malloc((size_t)Cmax * Cmax * sizeof(double)),
+                    .tmp = spq_malloc((size_t)Cmax * Cmax * sizeof(float))};
+    int rc = 0;
+    for (int l = 0; l < c->n_layers && !rc; l++) {
+        double t0 = spq_now();
+        spq_gptq_stat ls[SPQ_N_LIN];
+        memset(ls, 0, sizeof ls);
+        for (int site = 0; site < SPQ_N_SITES && !rc; site++) {
+            int C = site_width(c, site);
+            acc.site = site;
+            acc.tokens = 0;
+            memset(acc.H, 0, (size_t)C * C * sizeof(double));
+            run_layer(&mc, &s, inps, g->nsamples, T, batch, l, 0, observe, &acc);
+            /* H = 2 X^T X / n, mirrored into the lower triangle */
+            double f = 2.0 / (double)acc.tokens;
+            for (int i = 0; i < C; i++)
+                for (int j = i; j < C; j++) {
+                    double v = acc.H[(size_t)i * C + j] * f;
+                    acc.H[(size_t)i * C + j] = acc.H[(size_t)j * C + i] = v;
+                }
+            for (int which = 0; which < SPQ_N_LIN && !rc; which++) {
+                if (spq_lin_site(which) != site) continue;
+                int rows, cols;
+                spq_lin_shape(c, which, &rows, &cols);
+                spq_wparams *p = spq_wquant_at(wq, l, which);
+                if (spq_gptq_linear(*spq_lin_weight(&m->layers[l], which), p->scale, p->zero, acc.H, rows, cols, w,
+                                    g, stats ? &ls[which] : NULL, err))
+                    rc = spq_fail_prefix(err, "layer %d %s", l, spq_lin_name(which));
+            }
+        }
+        if (rc) break;
+        run_layer(&mc, &s, inps, g->nsamples, T, batch, l, 1, NULL, NULL);
+        if (stats) memcpy(stats + (size_t)l * SPQ_N_LIN, ls, sizeof ls);
+        if (progress && progress(ud, l, c->n_layers, ls, spq_now() - t0) && l + 1 < c->n_layers) {
+            rc = 1;
+            break;
+        }
+    }
+    free(acc.H);
+    free(acc.tmp);
+    free(inps);
+    spq_state_free(&s);
+    if (rc) spq_wquant_free(wq);
+    return rc;
+}
