@@ -5,11 +5,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "server/api.h"
 #include "server/db.h"
@@ -49,10 +51,20 @@ static const route routes[] = {
 };
 enum { N_ROUTES = sizeof routes / sizeof routes[0] };
 
+/* Limits of a request's head, below libmicrohttpd's own (its connection
+ * memory, MEMORY_LIMIT, holds the head): a head between ours and its limit
+ * gets our JSON 414/431; only a larger one meets libmicrohttpd's own HTML
+ * answer, which has no hook. */
+#define MAX_URL 8192
+#define MAX_HEADERS 16384
+#define MEMORY_LIMIT (64u << 10)
+
 typedef struct {
     http_req r;
+    char *raw_url;  /* the request target as sent (undecoded), for the checks */
     char *url_copy; /* for the log line after MHD has recycled its own */
     size_t cap;
+    int started;    /* the access handler has seen this request */
     int too_large;
     double t0;
     const char *route;
@@ -182,8 +194,63 @@ static enum MHD_Result check_query_key(void *cls, enum MHD_ValueKind kind, const
     return MHD_NO;
 }
 
+/* 1 when s (n bytes, undecoded) holds a control character, raw or as %XX:
+ * libmicrohttpd decodes %00 into a NUL that silently ends the name. */
+static int hexval(char ch) {
+    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+static int has_control(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        int ch = (unsigned char)s[i];
+        if (ch == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0)
+            ch = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
+        if (ch < 0x20 || ch == 0x7f) return 1;
+    }
+    return 0;
+}
+
+static enum MHD_Result sum_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
+/* The request's head against our limits and rules, before routing: a 414,
+ * 431 or 400 (as JSON), or a response with resp NULL when it passes. */
+static http_res check_head(req_ctx *c) {
+    const char *raw = c->raw_url ? c->raw_url : c->r.url;
+    size_t n = strlen(raw);
+    if (n > MAX_URL) return http_err(414, "uri_too_long", "url", "the URL has %zu bytes; at most %d", n, MAX_URL);
+    size_t headers = 0;
+    MHD_get_connection_values(c->r.conn, MHD_HEADER_KIND, sum_header, &headers);
+    if (headers > MAX_HEADERS)
+        return http_err(431, "headers_too_large", "headers", "the request headers have %zu bytes; at most %d", headers,
+                        MAX_HEADERS);
+    size_t path_len = strcspn(raw, "?");
+    if (has_control(raw, path_len))
+        return http_err(400, "invalid_path", "path", "the path contains a control character (%%00-%%1F or %%7F)");
+    for (const char *q = raw + path_len; *q;) { /* each parameter: name=value */
+        q++;
+        size_t len = strcspn(q, "&");
+        if (has_control(q, len)) {
+            char name[64];
+            size_t k = strcspn(q, "=&");
+            snprintf(name, sizeof name, "%.*s", (int)(k < sizeof name ? k : sizeof name - 1), q);
+            return http_err(400, "invalid_parameter", name, "%s: contains a control character (%%00-%%1F or %%7F)",
+                            name);
+        }
+        q += len;
+    }
+    return (http_res){0, NULL};
+}
+
 static http_res dispatch(req_ctx *c, const char *url, const char *method) {
     http_req *r = &c->r;
+    http_res bad_head = check_head(c);
+    if (bad_head.resp) {
+        c->route = "(bad request)";
+        return bad_head;
+    }
     char argbuf[256];
     const route *found = NULL;
     int path_known = 0, bad_id = 0;
@@ -247,9 +314,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
                                const char *version, const char *upload_data, size_t *upload_data_size,
                                void **con_cls) {
     req_ctx *c = *con_cls;
-    if (!c) {
+    if (!c) { /* no URI callback ran (cannot happen with ours, but never crash) */
         c = spq_calloc(1, sizeof *c);
         c->t0 = spq_now();
+        *con_cls = c;
+    }
+    if (!c->started) {
+        c->started = 1;
         c->r.conn = conn;
         c->r.method = intern_method(method);
         c->url_copy = spq_strdup(url);
@@ -257,7 +328,6 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         c->r.url = c->url_copy;
         c->r.cfg = g_cfg;
         c->route = "(unknown)";
-        *con_cls = c;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
         /* a body somewhat too large is read and dropped, so that the client
@@ -303,14 +373,27 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     return ret;
 }
 
+/* Called by libmicrohttpd with the request target as sent, before it
+ * decodes it: the context starts here so that the checks see the raw form
+ * (a %00 is gone from the decoded path). */
+static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *conn) {
+    req_ctx *c = spq_calloc(1, sizeof *c);
+    c->t0 = spq_now();
+    c->raw_url = spq_strdup(uri);
+    return c;
+}
+
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
     req_ctx *c = *con_cls;
     if (!c) return;
-    metrics_http(c->route, c->r.method, c->status, spq_now() - c->t0);
-    if (c->status >= 500) log_warn("%s %s -> %u", c->r.method, c->r.url, c->status);
-    else log_debug("%s %s -> %u", c->r.method, c->r.url, c->status);
+    if (c->started) {
+        metrics_http(c->route, c->r.method, c->status, spq_now() - c->t0);
+        if (c->status >= 500) log_warn("%s %s -> %u", c->r.method, c->r.url, c->status);
+        else log_debug("%s %s -> %u", c->r.method, c->r.url, c->status);
+    }
     free(c->r.body);
     free(c->url_copy);
+    free(c->raw_url);
     free(c);
     *con_cls = NULL;
 }
@@ -323,42 +406,75 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     log_debug("http: %s", msg);
 }
 
-int http_start(const spqd_config *cfg, spq_err *err) {
-    g_cfg = cfg;
-    char host[128];
+/* The listening socket, made here rather than by libmicrohttpd: without
+ * SO_REUSEPORT (a second daemon on the port must fail, not share it with
+ * the kernel splitting the requests) and with the bind error in hand. */
+static int listen_socket(const spqd_config *cfg, char *host, size_t cap, int *v6, unsigned *bound, spq_err *err) {
     int port;
-    if (config_split_hostport(cfg->listen, host, sizeof host, &port, err)) return spq_fail_prefix(err, "listen");
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
+    if (config_split_hostport(cfg->listen, host, cap, &port, err)) return spq_fail_prefix(err, "listen");
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
     char ports[16];
     snprintf(ports, sizeof ports, "%d", port);
     int gai = getaddrinfo(host, ports, &hints, &res);
     if (gai) return spq_fail(err, "listen %s: %s", cfg->listen, gai_strerror(gai));
-    memcpy(&ss, res->ai_addr, res->ai_addrlen);
-    int v6 = res->ai_family == AF_INET6;
+    *v6 = res->ai_family == AF_INET6;
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    /* SO_REUSEADDR only lets a restart bind past TIME_WAIT; two live
+     * listeners still conflict */
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        (*v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one)) ||
+        bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 1024)) {
+        int e = errno;
+        freeaddrinfo(res);
+        if (fd >= 0) close(fd);
+        if (e == EADDRINUSE)
+            return spq_fail(err, "cannot listen on %s: address in use (another spinqd or another program has it)",
+                            cfg->listen);
+        return spq_fail(err, "cannot listen on %s: %s", cfg->listen, strerror(e));
+    }
     freeaddrinfo(res);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    *bound = (unsigned)port;
+    if (!getsockname(fd, (struct sockaddr *)&ss, &len))
+        *bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                : ((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+int http_start(const spqd_config *cfg, spq_err *err) {
+    g_cfg = cfg;
+    char host[128];
+    int v6 = 0;
+    unsigned port = 0;
+    int fd = listen_socket(cfg, host, sizeof host, &v6, &port, err);
+    if (fd < 0) return -1;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
     g_daemon = MHD_start_daemon(flags, 0, NULL, NULL, handler, NULL,
-                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                                MHD_OPTION_LISTEN_SOCKET, fd,
                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
                                 MHD_OPTION_CONNECTION_LIMIT, 4096u,
                                 MHD_OPTION_CONNECTION_TIMEOUT, 120u,
-                                MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_LIMIT,
+                                MHD_OPTION_URI_LOG_CALLBACK, uri_seen, NULL,
                                 MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                                 MHD_OPTION_END);
-    if (!g_daemon) return spq_fail(err, "cannot listen on %s (address in use, or not available here)", cfg->listen);
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(g_daemon, MHD_DAEMON_INFO_BIND_PORT);
-    log_info("http: listening on http://%s%s%s:%u (%d threads)", v6 ? "[" : "", host, v6 ? "]" : "",
-             info ? info->port : (unsigned)port, cfg->http_threads);
+    if (!g_daemon) {
+        close(fd);
+        return spq_fail(err, "cannot start the HTTP server on %s (see the log at debug level)", cfg->listen);
+    }
+    log_info("http: listening on http://%s%s%s:%u (%d threads)", v6 ? "[" : "", host, v6 ? "]" : "", port,
+             cfg->http_threads);
     return 0;
 }
 
 void http_stop(void) {
     if (!g_daemon) return;
-    MHD_quiesce_daemon(g_daemon);
+    MHD_socket fd = MHD_quiesce_daemon(g_daemon); /* the listening socket is ours again */
     MHD_stop_daemon(g_daemon);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
     g_daemon = NULL;
 }

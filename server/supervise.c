@@ -92,6 +92,8 @@ static void spawn(local_worker *lw) {
     if (lw->worker_id <= 0) lw->worker_id = db ? store_worker_add(db, name, "local", lw->pid, NULL) : -1;
     else if (db) store_worker_restarted(db, lw->worker_id, lw->pid);
     snprintf(wc->name, sizeof wc->name, "%s", name);
+    if (gethostname(wc->host, sizeof wc->host)) snprintf(wc->host, sizeof wc->host, "localhost");
+    wc->host[sizeof wc->host - 1] = 0;
     wconn_start(wc);
     log_info("local worker %d started (pid %d)", lw->slot, lw->pid);
 }
