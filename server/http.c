@@ -65,6 +65,7 @@ typedef struct {
     char *url_copy; /* for the log line after MHD has recycled its own */
     size_t cap;
     int started;    /* the access handler has seen this request */
+    int head;       /* 1: in its thread's open heads, 2: counted there as overflow, 0: neither */
     int too_large;
     double t0;
     const char *route;
@@ -310,6 +311,8 @@ static http_res dispatch(req_ctx *c, const char *url, const char *method) {
 
 /* ---- libmicrohttpd glue ---- */
 
+static void head_close(req_ctx *c); /* see "errors libmicrohttpd answers by itself" below */
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                const char *version, const char *upload_data, size_t *upload_data_size,
                                void **con_cls) {
@@ -321,6 +324,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     }
     if (!c->started) {
         c->started = 1;
+        head_close(c);
         c->r.conn = conn;
         c->r.method = intern_method(method);
         c->url_copy = spq_strdup(url);
@@ -373,6 +377,103 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     return ret;
 }
 
+/* ---- errors libmicrohttpd answers by itself ----
+ *
+ * libmicrohttpd 0.9.75 (Debian 12's) answers some broken heads before any
+ * handler of ours runs, with a fixed HTML body and no hook to replace it: a
+ * malformed or huge Content-Length (400/413; and its 400 is written twice,
+ * a bug of that version: the state it set for the error is overwritten and
+ * the reply built again), and headers past its connection memory (431).
+ * It logs each such error through our logger, from the thread that handles
+ * the connection, while handling it. Each pool thread keeps the requests
+ * whose request line it has parsed (the URI callback) and that have not
+ * reached the handler yet; when exactly one is open, the failing request
+ * is that one, and the logger answers it with our JSON error, then shuts
+ * the socket's sending side, so that libmicrohttpd's own reply cannot
+ * follow (its send fails and it closes the connection). With more than
+ * one open head on the thread the request is left to libmicrohttpd. A URL
+ * longer than its memory (414) fails before the request line is parsed,
+ * so it is not known here: that one keeps libmicrohttpd's HTML. */
+#define MAX_HEADS 8
+
+static __thread struct {
+    struct MHD_Connection *conn;
+    req_ctx *ctx;
+} tl_heads[MAX_HEADS];
+static __thread int tl_n_heads, tl_heads_overflow;
+
+static void head_open(struct MHD_Connection *conn, req_ctx *c) {
+    if (tl_n_heads == MAX_HEADS) {
+        tl_heads_overflow++;
+        c->head = 2;
+        return;
+    }
+    tl_heads[tl_n_heads].conn = conn;
+    tl_heads[tl_n_heads++].ctx = c;
+    c->head = 1;
+}
+
+/* The request reached the handler, was answered or ended. */
+static void head_close(req_ctx *c) {
+    if (c->head == 2) tl_heads_overflow--;
+    if (c->head == 1)
+        for (int i = 0; i < tl_n_heads; i++)
+            if (tl_heads[i].ctx == c) {
+                tl_heads[i] = tl_heads[--tl_n_heads];
+                break;
+            }
+    c->head = 0;
+}
+
+/* Writes status with the JSON error straight to the connection's socket
+ * and shuts its sending side. */
+static void answer_early(struct MHD_Connection *conn, req_ctx *c, unsigned status, const char *code, const char *field,
+                         const char *message) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return;
+    json_t *e = json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message", message, "field", field);
+    char *body = json_dumps(e, JSON_COMPACT);
+    json_decref(e);
+    if (!body) return;
+    const char *reason = status == 413 ? "Content Too Large" : status == 431 ? "Request Header Fields Too Large"
+                                                                            : "Bad Request";
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf,
+                     "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n%s",
+                     status, reason, strlen(body), body);
+    free(body);
+    if (n <= 0 || n >= (int)sizeof buf) return;
+    if (send(ci->connect_fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) return;
+    shutdown(ci->connect_fd, SHUT_WR);
+    c->status = status;
+    c->route = "(bad request)";
+}
+
+/* The logger's side: the messages that announce one of those errors. */
+static void early_error(const char *fmt, va_list ap) {
+    static const char cl_bad[] = "Failed to parse `Content-Length' header", cl_big[] = "Too large value of 'Content-Length'",
+                      generic[] = "Error processing request (HTTP response code is %u";
+    unsigned status = 0;
+    if (!strncmp(fmt, cl_bad, sizeof cl_bad - 1)) status = 400;
+    else if (!strncmp(fmt, cl_big, sizeof cl_big - 1)) status = 413;
+    else if (!strncmp(fmt, generic, sizeof generic - 1)) {
+        va_list aq;
+        va_copy(aq, ap);
+        status = va_arg(aq, unsigned) == 431 ? 431 : 0; /* a 431 comes after the request line: one of ours */
+        va_end(aq);
+    }
+    if (!status || tl_n_heads != 1 || tl_heads_overflow) return;
+    struct MHD_Connection *conn = tl_heads[0].conn;
+    req_ctx *c = tl_heads[0].ctx;
+    head_close(c);
+    if (status == 431)
+        answer_early(conn, c, 431, "headers_too_large", "headers", "the request headers are too large");
+    else if (status == 413)
+        answer_early(conn, c, 413, "too_large", "Content-Length", "Content-Length: too large a value");
+    else answer_early(conn, c, 400, "invalid_header", "Content-Length", "Content-Length: expected a decimal byte count");
+}
+
 /* Called by libmicrohttpd with the request target as sent, before it
  * decodes it: the context starts here so that the checks see the raw form
  * (a %00 is gone from the decoded path). */
@@ -380,13 +481,16 @@ static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *conn) {
     req_ctx *c = spq_calloc(1, sizeof *c);
     c->t0 = spq_now();
     c->raw_url = spq_strdup(uri);
+    c->r.method = "-";
+    head_open(conn, c);
     return c;
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
     req_ctx *c = *con_cls;
     if (!c) return;
-    if (c->started) {
+    head_close(c);
+    if (c->started || c->status) {
         metrics_http(c->route, c->r.method, c->status, spq_now() - c->t0);
         if (c->status >= 500) log_warn("%s %s -> %u", c->r.method, c->r.url, c->status);
         else log_debug("%s %s -> %u", c->r.method, c->r.url, c->status);
@@ -399,6 +503,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls, en
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    early_error(fmt, ap);
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
