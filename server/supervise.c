@@ -86,6 +86,7 @@ static void spawn(local_worker *lw) {
         return;
     }
     lw->running = 1;
+    lw->exiting = 0;
     lw->pid = lw->proc.pid;
     lw->conn = wc;
     sqlite3 *db = db_get();
@@ -121,7 +122,7 @@ void supervise_stop(int sig) {
         local_worker *lw = &g_workers[i];
         lw->stopping = 1;
         uv_timer_stop(&lw->restart);
-        if (lw->running && sig) uv_process_kill(&lw->proc, sig);
+        if (lw->running && sig && (!lw->exiting || sig == SIGKILL)) uv_process_kill(&lw->proc, sig);
     }
 }
 

@@ -103,8 +103,10 @@ void wconn_close(wconn *wc, const char *why, int graceful) {
         /* a local worker that broke its protocol (or hangs) is restarted from
          * scratch; one that closed its end is exiting by itself: a SIGKILL
          * now would land in its exit (a drained worker closes the connection
-         * first, then exits 0) and be reported as its death */
+         * first, then exits 0) and be reported as its death; the drain's
+         * SIGTERM skips it too (supervise_stop) */
         if (wc->lw->running && !graceful && !wc->peer_closed) uv_process_kill(&wc->lw->proc, SIGKILL);
+        if (wc->peer_closed) wc->lw->exiting = 1;
     }
     /* flush what is queued (a REJECT, say), then close */
     uv_read_stop(&wc->h.stream);
