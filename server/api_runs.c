@@ -94,6 +94,10 @@ int api_run_filter(http_req *r, store_run_filter *f, int default_limit, http_res
             *res = http_err(400, "invalid_parameter", strs[i], "%s: expected 1 to 255 characters", strs[i]);
             return -1;
         }
+        if (v && !spq_utf8_valid(v, strlen(v))) { /* would match nothing, silently */
+            *res = http_err(400, "invalid_parameter", strs[i], "%s: not valid UTF-8", strs[i]);
+            return -1;
+        }
         *dst[i] = v;
     }
     if (f->order && f->order[0] == '-') {
@@ -103,6 +107,19 @@ int api_run_filter(http_req *r, store_run_filter *f, int default_limit, http_res
             *res = http_err(400, "invalid_parameter", "order", "order: expected a column or metric key after '-'");
             return -1;
         }
+    }
+    /* a misspelt key would otherwise list everything in the default order */
+    int known = f->order ? store_order_known(r->db, f->order) : 1;
+    if (known < 0) {
+        *res = http_err(500, "internal", NULL, "the store failed (see the daemon log)");
+        return -1;
+    }
+    if (!known) {
+        *res = http_err(400, "invalid_parameter", "order",
+                        "order: '%s' is neither a column (id, created_at, name, status, started_at, finished_at, "
+                        "model, owner) nor a metric key of any run",
+                        f->order);
+        return -1;
     }
     f->sweep_id = http_query_int(r, "sweep", 0, 1, INT64_MAX, &ok, res);
     if (ok) f->limit = (int)http_query_int(r, "limit", default_limit, 1, 1000, &ok, res);

@@ -49,6 +49,7 @@ void config_defaults(spqd_config *c) {
     c->max_body = 1 << 20;
     c->shutdown_grace = 20;
     c->events_keep_hours = 168;
+    c->sse_ping = 15;
 }
 
 static int set_str(char *dst, size_t cap, const char *key, const char *v, spq_err *err) {
@@ -100,6 +101,7 @@ int config_set(spqd_config *c, const char *key_in, const char *v, spq_err *err) 
         return set_str(c->log_level, sizeof c->log_level, key_in, v, err);
     }
     if (!strcmp(key, "shutdown_grace")) return set_double(&c->shutdown_grace, key_in, v, 0, 3600, "seconds", err);
+    if (!strcmp(key, "sse_ping")) return set_double(&c->sse_ping, key_in, v, 0.05, 3600, "seconds", err);
     if (!strcmp(key, "events_keep_hours"))
         return set_double(&c->events_keep_hours, key_in, v, 0, 1e6, "hours", err);
     if (!strcmp(key, "auth")) {

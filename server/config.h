@@ -19,6 +19,7 @@ typedef struct {
     int max_attempts;        /* tries per run before it fails */
     int max_body;            /* bytes of a request body */
     double shutdown_grace;   /* seconds workers get to checkpoint on SIGTERM */
+    double sse_ping;         /* seconds between keep-alive comments on the event streams */
     double events_keep_hours; /* metric/progress events of finished runs live this long (metrics stay) */
     int keep_checkpoints;    /* newest rotation checkpoints kept per run; 0 = all */
     int auth_required;       /* demand tokens even on loopback (else: when tokens exist) */

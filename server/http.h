@@ -8,7 +8,15 @@
  * parameters checked against the route's list, and the handler called with
  * the thread's SQLite connection. A path that no route matches and that is
  * not under /api or /metrics is one of the dashboard's files (static.h),
- * public like the page itself: the data it shows come through the API. */
+ * public like the page itself: the data it shows come through the API.
+ *
+ * Before routing, the head is checked in its raw (undecoded) form: a URL
+ * over 8 KiB is a 414, headers over 16 KiB a 431, a control character in
+ * the path (%00 would end the decoded name) a 400 naming `path`, one in a
+ * query value a 400 naming the parameter. Heads that libmicrohttpd refuses
+ * by itself get the same JSON envelope where they can be told apart (see
+ * http.c). The listening socket is made here, without SO_REUSEPORT: a
+ * second daemon on the port fails with "address in use". */
 #ifndef SPQD_HTTP_H
 #define SPQD_HTTP_H
 

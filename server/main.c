@@ -5,17 +5,23 @@
  *   spinqd token create NAME --role admin|member|viewer|worker [--data-dir D]
  *   spinqd token list | token revoke NAME [--data-dir D]
  *
- * Start-up: settings, the store (migrations), runs left running by a
- * previous daemon back in the queue, then the worker loop (sched.c: local
- * workers, the worker port, signals) and the HTTP pool (http.c). The main
- * thread runs the loop until a signal has drained it, then stops HTTP and
- * closes the store. */
+ * Start-up: settings, the data dir's lock (one daemon per data dir), the
+ * store (migrations), runs left running by a previous daemon back in the
+ * queue, the HTTP pool (http.c: a port in use stops the start before any
+ * worker is spawned), then the worker loop (sched.c: local workers, the
+ * worker port, signals). The main thread runs the loop until a signal has
+ * drained it, then stops HTTP and closes the store. The token commands
+ * touch only the tokens table and take no lock: they work beside a
+ * running daemon. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/base/cpu.h"
 #include "server/auth.h"
@@ -50,6 +56,7 @@ static void usage(FILE *f) {
             "  --http-threads N  --max-attempts N  --max-body BYTES  --shutdown-grace SECONDS\n"
             "  --events-keep-hours H  finished runs' metric/progress events live this long (default 168;\n"
             "                         their metric history stays)\n"
+            "  --sse-ping SECONDS     keep-alive comment on the event streams this often (default 15)\n"
             "  --keep-checkpoints N   newest rotation checkpoints kept per run (default 0: all)\n"
             "  --auth required|auto   demand tokens even on loopback (auto: once a token exists)\n"
             "roles: admin, member, viewer (API), worker (remote workers)\n");
@@ -67,11 +74,51 @@ static int mkdirs(const char *path) {
     return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
 }
 
-static int open_store(const spqd_config *cfg) {
-    if (mkdirs(cfg->data_dir)) {
-        fprintf(stderr, "spinqd: cannot create the data dir %s: %s\n", cfg->data_dir, strerror(errno));
+static int make_data_dir(const spqd_config *cfg) {
+    if (!mkdirs(cfg->data_dir)) return 0;
+    fprintf(stderr, "spinqd: cannot create the data dir %s: %s\n", cfg->data_dir, strerror(errno));
+    return -1;
+}
+
+/* The data dir belongs to one daemon: an exclusive flock on DATA/spinqd.lock,
+ * held (fd open, not inherited by workers) until the process ends, taken
+ * before anything in the dir is touched. A second daemon would otherwise
+ * take the first one's running jobs for left-overs and run them again. The
+ * holder's pid is in the file for the message. */
+static int lock_data_dir(const spqd_config *cfg) {
+    char *path = spq_path_join(cfg->data_dir, "spinqd.lock");
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "spinqd: cannot open %s: %s\n", path, strerror(errno));
+        free(path);
         return -1;
     }
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        if (e == EWOULDBLOCK)
+            fprintf(stderr,
+                    "spinqd: the data dir %s is in use by another spinqd (pid %s); stop it first, or give this one "
+                    "another --data-dir\n",
+                    cfg->data_dir, pid[0] ? pid : "unknown");
+        else fprintf(stderr, "spinqd: cannot lock %s: %s\n", path, strerror(e));
+        close(fd);
+        free(path);
+        return -1;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) || pwrite(fd, pid, (size_t)n, 0) != n)
+        fprintf(stderr, "spinqd: warning: cannot write the pid into %s: %s\n", path, strerror(errno));
+    free(path);
+    return 0; /* fd stays open: the lock lives as long as the process */
+}
+
+static int open_store(const spqd_config *cfg) {
+    if (make_data_dir(cfg)) return -1;
     char *path = spq_path_join(cfg->data_dir, "spinq.db");
     spq_err err;
     int rc = db_init(path, &err);
@@ -197,7 +244,7 @@ static int serve(int argc, char **argv) {
         return 2;
     }
     log_set_level((log_level)log_parse_level(cfg.log_level));
-    if (open_store(&cfg)) return 1;
+    if (make_data_dir(&cfg) || lock_data_dir(&cfg) || open_store(&cfg)) return 1;
     auth_init(cfg.auth_required);
     if (check_exposure(&cfg, "listen", cfg.listen) || check_exposure(&cfg, "worker_listen", cfg.worker_listen)) {
         db_close_all();
@@ -213,8 +260,15 @@ static int serve(int argc, char **argv) {
     log_info("spinqd: data %s, models %s, datasets %s, %d local worker(s), auth %s", cfg.data_dir, cfg.models_dir,
              cfg.datasets_dir, cfg.workers, auth_enabled(db) ? "on" : "off (loopback only)");
     static_report(cfg.web_dir);
-    if (sched_start(&cfg, &err) || http_start(&cfg, &err)) {
+    if (http_start(&cfg, &err)) {
         log_error("%s", err.msg);
+        db_set_event_sink(NULL);
+        db_close_all();
+        return 1;
+    }
+    if (sched_start(&cfg, &err)) {
+        log_error("%s", err.msg);
+        http_stop();
         return 1;
     }
     sched_run();

@@ -14,6 +14,7 @@
 
 MIGRATION(spqd_mig_001, "migrations/001_init.sql")
 MIGRATION(spqd_mig_002, "migrations/002_run_counts.sql")
+MIGRATION(spqd_mig_003, "migrations/003_run_ids.sql")
 
 static const struct {
     const char *file;
@@ -21,6 +22,7 @@ static const struct {
 } migrations[] = {
     {"migrations/001_init.sql", spqd_mig_001},
     {"migrations/002_run_counts.sql", spqd_mig_002},
+    {"migrations/003_run_ids.sql", spqd_mig_003},
 };
 enum { N_MIGRATIONS = sizeof migrations / sizeof migrations[0] };
 
@@ -35,25 +37,52 @@ static int user_version(sqlite3 *db) {
     return v;
 }
 
-int migrate_apply(sqlite3 *db, spq_err *err) {
+/* 1 when some row breaks a foreign key (PRAGMA foreign_key_check), -1 on error. */
+static int foreign_keys_broken(sqlite3 *db) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "PRAGMA foreign_key_check", -1, &st, NULL) != SQLITE_OK) return -1;
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Foreign keys are off while a migration runs (SQLite ignores the pragma
+ * inside a transaction, so it is set around it): a migration that rebuilds
+ * a table (003) drops the old one, which would otherwise cascade into its
+ * children. The keys are checked before the commit instead. */
+static int apply_one(sqlite3 *db, int i, spq_err *err) {
+    char *msg = NULL;
+    char pragma[64];
+    snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", i + 1);
+    int bad = sqlite3_exec(db, "PRAGMA foreign_keys = OFF", NULL, NULL, &msg) != SQLITE_OK ||
+              sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+              sqlite3_exec(db, migrations[i].sql, NULL, NULL, &msg) != SQLITE_OK;
+    if (!bad && foreign_keys_broken(db)) {
+        spq_fail(err, "%s: the migrated rows break a foreign key", migrations[i].file);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+        return -1;
+    }
+    bad = bad || sqlite3_exec(db, pragma, NULL, NULL, &msg) != SQLITE_OK ||
+          sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK;
+    if (bad) {
+        spq_fail(err, "%s: %s", migrations[i].file, msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+    return bad ? -1 : 0;
+}
+
+int migrate_apply(sqlite3 *db, spq_err *err) { return migrate_apply_to(db, N_MIGRATIONS, err); }
+
+int migrate_apply_to(sqlite3 *db, int target, spq_err *err) {
     int have = user_version(db);
     if (have < 0) return spq_fail(err, "cannot read the schema version: %s", sqlite3_errmsg(db));
     if (have > N_MIGRATIONS)
         return spq_fail(err, "the database is at schema version %d but this spinqd knows only %d: use a newer spinqd",
                         have, N_MIGRATIONS);
-    for (int i = have; i < N_MIGRATIONS; i++) {
-        char *msg = NULL;
-        char pragma[64];
-        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", i + 1);
-        if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
-            sqlite3_exec(db, migrations[i].sql, NULL, NULL, &msg) != SQLITE_OK ||
-            sqlite3_exec(db, pragma, NULL, NULL, &msg) != SQLITE_OK ||
-            sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
-            spq_fail(err, "%s: %s", migrations[i].file, msg ? msg : sqlite3_errmsg(db));
-            sqlite3_free(msg);
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-            return -1;
-        }
-    }
+    for (int i = have; i < target && i < N_MIGRATIONS; i++)
+        if (apply_one(db, i, err)) return -1;
     return 0;
 }

@@ -11,6 +11,8 @@
 /* Applies the migrations newer than the database; fails (naming the file)
  * when one does not apply or the database is newer than this binary. */
 int migrate_apply(sqlite3 *db, spq_err *err);
+/* The same up to migration number target only (tests build older schemas). */
+int migrate_apply_to(sqlite3 *db, int target, spq_err *err);
 /* Number of the newest migration this binary carries. */
 int migrate_latest(void);
 

@@ -1,6 +1,7 @@
 /* sched.c - see sched.h. The loop thread owns: the async handle that other
  * threads kick, the remote workers' listener, a 1 s timer (heartbeats,
- * handshake deadlines, SSE pings every 15 s, a periodic look at the queue),
+ * handshake deadlines, a periodic look at the queue), the SSE ping timer
+ * (sse_ping seconds),
  * SIGTERM/SIGINT, and the drain.
  *
  * Draining (first signal): no new jobs; every worker gets SHUTDOWN and its
@@ -27,11 +28,11 @@ static uv_loop_t g_loop;
 static uv_async_t g_kick;
 static uv_tcp_t g_listener;
 static int g_listening;
-static uv_timer_t g_tick;
+static uv_timer_t g_tick, g_ping;
 static uv_signal_t g_sigterm, g_sigint;
 static const spqd_config *g_cfg;
 static atomic_int g_total, g_busy, g_draining;
-static double g_drain_started, g_last_ping;
+static double g_drain_started;
 static int g_stopped;
 /* other threads may kick only while the async handle lives */
 static pthread_rwlock_t g_kick_lock = PTHREAD_RWLOCK_INITIALIZER;
@@ -85,7 +86,7 @@ void sched_assign(void) {
     for (wconn *wc = wconn_list; wc; wc = wc->next) {
         if (wc->state != WC_READY || wc->run_id > 0 || wc->shutdown_sent) continue;
         store_job job;
-        int rc = store_claim_next(db, wc->worker_id, &job);
+        int rc = store_claim_next(db, wc->worker_id, wc->name, wc->host, &job);
         if (rc <= 0) break; /* nothing queued (or the store failed: the tick retries) */
         proto_buf b = {0};
         proto_enc_job(&b, &(proto_job){(uint64_t)job.run_id, (uint32_t)job.attempt, job.spec, job.ckpt_step,
@@ -131,6 +132,7 @@ static void on_connection(uv_stream_t *server, int status) {
             port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
         }
         snprintf(wc->addr, sizeof wc->addr, "%s:%d", ip, port);
+        snprintf(wc->host, sizeof wc->host, "%s", ip);
     }
     if (atomic_load(&g_draining)) {
         wconn_close(wc, "the daemon is stopping", 1);
@@ -210,10 +212,6 @@ static void prune_events(double now) {
 
 static void on_tick(uv_timer_t *t) {
     double now = spq_now();
-    if (now - g_last_ping >= 15) {
-        g_last_ping = now;
-        sse_ping_all();
-    }
     if (g_stopped) {
         if (supervise_alive() && now - g_drain_started > 3) supervise_stop(SIGKILL);
         if (!supervise_alive()) {
@@ -241,6 +239,8 @@ static void on_tick(uv_timer_t *t) {
     }
     sched_assign();
 }
+
+static void on_ping(uv_timer_t *t) { sse_ping_all(); }
 
 static void on_signal(uv_signal_t *s, int signum) {
     if (atomic_load(&g_draining)) {
@@ -276,7 +276,10 @@ int sched_start(const spqd_config *cfg, spq_err *err) {
     uv_signal_init(&g_loop, &g_sigint);
     uv_signal_start(&g_sigterm, on_signal, SIGTERM);
     uv_signal_start(&g_sigint, on_signal, SIGINT);
-    g_last_ping = spq_now();
+    /* keep-alive comments on the event streams (they also find dead clients) */
+    uv_timer_init(&g_loop, &g_ping);
+    uint64_t ping_ms = (uint64_t)(cfg->sse_ping * 1000);
+    uv_timer_start(&g_ping, on_ping, ping_ms, ping_ms);
     if (listen_workers(err)) return -1;
     if (supervise_start(&g_loop, cfg, err)) return -1;
     uv_timer_start(&g_tick, on_tick, 1000, 1000);

@@ -16,9 +16,13 @@
 #define QUEUE_LIMIT (4u << 20) /* bytes queued for one client before it falls back to catch-up */
 #define PAGE 256               /* events per catch-up query */
 
+/* The keep-alive comment; sizeof - 1: the text, not its NUL. */
+static const char PING[] = ": ping\n\n";
+
 typedef struct msg {
     atomic_int refs;
     int64_t id, run_id;
+    char terminal[16]; /* the run's final status when this event ends its story, else "" */
     size_t len;
     char text[];
 } msg;
@@ -34,6 +38,7 @@ typedef struct sub {
     char *out;        /* formatted bytes not yet handed to MHD */
     size_t out_len, out_pos, out_cap;
     int suspended, closed, ping;
+    char end_status[16]; /* a run stream's terminal status, once written out: end the stream */
     struct sub *prev, *next;
 } sub;
 
@@ -47,12 +52,32 @@ static void msg_unref(msg *m) {
     if (atomic_fetch_sub(&m->refs, 1) == 1) free(m);
 }
 
+static int final_status(const char *status) {
+    return !strcmp(status, "done") || !strcmp(status, "failed") || !strcmp(status, "canceled");
+}
+
+/* Fills out (16 bytes) with the run's final status when this event is the
+ * last of its story: a status event to done/failed/canceled, or deleted. */
+static void terminal_of(const char *type, const char *json, char *out) {
+    out[0] = 0;
+    if (!strcmp(type, "deleted")) {
+        snprintf(out, 16, "deleted");
+        return;
+    }
+    if (strcmp(type, "status")) return;
+    json_t *o = json_loads(json, 0, NULL);
+    const char *st = json_string_value(json_object_get(o, "status"));
+    if (st && final_status(st)) snprintf(out, 16, "%s", st);
+    json_decref(o);
+}
+
 static msg *msg_new(int64_t id, int64_t run_id, const char *type, const char *json) {
     size_t n = strlen(type) + strlen(json) + 64;
     msg *m = spq_malloc(sizeof *m + n);
     atomic_init(&m->refs, 1);
     m->id = id;
     m->run_id = run_id;
+    terminal_of(type, json, m->terminal);
     m->len = (size_t)snprintf(m->text, n, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)id, type, json);
     return m;
 }
@@ -94,7 +119,10 @@ void sse_publish(int64_t id, int64_t run_id, const char *type, const char *json)
         if (s->run_id && s->run_id != run_id) continue;
         if (!m) m = msg_new(id, run_id, type, json);
         pthread_mutex_lock(&s->mu);
-        if (!s->catching_up && !s->closed) {
+        /* queued while catching up too: an event committed after the last
+         * catch-up read but before the switch to live would otherwise be
+         * lost (duplicates of what the store gave are dropped by id) */
+        if (!s->closed) {
             if (s->q_bytes + m->len > QUEUE_LIMIT) { /* too slow: read the rest from the store */
                 queue_clear(s);
                 s->catching_up = 1;
@@ -120,6 +148,24 @@ static void replay_one(void *ud, int64_t id, int64_t run_id, const char *type, c
     out_append(s, json, strlen(json));
     out_append(s, "\n\n", 2);
     s->last_id = id;
+    if (s->run_id && !s->end_status[0]) terminal_of(type, json, s->end_status);
+}
+
+/* The run's status when it is final ("deleted" when the run is gone), else
+ * "" (also on a store error: the stream then just stays open). */
+static void run_final(sqlite3 *db, int64_t run_id, char *out) {
+    char owner[64], status[16];
+    out[0] = 0;
+    store_rc rc = db ? store_run_owner(db, run_id, owner, sizeof owner, status) : STORE_ERROR;
+    if (rc == STORE_NOT_FOUND) snprintf(out, 16, "deleted");
+    else if (rc == STORE_OK && final_status(status)) snprintf(out, 16, "%s", status);
+}
+
+static void append_end(sub *s) {
+    char buf[128];
+    int n = snprintf(buf, sizeof buf, "event: end\ndata: {\"run_id\":%lld,\"status\":\"%s\"}\n\n",
+                     (long long)s->run_id, s->end_status);
+    out_append(s, buf, (size_t)n);
 }
 
 static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -137,11 +183,20 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
             pthread_mutex_unlock(&s->mu);
             return MHD_CONTENT_READER_END_OF_STREAM;
         }
+        if (s->end_status[0]) { /* a run's story is over: say so and close */
+            append_end(s);
+            s->closed = 1;
+            continue;
+        }
         if (s->catching_up) {
             /* the store is read without the lock: publishers may queue meanwhile */
             pthread_mutex_unlock(&s->mu);
             sqlite3 *db = db_get();
-            sub tmp = {.last_id = s->last_id};
+            /* the run's state first: if it is final now, its last event is
+             * already in the store and this catch-up will read it */
+            char final[16] = "";
+            if (s->run_id) run_final(db, s->run_id, final);
+            sub tmp = {.last_id = s->last_id, .run_id = s->run_id};
             int n = db ? store_events_after(db, s->run_id, tmp.last_id, PAGE, replay_one, &tmp) : -1;
             pthread_mutex_lock(&s->mu);
             if (n < 0) {
@@ -152,7 +207,11 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
             out_append(s, tmp.out ? tmp.out : "", tmp.out_len);
             free(tmp.out);
             s->last_id = tmp.last_id;
-            if (n < PAGE) s->catching_up = 0;
+            if (tmp.end_status[0]) memcpy(s->end_status, tmp.end_status, sizeof s->end_status);
+            if (n < PAGE) {
+                s->catching_up = 0;
+                if (!s->end_status[0] && final[0]) memcpy(s->end_status, final, sizeof s->end_status);
+            }
             continue;
         }
         int moved = 0;
@@ -161,17 +220,18 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
             s->q_head = (s->q_head + 1) % s->q_cap;
             s->q_len--;
             s->q_bytes -= m->len;
-            if (m->id > s->last_id) {
+            if (m->id > s->last_id && !s->end_status[0]) {
                 out_append(s, m->text, m->len);
                 s->last_id = m->id;
                 moved = 1;
+                if (s->run_id && m->terminal[0]) memcpy(s->end_status, m->terminal, sizeof s->end_status);
             }
             msg_unref(m);
         }
         if (moved) continue;
         if (s->ping) {
             s->ping = 0;
-            out_append(s, ": ping\n\n", 9);
+            out_append(s, PING, sizeof PING - 1);
             continue;
         }
         s->suspended = 1;
@@ -203,7 +263,8 @@ struct MHD_Response *sse_response(struct MHD_Connection *conn, int64_t run_id, i
     s->run_id = run_id;
     s->last_id = last_id;
     s->catching_up = 1;
-    out_append(s, "retry: 2000\n\n", 13);
+    static const char retry[] = "retry: 2000\n\n";
+    out_append(s, retry, sizeof retry - 1);
     struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, reader, s, sub_free);
     if (!r) {
         free(s->out);

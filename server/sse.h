@@ -11,9 +11,17 @@
  * slow client cannot hold memory. Last-Event-ID works the same way: it is
  * just the starting last id.
  *
+ * A run's stream ends: after the run's terminal event (status done, failed
+ * or canceled, or deleted) it sends `event: end` with {"run_id", "status"}
+ * and closes; a client that connects (or resumes) after that gets the
+ * replay and the end at once. The run's state is read before each catch-up
+ * page, so a run found finished has all its events in the store already.
+ * The global stream never ends.
+ *
  * libmicrohttpd threads: the reader callback runs in a pool thread; when it
  * has nothing to send it suspends the connection (and returns 0), and a
- * publish or a ping resumes it. Pings every 15 s also find dead clients. */
+ * publish or a ping resumes it. Pings (the sse_ping setting, a comment line
+ * ": ping") also find dead clients. */
 #ifndef SPQD_SSE_H
 #define SPQD_SSE_H
 

@@ -18,7 +18,9 @@
 
 #define RUN_COLS                                                                                                       \
     "r.id, r.name, r.model, r.tags, r.status, r.stage, r.reason, r.owner, r.sweep_id, r.worker_id, r.attempts, "      \
-    "r.cancel_requested, r.created_at, r.started_at, r.finished_at"
+    "r.cancel_requested, r.created_at, r.started_at, r.finished_at, r.worker_name, r.worker_host"
+
+enum { RUN_NCOLS = 17 }; /* the columns of RUN_COLS */
 
 static json_t *col_json(sqlite3_stmt *st, int i) {
     switch (sqlite3_column_type(st, i)) {
@@ -42,9 +44,10 @@ static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what) {
 static json_t *run_row(sqlite3_stmt *st) {
     static const char *names[] = {"id",        "name",      "model",    "tags",             "status",
                                   "stage",     "reason",    "owner",    "sweep_id",         "worker_id",
-                                  "attempts",  "cancel_requested", "created_at", "started_at", "finished_at"};
+                                  "attempts",  "cancel_requested", "created_at", "started_at", "finished_at",
+                                  "worker_name", "worker_host"};
     json_t *o = json_object();
-    for (int i = 0; i < 15; i++) {
+    for (int i = 0; i < RUN_NCOLS; i++) {
         if (i == 3) {
             json_t *tags = json_loads((const char *)sqlite3_column_text(st, i), 0, NULL);
             json_object_set_new(o, names[i], tags ? tags : json_array());
@@ -138,7 +141,7 @@ json_t *store_run_get(sqlite3 *db, int64_t id, int with_spec, store_rc *rc) {
     if (s == SQLITE_ROW) {
         o = run_row(st);
         if (with_spec) {
-            json_t *spec = json_loads((const char *)sqlite3_column_text(st, 15), 0, NULL);
+            json_t *spec = json_loads((const char *)sqlite3_column_text(st, RUN_NCOLS), 0, NULL);
             json_object_set_new(o, "spec", spec ? spec : json_null());
         }
         *rc = STORE_OK;
@@ -171,6 +174,17 @@ store_rc store_run_owner(sqlite3 *db, int64_t id, char *owner, size_t cap, char 
 
 static const char *const order_columns[] = {"id",          "created_at", "name",  "status", "started_at",
                                             "finished_at", "model",      "owner", NULL};
+
+int store_order_known(sqlite3 *db, const char *order) {
+    for (int i = 0; order_columns[i]; i++)
+        if (!strcmp(order_columns[i], order)) return 1;
+    sqlite3_stmt *st = db_prep(db, "SELECT 1 FROM metrics_latest WHERE key = ? LIMIT 1"); /* its index */
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, order, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
 
 /* The listing's SQL. `kind`: 0 rows of a column order, 1 count, 2 rows that
  * have the order metric (from its index, value order), 3 rows that lack it.
@@ -270,6 +284,10 @@ static void run_row_text(jw *w, sqlite3_stmt *st) {
     col_time(w, st, 13);
     jw_key(w, "finished_at");
     col_time(w, st, 14);
+    jw_key(w, "worker_name");
+    col_text(w, st, 15);
+    jw_key(w, "worker_host");
+    col_text(w, st, 16);
 }
 
 /* Appends the rows of sql (limit, offset) to pg; -1 on a store error. */
@@ -548,7 +566,8 @@ void store_job_free(store_job *j) {
     memset(j, 0, sizeof *j);
 }
 
-int store_claim_next(sqlite3 *db, int64_t worker_id, store_job *job) {
+int store_claim_next(sqlite3 *db, int64_t worker_id, const char *worker_name, const char *worker_host,
+                     store_job *job) {
     memset(job, 0, sizeof *job);
     job->ckpt_step = -1;
     if (db_begin(db)) return -1;
@@ -567,11 +586,14 @@ int store_claim_next(sqlite3 *db, int64_t worker_id, store_job *job) {
     }
     if (rc != SQLITE_ROW) goto fail;
     st = db_prep(db, "UPDATE runs SET status = 'running', worker_id = ?, attempts = attempts + 1, "
-                     "started_at = coalesce(started_at, ?), reason = NULL WHERE id = ?");
+                     "started_at = coalesce(started_at, ?), reason = NULL, worker_name = ?, worker_host = ? "
+                     "WHERE id = ?");
     if (!st) goto fail;
     sqlite3_bind_int64(st, 1, worker_id);
     sqlite3_bind_double(st, 2, db_now());
-    sqlite3_bind_int64(st, 3, job->run_id);
+    sqlite3_bind_text(st, 3, worker_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, worker_host, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, job->run_id);
     if (step_done(db, st, "claim run")) goto fail;
     st = db_prep(db, "SELECT step, data FROM checkpoints WHERE run_id = ? ORDER BY step DESC LIMIT 1");
     if (!st) goto fail;
@@ -583,8 +605,8 @@ int store_claim_next(sqlite3 *db, int64_t worker_id, store_job *job) {
         memcpy(job->ckpt, sqlite3_column_blob(st, 1), job->ckpt_len);
     }
     sqlite3_reset(st);
-    json_t *e = json_pack("{s:s,s:I,s:i}", "status", "running", "worker_id", (json_int_t)worker_id, "attempt",
-                          job->attempt);
+    json_t *e = json_pack("{s:s,s:I,s:s,s:s,s:i}", "status", "running", "worker_id", (json_int_t)worker_id,
+                          "worker_name", worker_name, "worker_host", worker_host, "attempt", job->attempt);
     if (job->ckpt_step >= 0) json_object_set_new(e, "resume_step", json_integer(job->ckpt_step));
     if (db_event(db, job->run_id, "status", e) < 0) goto fail;
     if (db_commit(db)) {
@@ -632,7 +654,8 @@ int store_run_stage(sqlite3 *db, int64_t run_id, const char *stage) {
 
 int store_run_finish(sqlite3 *db, int64_t run_id, const char *status, const char *reason) {
     if (db_begin(db)) return -1;
-    sqlite3_stmt *st = db_prep(db, "UPDATE runs SET status = ?, reason = ?, finished_at = ?, worker_id = NULL, "
+    /* the worker stays on the run: who ran it is part of its record */
+    sqlite3_stmt *st = db_prep(db, "UPDATE runs SET status = ?, reason = ?, finished_at = ?, "
                                    "stage = CASE WHEN ? = 'done' THEN 'done' ELSE stage END WHERE id = ?");
     if (!st) goto fail;
     sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
@@ -680,8 +703,9 @@ int store_run_interrupted(sqlite3 *db, int64_t run_id, const char *reason, int m
         status = "queued";
         snprintf(why, sizeof why, "%s", reason);
     }
-    st = db_prep(db, "UPDATE runs SET status = ?, reason = ?, attempts = ?, worker_id = NULL, "
-                     "finished_at = CASE WHEN ? = 'queued' THEN NULL ELSE ? END WHERE id = ?");
+    st = db_prep(db, "UPDATE runs SET status = ?1, reason = ?2, attempts = ?3, "
+                     "worker_id = CASE WHEN ?4 = 'queued' THEN NULL ELSE worker_id END, "
+                     "finished_at = CASE WHEN ?4 = 'queued' THEN NULL ELSE ?5 END WHERE id = ?6");
     if (!st) goto fail;
     sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, why, -1, SQLITE_STATIC);

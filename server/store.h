@@ -41,6 +41,9 @@ typedef struct {
     int limit, offset;
     int64_t before_id;   /* > 0: keyset page of the newest-first order, runs with id < before_id */
 } store_run_filter;
+/* 1 when order (without its '-') is a column or a metric key some run
+ * has, 0 when not, -1 on a store error. */
+int store_order_known(sqlite3 *db, const char *order);
 /* {"runs": [...], "total": n, "limit": l, "offset": o, "next_before_id": id|null}
  * as JSON text (malloc'd); NULL on a store error. next_before_id is set in
  * the newest-first order when the page is full: the cursor of the next page,
@@ -67,8 +70,11 @@ typedef struct {
 } store_job;
 void store_job_free(store_job *j);
 /* Claims the oldest queued run for worker_id (status running, attempts+1)
- * with its latest checkpoint. 1 when a job was claimed, 0 when none, -1. */
-int store_claim_next(sqlite3 *db, int64_t worker_id, store_job *job);
+ * with its latest checkpoint; the worker's name and host stay on the run
+ * (worker ids live only as long as the daemon). 1 when a job was claimed,
+ * 0 when none, -1. */
+int store_claim_next(sqlite3 *db, int64_t worker_id, const char *worker_name, const char *worker_host,
+                     store_job *job);
 /* A queued run back in the queue's hands when the claim could not be sent. */
 int store_run_unclaim(sqlite3 *db, int64_t run_id);
 int store_run_stage(sqlite3 *db, int64_t run_id, const char *stage);

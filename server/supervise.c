@@ -86,12 +86,15 @@ static void spawn(local_worker *lw) {
         return;
     }
     lw->running = 1;
+    lw->exiting = 0;
     lw->pid = lw->proc.pid;
     lw->conn = wc;
     sqlite3 *db = db_get();
     if (lw->worker_id <= 0) lw->worker_id = db ? store_worker_add(db, name, "local", lw->pid, NULL) : -1;
     else if (db) store_worker_restarted(db, lw->worker_id, lw->pid);
     snprintf(wc->name, sizeof wc->name, "%s", name);
+    if (gethostname(wc->host, sizeof wc->host)) snprintf(wc->host, sizeof wc->host, "localhost");
+    wc->host[sizeof wc->host - 1] = 0;
     wconn_start(wc);
     log_info("local worker %d started (pid %d)", lw->slot, lw->pid);
 }
@@ -119,7 +122,7 @@ void supervise_stop(int sig) {
         local_worker *lw = &g_workers[i];
         lw->stopping = 1;
         uv_timer_stop(&lw->restart);
-        if (lw->running && sig) uv_process_kill(&lw->proc, sig);
+        if (lw->running && sig && (!lw->exiting || sig == SIGKILL)) uv_process_kill(&lw->proc, sig);
     }
 }
 

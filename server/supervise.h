@@ -24,10 +24,13 @@ typedef struct local_worker {
     double started;
     uv_timer_t restart;
     int stopping;    /* the daemon is draining: no restarts */
+    int exiting;     /* it closed its connection (a drained worker does, then exits): no signal for it */
 } local_worker;
 
 int supervise_start(uv_loop_t *loop, const spqd_config *cfg, spq_err *err);
-/* Asks every local worker process to go (SIGTERM) and never restarts them. */
+/* Asks every local worker process to go (sig; 0: none) and never restarts
+ * them. A worker that is already exiting by itself gets only SIGKILL (the
+ * last resort), so that its clean exit is not turned into a death. */
 void supervise_stop(int sig);
 /* Local processes still alive. */
 int supervise_alive(void);

@@ -100,8 +100,13 @@ void wconn_close(wconn *wc, const char *why, int graceful) {
         }
     if (wc->lw) {
         if (wc->lw->conn == wc) wc->lw->conn = NULL;
-        /* a local worker that broke its protocol is restarted from scratch */
-        if (wc->lw->running && !graceful) uv_process_kill(&wc->lw->proc, SIGKILL);
+        /* a local worker that broke its protocol (or hangs) is restarted from
+         * scratch; one that closed its end is exiting by itself: a SIGKILL
+         * now would land in its exit (a drained worker closes the connection
+         * first, then exits 0) and be reported as its death; the drain's
+         * SIGTERM skips it too (supervise_stop) */
+        if (wc->lw->running && !graceful && !wc->peer_closed) uv_process_kill(&wc->lw->proc, SIGKILL);
+        if (wc->peer_closed) wc->lw->exiting = 1;
     }
     /* flush what is queued (a REJECT, say), then close */
     uv_read_stop(&wc->h.stream);
@@ -355,6 +360,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     wconn *wc = s->data;
     if (wc->state == WC_CLOSING) return;
     if (nread < 0) {
+        wc->peer_closed = 1;
         wconn_close(wc, nread == UV_EOF ? "end of stream" : uv_strerror((int)nread), 0);
         return;
     }

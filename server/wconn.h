@@ -37,8 +37,10 @@ typedef struct wconn {
     int64_t worker_id;
     char name[128];
     char addr[80];
+    char host[256];          /* where it runs: this host's name, or the remote address */
     int64_t run_id;          /* busy when > 0 */
     int cancel_sent, shutdown_sent;
+    int peer_closed;         /* the worker closed its end: it is going, not broken */
     double opened, last_seen;
     proto_buf rbuf;
     /* the artifact being received */

@@ -204,7 +204,7 @@ class Sse {
             }
             if (ev.data !== undefined) {
               ev.data = JSON.parse(ev.data);
-              ev.id = Number(ev.id);
+              if (ev.id !== undefined) ev.id = Number(ev.id); // a run stream's final `end` has none
               ev.at = Date.now();
               this.events.push(ev);
             }

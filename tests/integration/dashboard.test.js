@@ -4,7 +4,10 @@
 // event stream; a run page draws its loss curve while the rotations learn
 // and shows the final scores and files; the compare view overlays two runs;
 // a spec with a wrong field is refused with the field named; a sweep's page
-// orders its runs best first; a viewer's
+// orders its runs best first; the loss curve has a smoothing slider (EMA
+// over the faint raw curve), scores are listed once each, a finished run
+// names its worker and host, the compare view's spec differences skip
+// fields a run does not use; a daemon without uPlot says so on the page; a viewer's
 // cancel is answered 403 on the page; and the static file server answers
 // with the right types and caching and never leaves web/.
 //
@@ -100,9 +103,12 @@ test('the dashboard against a real daemon', { timeout: 170000 }, async (t) => {
       for (const s of secrets) assert.ok(!r.body.includes(s), `${p} leaked a file`);
       assert.ok(!r.body.includes('root:'), `${p} leaked /etc/passwd`);
     }
-    // libmicrohttpd decodes %00 and the path ends there: what is served is still web/'s own file
-    const nul = await d.req('GET', '/style.css%00/../../Makefile');
-    assert.ok(nul.status === 404 || nul.body.equals(fs.readFileSync(path.join(ROOT, 'web', 'style.css'))));
+    // libmicrohttpd decodes %00 and would end the path there: a control character in a path is a 400
+    for (const p of ['/style.css%00/../../Makefile', '/index.html%00.png', '/style.css%0a', '/js/app.js%7F']) {
+      const nul = await d.req('GET', p);
+      assert.strictEqual(nul.status, 400, p);
+      assert.deepStrictEqual([nul.json.error.code, nul.json.error.field], ['invalid_path', 'path'], p);
+    }
     // a symlink inside the web dir that leads out is refused too
     const web = fs.mkdtempSync(path.join(os.tmpdir(), 'spinq-web-'));
     fs.writeFileSync(path.join(web, 'index.html'), '<!doctype html><title>t</title>');
@@ -122,6 +128,27 @@ test('the dashboard against a real daemon', { timeout: 170000 }, async (t) => {
       fs.rmSync(web, { recursive: true, force: true });
       fs.rmSync(path.join(path.dirname(web), `${path.basename(web)}-secret.txt`), { force: true });
       assert.strictEqual(code, 0, d2.log.slice(-2000));
+    }
+  });
+
+  await t.test('without uPlot the page says the charts are off', async () => {
+    const web = fs.mkdtempSync(path.join(os.tmpdir(), 'spinq-web-plain-'));
+    for (const f of ['index.html', 'style.css', 'favicon.svg', 'js'])
+      fs.cpSync(path.join(ROOT, 'web', f), path.join(web, f), { recursive: true });
+    const d3 = await new Daemon({ workers: 0, args: ['--web-dir', web] }).start();
+    try {
+      assert.match(d3.log, /lacks uPlot/, 'the log says it');
+      const p3 = await b.ctx.newPage();
+      await p3.goto(`http://127.0.0.1:${d3.port}/`);
+      await p3.waitForSelector('#charts-missing:not([hidden])', { timeout: 10000 });
+      assert.match(await p3.textContent('#charts-missing'), /Charts are off.*make deps/s);
+      await p3.waitForSelector('table.runs');
+      await p3.close();
+    } finally {
+      const { code } = await d3.stop();
+      d3.cleanup();
+      fs.rmSync(web, { recursive: true, force: true });
+      assert.strictEqual(code, 0, d3.log.slice(-2000));
     }
   });
 
@@ -228,6 +255,44 @@ test('the dashboard against a real daemon', { timeout: 170000 }, async (t) => {
     assert.match(logText, /learning rotations: 20 steps/);
     assert.strictEqual(JSON.parse(await page.textContent('#spec pre')).rotation.train.steps, 20, 'the normalized spec');
     assert.ok(await page.isDisabled('#cancel'), 'a finished run cannot be canceled');
+
+    // one line per score: ppl once, its dataset beside it, not again as ppl/DATA
+    assert.strictEqual(await page.$$eval('#scores tr[data-key^="ppl/"]', (e) => e.length), 0);
+    assert.strictEqual((await page.textContent('#scores tr[data-key="ppl"] th')).trim(), 'ppl tinystories/test.txt');
+    const keys = await page.$$eval('#scores tr[data-key]', (trs) => trs.map((tr) => tr.dataset.key));
+    assert.strictEqual(new Set(keys.map((k) => (run.metrics[k] || {}).value)).size, keys.length, `no value twice: ${keys}`);
+    // the finished run names the worker that ran it, and its host
+    assert.ok(run.worker_name && run.worker_host, JSON.stringify(run));
+    assert.strictEqual(await page.textContent('dd[data-fact="worker"]'),
+      `${run.worker_name} #${run.worker_id} on ${run.worker_host}`);
+    assert.match(run.worker_name, /^local-\d$/);
+    // the stream ended with the run: no reconnecting
+    await page.waitForSelector('.live[data-state="ended"]', { state: 'attached' });
+    assert.ok(await page.isHidden('#charts-missing'), 'uPlot is there: no notice');
+
+    // smoothing: an EMA drawn over the faint raw curve; 0 is the raw curve, 0.9 is calmer
+    const legend = await page.$$eval('#loss-chart .u-legend .u-series', (els) => els.map((e) => e.textContent));
+    assert.ok(legend.some((l) => l.startsWith('train/loss (smoothed)')) && legend.some((l) => /^train\/loss(?! \()/.test(l)),
+      legend.join('|'));
+    const slide = (v) => page.$eval('#smoothing', (el, x) => {
+      el.value = x;
+      el.dispatchEvent(new Event('input', { bubbles: true }));
+    }, String(v));
+    const rough = () => page.$eval('#loss-chart', (el) => [Number(el.dataset.roughRaw), Number(el.dataset.roughSmoothed)]);
+    await slide(0);
+    await page.waitForFunction(() => document.getElementById('loss-chart').dataset.smoothing === '0');
+    await page.waitForFunction(() => { const c = document.getElementById('loss-chart').dataset; return c.roughRaw === c.roughSmoothed; });
+    const [raw0] = await rough();
+    assert.ok(raw0 > 0, 'the raw loss moves from step to step');
+    await slide(0.9);
+    await page.waitForFunction(() => { const c = document.getElementById('loss-chart').dataset; return Number(c.roughSmoothed) < Number(c.roughRaw); });
+    const [raw9, smooth9] = await rough();
+    assert.strictEqual(raw9, raw0, 'the raw curve stays as it was');
+    assert.ok(smooth9 < raw9);
+    assert.strictEqual(await page.textContent('#smoothing-value'), '0.90');
+    await page.reload();
+    await page.waitForFunction(() => document.getElementById('loss-chart')?.dataset.smoothing === '0.9');
+    assert.strictEqual(await page.inputValue('#smoothing'), '0.9', 'the weight is remembered');
   });
 
   await t.test('compare view: two runs, curves overlaid, scores side by side; picked from the runs table', async () => {
@@ -252,6 +317,15 @@ test('the dashboard against a real daemon', { timeout: 170000 }, async (t) => {
     assert.strictEqual(await page.$$eval('#compare-metrics tr[data-key="ppl"] td.best', (e) => e.length), 1, 'one best ppl');
     const steps = await page.$$eval('#compare-spec tr[data-field="rotation.train.steps"] td', (tds) => tds.map((x) => x.textContent));
     assert.deepStrictEqual(steps.sort(), ['20', '6']);
+    assert.strictEqual(await page.$$eval('#compare-metrics tr[data-key^="ppl/"]', (e) => e.length), 0, 'ppl once');
+
+    // a learned and a plain run: the learning settings are not differences
+    await page.goto(url(`/compare?runs=${learnId},${tiny.alpha}`));
+    await page.waitForSelector('#compare-spec tr[data-field="rotation.mode"]');
+    const fields = await page.$$eval('#compare-spec tr[data-field]', (trs) => trs.map((tr) => tr.dataset.field));
+    assert.ok(!fields.some((f) => f.startsWith('rotation.train.') || f === 'rotation.init'), fields.join(' '));
+    assert.ok(fields.includes('quant.w_bits') && fields.includes('weights.method'), fields.join(' '));
+    assert.ok(!fields.some((f) => f.startsWith('weights.') && f !== 'weights.method'), 'GPTQ settings of no GPTQ run');
   });
 
   await t.test('new run: a wrong field is refused with its name; a good spec becomes a run', async () => {

@@ -80,12 +80,15 @@ test('spinqd runs jobs end to end', async (t) => {
   });
 
   await t.test('Last-Event-ID resumes a run stream without loss or repeats', async () => {
-    const all = sse.events;
+    // the finished run's stream ended after its last event with `end` (not a stored event: no id)
+    await sse.waitFor((e) => e.event === 'end', 10000, 'the end of the stream');
+    assert.deepStrictEqual(sse.events[sse.events.length - 1].data, { run_id: runId, status: 'done' });
+    const all = sse.events.filter((e) => e.event !== 'end');
     const mid = all[Math.floor(all.length / 2)].id;
     const again = new Sse(d.port, `/api/runs/${runId}/events`, { lastEventId: mid });
     await again.ready;
-    await again.waitFor((e) => e.id === all[all.length - 1].id, 10000, 'the last event again');
-    assert.deepStrictEqual(again.events.map((e) => e.id), all.filter((e) => e.id > mid).map((e) => e.id));
+    await again.waitFor((e) => e.event === 'end', 10000, 'the rest and the end');
+    assert.deepStrictEqual(again.events.map((e) => e.id ?? 'end'), [...all.filter((e) => e.id > mid).map((e) => e.id), 'end']);
     again.close();
     sse.close();
   });

@@ -1,10 +1,14 @@
 // spinqd_malformed.test.js - hundreds of malformed requests, generated
 // programmatically (bad JSON, wrong types, unknown fields, oversized bodies,
 // path traversal in model and dataset names, bad ids, bad query parameters,
-// bad tokens, bad sweeps): each gets the right 4xx with the field named, and
-// the daemon keeps serving (and exits cleanly under the sanitizers).
+// bad tokens, bad sweeps, control characters in paths, unknown orders,
+// invalid UTF-8): each gets the right 4xx with the field named, and the
+// daemon keeps serving (and exits cleanly under the sanitizers). Heads that
+// libmicrohttpd itself refuses (oversized URL or headers, a broken
+// Content-Length) get the same JSON envelope, and exactly one response.
 import test from 'node:test';
 import assert from 'node:assert';
+import net from 'node:net';
 import { Daemon, fullSpec, tinySpec, waitFor } from './daemon.js';
 
 const MAX_BODY = 65536;
@@ -114,8 +118,17 @@ function cases(adminToken) {
     ['offset=-1', 'offset'], ['offset=x', 'offset'], ['status=weird', 'status'], ['status=', 'status'],
     ['order=-', 'order'], ['order=', 'order'], ['sweep=x', 'sweep'], ['sweep=0', 'sweep'], ['foo=1', 'foo'],
     ['limit=5&bar=2', 'bar'], ['q=', 'q'], ['before_id=0', 'before_id'], ['before_id=x', 'before_id'],
-    ['order=name&before_id=5', 'before_id'], [`model=${'m'.repeat(300)}`, 'model']];
+    ['order=name&before_id=5', 'before_id'], [`model=${'m'.repeat(300)}`, 'model'],
+    // an order that is neither a column nor a metric key some run has; text that is not UTF-8 or holds controls
+    ['order=nosuch', 'order'], ['order=-nosuch', 'order'], [`order=${encodeURIComponent('id;DROP TABLE runs')}`, 'order'],
+    ['order=ppl', 'order'], ['q=%FF', 'q'], ['q=%C3%28', 'q'], ['q=a%ED%A0%80', 'q'], ['model=%FE', 'model'],
+    ['tag=%C0%AF', 'tag'], ['q=a%00b', 'q'], ['q=a%0Ab', 'q'], ['tag=x%7F', 'tag'], ['model=%1B', 'model']];
   for (const [qs, f] of q) c.push({ name: `list ?${qs}`, method: 'GET', path: `/api/runs?${qs}`, token: adminToken, status: 400, field: f });
+
+  // 7b. control characters in a path (libmicrohttpd's decoding would end the name at a %00)
+  for (const p of ['/api/runs/1/artifacts/results.json%00.txt', '/index.html%00.png', '/api/runs%00', '/api/runs/1%00',
+    '/style.css%0a', '/api/runs/1/artifacts/a%09b', '/js/app.js%7F', '/api/health%1F', '/api/runs/1/checkpoints/%00'])
+    c.push({ name: `control in path ${p}`, method: 'GET', path: p, token: adminToken, status: 400, field: 'path', code: 'invalid_path' });
 
   // 8. bad tokens
   const bads = [undefined, '', 'Bearer', 'Bearer ', 'Basic dXNlcjpwYXNz', `Bearer spq_${'0'.repeat(64)}`,
@@ -193,4 +206,52 @@ test('malformed requests get the right 4xx with the field named', async (t) => {
   assert.strictEqual(list.json.total, 1, 'no malformed request created a run');
   const { code } = await d.stop();
   assert.strictEqual(code, 0, d.log.slice(-3000));
+});
+
+// One raw request on its own connection: every byte the daemon sends back
+// until it closes (or 5 s pass: a kept-alive connection).
+function rawExchange(port, bytes) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    const chunks = [];
+    const timer = setTimeout(() => sock.destroy(), 5000);
+    sock.on('connect', () => sock.write(bytes));
+    sock.on('data', (c) => chunks.push(c));
+    sock.on('error', (e) => (chunks.length ? null : reject(e)));
+    sock.on('close', () => { clearTimeout(timer); resolve(Buffer.concat(chunks).toString('latin1')); });
+  });
+}
+
+test('heads libmicrohttpd refuses itself get one JSON response', async (t) => {
+  const d = await new Daemon({ workers: 0 }).start();
+  t.after(async () => { await d.stop(); d.cleanup(); });
+  const head = (line, headers = []) => Buffer.from([line, 'Host: x', ...headers, '', ''].join('\r\n'), 'latin1');
+  const cases = [
+    ['URL over 8 KiB', head(`GET /api/runs?q=${'a'.repeat(9000)} HTTP/1.1`), 414, 'url'],
+    ['headers over 16 KiB', head('GET /api/health HTTP/1.1', [`X-Big: ${'b'.repeat(20000)}`]), 431, 'headers'],
+    ['headers over the connection memory', head('GET /api/health HTTP/1.1', [`X-Big: ${'b'.repeat(70000)}`]), 431, 'headers'],
+    ['Content-Length: -1', head('POST /api/runs HTTP/1.1', ['Content-Length: -1']), 400, 'Content-Length'],
+    ['Content-Length: abc', head('POST /api/runs HTTP/1.1', ['Content-Length: abc']), 400, 'Content-Length'],
+    ['Content-Length: 2^70', head('POST /api/runs HTTP/1.1', ['Content-Length: 1180591620717411303424']), 413, 'Content-Length'],
+  ];
+  for (const [what, bytes, status, field] of cases) {
+    const out = await rawExchange(d.port, bytes);
+    const starts = out.match(/HTTP\/1\.1 \d{3}/g) || [];
+    assert.deepStrictEqual(starts, [`HTTP/1.1 ${status}`], `${what}: exactly one response: ${JSON.stringify(out.slice(0, 600))}`);
+    const [hdr, body] = out.split('\r\n\r\n');
+    assert.match(hdr, /\r\nContent-Type: application\/json\r\n/i, what);
+    const len = Number(/\r\nContent-Length: (\d+)/i.exec(hdr)[1]);
+    assert.strictEqual(Buffer.byteLength(body, 'latin1'), len, `${what}: the body is what Content-Length says`);
+    const err = JSON.parse(body).error;
+    assert.strictEqual(err.field, field, what);
+    assert.strictEqual(typeof err.code, 'string', what);
+    assert.strictEqual(typeof err.message, 'string', what);
+  }
+  // after a refused request on a kept-alive connection, the next one is refused once too
+  const two = await rawExchange(d.port, Buffer.concat([head('GET /api/health HTTP/1.1'),
+    head('POST /api/runs HTTP/1.1', ['Content-Length: -1'])]));
+  assert.deepStrictEqual(two.match(/HTTP\/1\.1 \d{3}/g), ['HTTP/1.1 200', 'HTTP/1.1 400'], two);
+  assert.strictEqual((await d.req('GET', '/api/health')).status, 200, 'still serving');
+  const { code } = await d.stop();
+  assert.strictEqual(code, 0, d.log.slice(-2000));
 });

@@ -95,13 +95,13 @@ Test(store, claim_checkpoint_interrupt_resume_then_give_up) {
     sqlite3 *db = open_store();
     int64_t id = new_run(db, "{\"model\":\"m\"}", "a");
     store_job job;
-    cr_assert_eq(store_claim_next(db, 7, &job), 1);
+    cr_assert_eq(store_claim_next(db, 7, "w7", "host", &job), 1);
     cr_assert_eq(job.run_id, id);
     cr_assert_eq(job.attempt, 1);
     cr_assert_eq(job.ckpt_step, -1, "a fresh run has no checkpoint");
     store_job_free(&job);
     cr_assert_str_eq(status_of(db, id), "running");
-    cr_assert_eq(store_claim_next(db, 8, &job), 0, "nothing else is queued");
+    cr_assert_eq(store_claim_next(db, 8, "w8", "host", &job), 0, "nothing else is queued");
 
     cr_assert_eq(store_checkpoint(db, id, 10, "ten", 3, 0), 0);
     cr_assert_eq(store_checkpoint(db, id, 20, "twenty", 6, 0), 0);
@@ -110,7 +110,7 @@ Test(store, claim_checkpoint_interrupt_resume_then_give_up) {
     cr_assert_eq(failed, 0);
     cr_assert_str_eq(status_of(db, id), "queued");
 
-    cr_assert_eq(store_claim_next(db, 8, &job), 1);
+    cr_assert_eq(store_claim_next(db, 8, "w8", "host", &job), 1);
     cr_assert_eq(job.attempt, 2);
     cr_assert_eq(job.ckpt_step, 20, "resumes from the latest checkpoint");
     cr_assert_eq(job.ckpt_len, 6);
@@ -119,11 +119,11 @@ Test(store, claim_checkpoint_interrupt_resume_then_give_up) {
 
     /* a graceful stop does not use up an attempt */
     cr_assert_eq(store_run_interrupted(db, id, "daemon stopping", 3, 0, &failed), 0);
-    cr_assert_eq(store_claim_next(db, 8, &job), 1);
+    cr_assert_eq(store_claim_next(db, 8, "w8", "host", &job), 1);
     cr_assert_eq(job.attempt, 2);
     store_job_free(&job);
     cr_assert_eq(store_run_interrupted(db, id, "worker died", 3, 1, &failed), 0);
-    cr_assert_eq(store_claim_next(db, 8, &job), 1);
+    cr_assert_eq(store_claim_next(db, 8, "w8", "host", &job), 1);
     cr_assert_eq(job.attempt, 3);
     store_job_free(&job);
     cr_assert_eq(store_run_interrupted(db, id, "worker died", 3, 1, &failed), 0);
@@ -156,7 +156,7 @@ Test(store, recover_requeues_runs_left_running) {
     int64_t a = new_run(db, "{\"model\":\"m\"}", "a");
     new_run(db, "{\"model\":\"m\"}", "a");
     store_job job;
-    cr_assert_eq(store_claim_next(db, 1, &job), 1);
+    cr_assert_eq(store_claim_next(db, 1, "w1", "host", &job), 1);
     cr_assert_eq(job.run_id, a);
     store_job_free(&job);
     cr_assert_eq(store_recover(db), 1);
@@ -174,7 +174,7 @@ Test(store, cancel_and_delete_follow_the_run_state) {
     cr_assert_str_eq(status_of(db, q), "canceled");
     cr_assert_eq(store_run_cancel(db, q, &now), STORE_CONFLICT, "a finished run cannot be canceled");
     store_job job;
-    cr_assert_eq(store_claim_next(db, 1, &job), 1);
+    cr_assert_eq(store_claim_next(db, 1, "w1", "host", &job), 1);
     cr_assert_eq(job.run_id, r);
     store_job_free(&job);
     cr_assert_eq(store_run_cancel(db, r, &now), STORE_OK);
@@ -323,7 +323,7 @@ Test(store, run_counts_follow_every_status_change) {
     int now;
     store_run_cancel(db, a, &now);
     store_job job;
-    cr_assert_eq(store_claim_next(db, 1, &job), 1);
+    cr_assert_eq(store_claim_next(db, 1, "w1", "host", &job), 1);
     store_job_free(&job);
     json_t *c = store_run_counts(db);
     cr_assert_eq(json_integer_value(json_object_get(c, "queued")), 0);
@@ -335,5 +335,81 @@ Test(store, run_counts_follow_every_status_change) {
     c = store_run_counts(db);
     cr_assert_eq(json_integer_value(json_object_get(c, "canceled")), 0);
     json_decref(c);
+    close_store();
+}
+
+static int64_t one_int(sqlite3 *db, const char *sql) {
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", sql);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void exec_ok(sqlite3 *db, const char *sql) {
+    char *msg = NULL;
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &msg), SQLITE_OK, "%s: %s", sql, msg ? msg : "");
+}
+
+/* A database of the schema before 003 (runs.id without AUTOINCREMENT), with
+ * runs, their rows in child tables, and the events of a deleted run 9: 003
+ * keeps every row (dropping the old runs table must not cascade), and the
+ * next id lies past 9, and past a deleted newest run after that. */
+Test(store, migration_003_keeps_runs_and_never_reuses_an_id) {
+    char d[] = "/tmp/spq_mig_XXXXXX", path[64];
+    cr_assert(mkdtemp(d));
+    snprintf(path, sizeof path, "%s/spinq.db", d);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    exec_ok(db, "PRAGMA foreign_keys = ON");
+    spq_err err;
+    cr_assert_eq(migrate_apply_to(db, 2, &err), 0, "%s", err.msg);
+    exec_ok(db, "INSERT INTO runs(id, name, model, spec, status, owner, created_at, worker_id) VALUES "
+                "(1, 'a', 'm', '{}', 'done', 'o', 1, 4), (2, 'b', 'm', '{}', 'queued', 'o', 2, NULL), "
+                "(3, 'c', 'm', '{}', 'failed', 'o', 3, NULL);"
+                "INSERT INTO run_tags VALUES (1, 'x'); INSERT INTO metrics VALUES (1, 'ppl', 0, 5.5, 1);"
+                "INSERT INTO metrics_latest VALUES (1, 'ppl', 0, 5.5);"
+                "INSERT INTO checkpoints(run_id, step, data, size, sha256, created_at) VALUES (3, 1, x'00', 1, 's', 1);"
+                "INSERT INTO events(run_id, type, data, t) VALUES (1, 'run', '{}', 1), (9, 'deleted', '{}', 2);");
+    cr_assert_eq(one_int(db, "SELECT n FROM run_counts WHERE status = 'done'"), 1);
+    cr_assert_eq(migrate_apply(db, &err), 0, "%s", err.msg);
+    cr_assert_eq(one_int(db, "PRAGMA user_version"), migrate_latest());
+    cr_assert_eq(one_int(db, "SELECT count(*) FROM runs"), 3);
+    cr_assert_eq(one_int(db, "SELECT worker_id FROM runs WHERE id = 1"), 4);
+    cr_assert_eq(one_int(db, "SELECT count(*) FROM run_tags"), 1, "children survive the rebuild");
+    cr_assert_eq(one_int(db, "SELECT count(*) FROM metrics"), 1);
+    cr_assert_eq(one_int(db, "SELECT count(*) FROM metrics_latest"), 1);
+    cr_assert_eq(one_int(db, "SELECT count(*) FROM checkpoints"), 1);
+    cr_assert_eq(one_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs' "
+                             "AND name IN ('runs_status', 'runs_model', 'runs_sweep')"), 3);
+    exec_ok(db, "INSERT INTO runs(name, model, spec, status, owner, created_at) VALUES ('d', 'm', '{}', 'done', 'o', 4)");
+    int64_t next = one_int(db, "SELECT max(id) FROM runs");
+    cr_assert_eq(next, 10, "past the deleted run 9 whose events remain, got %lld", (long long)next);
+    cr_assert_eq(one_int(db, "SELECT n FROM run_counts WHERE status = 'done'"), 2, "the count triggers are back");
+    exec_ok(db, "DELETE FROM runs WHERE id = 10");
+    cr_assert_eq(one_int(db, "SELECT n FROM run_counts WHERE status = 'done'"), 1);
+    exec_ok(db, "INSERT INTO runs(name, model, spec, status, owner, created_at) VALUES ('e', 'm', '{}', 'queued', 'o', 5)");
+    cr_assert_eq(one_int(db, "SELECT max(id) FROM runs"), 11, "the deleted newest id is not handed out again");
+    exec_ok(db, "DELETE FROM runs WHERE id = 1");
+    cr_assert_eq(one_int(db, "SELECT count(*) FROM metrics"), 0, "foreign keys cascade again");
+    sqlite3_close(db);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* Through the store: delete the newest run, create another: a new id, and
+ * nothing of the old run's story comes with it. */
+Test(store, a_deleted_newest_run_id_is_not_reused) {
+    sqlite3 *db = open_store();
+    const char *spec = "{\"model\":\"m\"}";
+    int64_t a = new_run(db, spec, "o");
+    cr_assert_eq(store_run_delete(db, a, dir), STORE_OK);
+    int64_t b = new_run(db, spec, "o");
+    cr_assert_gt(b, a);
+    int n_deleted = 0;
+    cr_assert_eq(one_int(db, "SELECT count(*) FROM events WHERE run_id = (SELECT max(id) FROM runs) AND type = 'deleted'"),
+                 n_deleted);
     close_store();
 }

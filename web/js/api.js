@@ -83,8 +83,11 @@ export function qs(params) {
 }
 
 // An event stream that comes back after errors. handlers: {type: fn(data, id)},
-// onState(state) with 'connecting' | 'live' | 'retrying'. Resumes after the last
-// id it saw (?last_event_id=), so a reconnect loses nothing. Returns close().
+// onState(state) with 'connecting' | 'live' | 'retrying' | 'ended'. Resumes after
+// the last id it saw (?last_event_id=), so a reconnect loses nothing. A run's
+// stream ends with `end` ({run_id, status}) after the run's last event: then
+// it is closed for good (handlers.end is called) instead of reconnecting.
+// Returns close().
 export function stream(path, handlers, onState = () => {}) {
   let es = null;
   let lastId = null;
@@ -110,7 +113,15 @@ export function stream(path, handlers, onState = () => {}) {
         onState('retrying'); // the browser reconnects by itself with Last-Event-ID
       }
     };
-    for (const type of Object.keys(handlers)) {
+    es.addEventListener('end', (ev) => {
+      closed = true;
+      es.close();
+      onState('ended');
+      let data = {};
+      try { data = JSON.parse(ev.data); } catch { /* keep {} */ }
+      if (handlers.end) handlers.end(data);
+    });
+    for (const type of Object.keys(handlers).filter((k) => k !== 'end')) {
       es.addEventListener(type, (ev) => {
         const id = Number(ev.lastEventId);
         if (Number.isFinite(id)) lastId = id;

@@ -10,6 +10,7 @@
 import { api, getToken, setToken, onTokenChange, onUnauthorized } from './api.js';
 import { h, replace, errorBox } from './dom.js';
 import { navigate } from './nav.js';
+import { loadUplot } from './chart.js';
 
 const routes = [
   [/^\/$/, 'runs', () => import('./pages/runs.js')],
@@ -99,6 +100,10 @@ onUnauthorized((err) => {
     h('span.muted', '(spinqd token create NAME --role viewer)'), '.'));
   banner.hidden = false;
 });
+
+// Without uPlot (a plain `make` skips the web dependencies) the pages work
+// but draw no chart: say so on every page, not only in the daemon's log.
+loadUplot().catch(() => { document.getElementById('charts-missing').hidden = false; });
 
 showIdentity();
 render();

@@ -25,10 +25,26 @@ export function align(maps) {
   return [xs, ...maps.map((m) => xs.map((x) => (m.has(x) ? m.get(x) : null)))];
 }
 
+// Exponential moving average of [[step, value], ...] sorted by step, with
+// TensorBoard's debiasing (the first points are not pulled towards 0):
+// weight 0 is the raw curve, 0.99 nearly flat.
+export function ema(points, weight) {
+  let acc = 0;
+  let n = 0;
+  return points.map(([step, v]) => {
+    acc = acc * weight + (1 - weight) * v;
+    n += 1;
+    return [step, weight > 0 ? acc / (1 - weight ** n) : v];
+  });
+}
+
 export class StepChart {
-  // series: [{label, color, scale ('y' or a second scale shown on the right), log}]
-  constructor(container, { series, height = 260 }) {
+  // series: [{label, color, scale ('y' or a second scale shown on the right), log, width,
+  //           derive: {from: i, fn(points) -> points}: drawn from series i each frame}]
+  // onDraw(data): after each redraw, with uPlot's aligned data.
+  constructor(container, { series, height = 260, onDraw = null }) {
     this.el = container;
+    this.onDraw = onDraw;
     this.series = series;
     this.height = height;
     this.maps = series.map(() => new Map());
@@ -70,7 +86,7 @@ export class StepChart {
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
       series: [{ label: 'step' }, ...this.series.map((s) => ({
-        label: s.label, stroke: s.color, width: 1.5, scale: s.scale || 'y', spanGaps: true,
+        label: s.label, stroke: s.color, width: s.width ?? 1.5, scale: s.scale || 'y', spanGaps: true,
         points: { show: false }, value: (u, v) => (v === null || v === undefined ? '—' : Number(v.toPrecision(5))),
       }))],
     };
@@ -96,15 +112,24 @@ export class StepChart {
     this.schedule();
   }
 
+  // Redraws (a derived series' rule changed, say).
+  redraw() { this.schedule(); }
+
   schedule() {
     if (this.pending || this.dead) return;
     this.pending = true;
     requestAnimationFrame(() => {
       this.pending = false;
       if (this.dead) return;
+      this.series.forEach((s, k) => {
+        if (!s.derive) return;
+        const pts = [...this.maps[s.derive.from].entries()].sort((a, b) => a[0] - b[0]);
+        this.maps[k] = new Map(s.derive.fn(pts));
+      });
       const data = align(this.maps);
       this.el.dataset.points = String(data[0].length);
       if (this.plot) this.plot.setData(data);
+      if (this.onDraw) this.onDraw(data);
     });
   }
 

@@ -37,3 +37,27 @@ export function metricValue(run, key) {
   const m = run.metrics && run.metrics[key];
   return m ? m.value : null;
 }
+
+// The pipeline stores each headline score of the first eval dataset twice:
+// as `ppl` (what listings sort by) and as `ppl/DATA` with the same value.
+const TWINNED = ['ppl', 'kld', 'top1', 'kld_p99', 'dp_rms', 'ppl_ratio'];
+const firstData = (spec) => spec && spec.eval && spec.eval.ppl && spec.eval.ppl[0] ? spec.eval.ppl[0].data : null;
+
+// 1 when key is the KEY/DATA twin of a headline score of this run (same value).
+export function isTwin(key, metrics, spec) {
+  const data = firstData(spec);
+  const slash = key.indexOf('/');
+  if (!data || slash < 0 || key.slice(slash + 1) !== data) return false;
+  const head = key.slice(0, slash);
+  return TWINNED.includes(head) && metrics[head] !== undefined && metrics[key] !== undefined &&
+    metrics[head].value === metrics[key].value;
+}
+
+// A run's scores, one row each: [{key, note}] with the twins left out and
+// the dataset named beside the headline score instead.
+export function scoreRows(metrics, spec) {
+  const keys = allKeys([{ metrics }]).filter((k) => !isTrain(k));
+  const data = firstData(spec);
+  const twins = new Set(keys.filter((k) => isTwin(k, metrics, spec)));
+  return keys.filter((k) => !twins.has(k)).map((k) => ({ key: k, note: twins.has(`${k}/${data}`) ? data : null }));
+}

@@ -1,11 +1,14 @@
 // pages/compare.js - several runs side by side: their curves overlaid (a
 // training metric per step: loss, lr, grad norm), their scores in one table
-// with the best of each row marked, and the spec fields in which they differ.
+// with the best of each row marked (a headline score's KEY/DATA twin left
+// out), and the spec fields in which they differ: a field counts only for
+// the runs whose settings use it (rotation.train.* for learned rotations,
+// weights.calib for GPTQ, ...), and shows n/a for the others.
 // The runs come from ?runs=1,2,3 and/or ?sweep=ID (all of a sweep's runs);
 // curves keep growing from the global event stream while runs learn.
 import { get, qs, stream } from '../api.js';
 import { h, replace, fmtNum, statusBadge, errorBox, throttle } from '../dom.js';
-import { direction, isTrain } from '../metrics.js';
+import { direction, isTrain, isTwin } from '../metrics.js';
 import { StepChart, PALETTE } from '../chart.js';
 import { navigate } from '../nav.js';
 
@@ -82,6 +85,7 @@ export async function render(main, { query }) {
   function drawTable() {
     const keys = new Set();
     for (const r of ok) for (const k of Object.keys(r.metrics || {})) keys.add(k);
+    for (const k of [...keys]) if (ok.every((r) => !r.metrics[k] || isTwin(k, r.metrics, r.spec))) keys.delete(k);
     const sorted = [...keys].sort((a, b) => (isTrain(a) - isTrain(b)) || (a.includes('/') - b.includes('/')) || a.localeCompare(b));
     const rows = sorted.map((k) => {
       const vals = ok.map((r) => (r.metrics[k] ? r.metrics[k].value : null));
@@ -101,13 +105,16 @@ export async function render(main, { query }) {
     const flat = ok.map((r) => flatten(r.spec || {}));
     const paths = new Set();
     for (const f of flat) for (const k of Object.keys(f)) paths.add(k);
-    const differing = [...paths].filter((p) => new Set(flat.map((f) => JSON.stringify(f[p]))).size > 1).sort();
+    const uses = (p, i) => applies(p, ok[i].spec || {});
+    const differing = [...paths].filter((p) =>
+      new Set(flat.filter((f, i) => uses(p, i)).map((f) => JSON.stringify(f[p]))).size > 1).sort();
     if (ok.length < 2) replace(diff, h('p.muted', 'Add another run to see how their specs differ.'));
     else if (!differing.length) replace(diff, h('p.muted', 'The specs are identical.'));
     else {
       replace(diff, h('table.compare', h('thead', h('tr', h('th', 'field'), ok.map((r) => h('th', `#${r.id}`)))),
         h('tbody', differing.map((p) => h('tr', { dataset: { field: p } }, h('th', p),
-          flat.map((f) => h('td', f[p] === undefined ? '—' : JSON.stringify(f[p]))))))));
+          flat.map((f, i) => (uses(p, i) ? h('td', f[p] === undefined ? '—' : JSON.stringify(f[p]))
+            : h('td.na', { title: 'not used by this run\'s settings' }, 'n/a'))))))));
     }
   }
 
@@ -148,6 +155,21 @@ export async function render(main, { query }) {
   }));
   chart.el.dataset.series = String(ok.length);
   return () => { close(); chart.destroy(); };
+}
+
+// Whether a spec field (a flattened path) takes part in a run with this spec:
+// learning settings only when the rotations are learned, GPTQ's only with
+// GPTQ, a quantizer's details only when it quantizes (fewer than 16 bits).
+export function applies(p, spec) {
+  const rot = spec.rotation || {};
+  const q = spec.quant || {};
+  if (p.startsWith('rotation.train.') || p === 'rotation.init') return rot.mode === 'spinquant';
+  if (p === 'rotation.online_had') return rot.mode !== 'none';
+  if (p.startsWith('weights.') && p !== 'weights.method') return (spec.weights || {}).method === 'gptq';
+  if (['quant.w_sym', 'quant.w_groupsize', 'quant.w_clip'].includes(p)) return q.w_bits < 16;
+  if (p === 'quant.a_clip') return q.a_bits < 16;
+  if (p === 'quant.kv_clip') return q.kv_bits < 16;
+  return true;
 }
 
 // {"a": {"b": 1}, "c": [{"d": 2}]} -> {"a.b": 1, "c[0].d": 2}

@@ -6,17 +6,38 @@
 // from its first event and then follows it live, so the page is built from
 // the stream alone after one GET of the run: every train/loss and train/lr
 // point goes to the chart, every other metric to the scores, log lines to
-// the log. A reconnect resumes after the last event seen (api.js).
+// the log. A reconnect resumes after the last event seen (api.js); the
+// stream ends after the run's last event.
+//
+// The loss jumps from step to step (each step is another batch): a slider
+// sets an exponential moving average drawn over the raw curve, which stays
+// faint behind it (0: raw only), as in TensorBoard; the weight is kept in
+// localStorage.
 import { api, get, stream, download } from '../api.js';
 import { h, replace, fmtNum, fmtBytes, fmtTime, fmtDuration, statusBadge, showError, throttle } from '../dom.js';
-import { allKeys, isTrain } from '../metrics.js';
-import { StepChart } from '../chart.js';
+import { scoreRows } from '../metrics.js';
+import { StepChart, ema } from '../chart.js';
 import { navigate } from '../nav.js';
 
 export const name = 'run';
 const STAGES = ['load', 'fuse', 'rotate', 'learn', 'quantize', 'evaluate', 'write'];
 const FINAL = ['done', 'failed', 'canceled'];
 const MAX_LOG = 2000;
+const SMOOTH_KEY = 'spinq.smoothing';
+
+function savedSmoothing() {
+  let v = NaN;
+  try { v = Number(localStorage.getItem(SMOOTH_KEY) ?? 0.6); } catch { /* storage off */ }
+  return Number.isFinite(v) && v >= 0 && v <= 0.99 ? v : 0.6;
+}
+
+// Mean absolute change between neighbouring points: how rough a curve is.
+function roughness(ys) {
+  const v = ys.filter((y) => y !== null && y !== undefined);
+  let s = 0;
+  for (let i = 1; i < v.length; i++) s += Math.abs(v[i] - v[i - 1]);
+  return v.length > 1 ? s / (v.length - 1) : 0;
+}
 
 export async function render(main, { params }) {
   const id = Number(params[0]);
@@ -35,6 +56,11 @@ export async function render(main, { params }) {
   const deleteBtn = h('button#delete.danger', { type: 'button', on: { click: () => act('delete') } }, 'Delete');
   const actionsErr = h('div#actions-error.errors', { hidden: true });
   const chartEl = h('div#loss-chart');
+  let smoothing = savedSmoothing();
+  const smoothValue = h('output#smoothing-value', smoothing.toFixed(2));
+  const smoothInput = h('input#smoothing', { type: 'range', min: '0', max: '0.99', step: '0.01', value: String(smoothing),
+    'aria-label': 'loss smoothing (EMA weight)' });
+  const smoothCtl = h('label.smoothing', 'smoothing ', smoothInput, ' ', smoothValue);
   const scores = h('div#scores');
   const trainFacts = h('div#train-facts.muted');
   const logEl = h('ol#log.log');
@@ -49,7 +75,7 @@ export async function render(main, { params }) {
     h('section.grid2',
       h('div', facts),
       h('div', h('div.stage-line', 'stage ', stageEl), stagesEl, h('div.progress-line', progress, ' ', progressText))),
-    h('section', h('h2', 'Loss'), chartEl, trainFacts),
+    h('section', h('div.section-head', h('h2', 'Loss'), smoothCtl), chartEl, trainFacts),
     h('section.grid2',
       h('div', h('h2', 'Scores'), scores),
       h('div', h('h2', 'Log'), logEl)),
@@ -59,13 +85,30 @@ export async function render(main, { params }) {
     h('section', h('details#spec', h('summary', 'Spec (normalized)'), h('pre', JSON.stringify(run.spec, null, 2)))));
 
   // only a spinquant run learns: the others get a line saying so, not an empty chart
+  // series: the raw loss (faint), its EMA (drawn from it each frame), the lr
   const chart = steps ? new StepChart(chartEl, {
     series: [
-      { label: 'train/loss', color: '#2563eb', scale: 'loss', axisLabel: 'loss' },
+      { label: 'train/loss', color: 'rgba(37, 99, 235, 0.28)', width: 1, scale: 'loss', axisLabel: 'loss' },
+      { label: 'train/loss (smoothed)', color: '#2563eb', width: 2, scale: 'loss', axisLabel: 'loss',
+        derive: { from: 0, fn: (pts) => ema(pts, smoothing) } },
       { label: 'train/lr', color: '#ea580c', scale: 'lr', axisLabel: 'lr' },
     ],
+    // for anyone who wants to know without pixels (tests): how rough each loss curve is
+    onDraw: (data) => {
+      chartEl.dataset.roughRaw = String(roughness(data[1]));
+      chartEl.dataset.roughSmoothed = String(roughness(data[2]));
+    },
   }) : null;
   chartEl.hidden = !chart;
+  smoothCtl.hidden = !chart;
+  chartEl.dataset.smoothing = String(smoothing);
+  smoothInput.addEventListener('input', () => {
+    smoothing = Number(smoothInput.value);
+    smoothValue.textContent = smoothing.toFixed(2);
+    chartEl.dataset.smoothing = String(smoothing);
+    try { localStorage.setItem(SMOOTH_KEY, String(smoothing)); } catch { /* storage off */ }
+    if (chart) chart.redraw();
+  });
 
   const stagesSeen = new Set(); // from the status events: a stage the pipeline skipped never appears
   function drawHead() {
@@ -93,17 +136,24 @@ export async function render(main, { params }) {
       ['sweep', run.sweep_id ? h('a', { href: `/sweeps/${run.sweep_id}` }, `#${run.sweep_id}`) : '—'],
       ['created', fmtTime(run.created_at)], ['started', fmtTime(run.started_at)],
       ['finished', fmtTime(run.finished_at)], ['took', took],
-      ['attempts', String(run.attempts ?? 0)], ['worker', run.worker_id ? `#${run.worker_id}` : '—'],
+      ['attempts', String(run.attempts ?? 0)], ['worker', workerText()],
     ].map(([k, v]) => [h('dt', k), h('dd', { dataset: { fact: k } }, v)]));
   }
 
+  // the worker that runs it or ran it last (the run keeps its name and host)
+  function workerText() {
+    if (!run.worker_name) return run.worker_id ? `#${run.worker_id}` : '—';
+    const id = run.worker_id ? ` #${run.worker_id}` : '';
+    return `${run.worker_name}${id}${run.worker_host ? ` on ${run.worker_host}` : ''}`;
+  }
+
   function drawScores() {
-    const keys = allKeys([{ metrics }]).filter((k) => !isTrain(k));
-    if (!keys.length) {
+    const rows = scoreRows(metrics, run.spec); // one line per score: no `ppl` and `ppl/DATA` twice
+    if (!rows.length) {
       replace(scores, h('p.muted', FINAL.includes(run.status) ? 'No scores.' : 'Scores appear when the evaluation runs.'));
     } else {
-      replace(scores, h('table.kv', h('tbody', keys.map((k) => h('tr', { dataset: { key: k } },
-        h('th', k), h('td.num.value', fmtNum(metrics[k].value)))))));
+      replace(scores, h('table.kv', h('tbody', rows.map(({ key, note }) => h('tr', { dataset: { key } },
+        h('th', key, note ? h('span.muted.note', ` ${note}`) : null), h('td.num.value', fmtNum(metrics[key].value)))))));
     }
     const tl = metrics['train/loss'];
     const lr = metrics['train/lr'];
@@ -212,13 +262,15 @@ export async function render(main, { params }) {
       if (ev.reason) run.reason = ev.reason;
       if (ev.attempt) run.attempts = ev.attempt;
       if (ev.worker_id) run.worker_id = ev.worker_id;
+      if (ev.worker_name) run.worker_name = ev.worker_name;
+      if (ev.worker_host) run.worker_host = ev.worker_host;
       drawHead();
       refreshSoon(); // times, attempts, the final metrics
       if (FINAL.includes(ev.status)) loadFilesSoon();
     },
     metric: (ev) => {
       if (chart && ev.key === 'train/loss') chart.add(0, ev.step, ev.value);
-      else if (chart && ev.key === 'train/lr') chart.add(1, ev.step, ev.value);
+      else if (chart && ev.key === 'train/lr') chart.add(2, ev.step, ev.value);
       const cur = metrics[ev.key];
       if (!cur || ev.step >= cur.step) metrics[ev.key] = { step: ev.step, value: ev.value };
       drawScoresSoon();
@@ -228,7 +280,10 @@ export async function render(main, { params }) {
     checkpoint: () => loadFilesSoon(),
     artifact: () => loadFilesSoon(),
     deleted: () => gone(),
-  }, (s) => { live.textContent = s === 'live' ? '● live' : s === 'connecting' ? '○ connecting' : '○ reconnecting'; live.dataset.state = s; });
+  }, (s) => {
+    live.textContent = { live: '● live', connecting: '○ connecting', ended: '' }[s] ?? '○ reconnecting';
+    live.dataset.state = s;
+  });
 
   return () => { close(); if (chart) chart.destroy(); };
 }
