@@ -1,5 +1,6 @@
 /* http.h - spinqd's HTTP side: libmicrohttpd with a thread pool, a route
- * table, JSON responses and errors as {"error":{"code","message","field"}}.
+ * table, JSON responses and errors as {"error":{"code","message","field"}}
+ * (made by reply.c).
  *
  * A request is handled in one pool thread from the first call of the access
  * handler to the response: the body is collected (up to max_body; more is
