@@ -50,20 +50,23 @@ int store_artifact(sqlite3 *db, int64_t run_id, const char *name, const char *re
                              json_pack("{s:s,s:I,s:s}", "name", name, "size", (json_int_t)size, "sha256", sha256));
 }
 
-/* The rows of a run's list (st selects them with ?1 the run). */
-static json_t *run_rows(sqlite3_stmt *st, int64_t run_id, const store_col *cols, int n) {
+/* The lists of a run's files: the columns of each SELECT, as shown. */
+static const store_col checkpoint_cols[] = {{"step", COL_INT}, {"size", COL_INT}, {"sha256", COL_TEXT},
+                                            {"created_at", COL_TIME}};
+static const store_col artifact_cols[] = {{"name", COL_TEXT}, {"size", COL_INT}, {"sha256", COL_TEXT},
+                                          {"created_at", COL_TIME}};
+
+/* The rows sql selects with ?1 the run, shown as cols say. */
+static json_t *run_rows(sqlite3 *db, const char *sql, int64_t run_id, const store_col *cols, int n) {
+    sqlite3_stmt *st = db_prep(db, sql);
     if (!st) return NULL;
     sqlite3_bind_int64(st, 1, run_id);
     return store_rows_array(st, cols, n);
 }
 
 json_t *store_checkpoints_list(sqlite3 *db, int64_t run_id) {
-    static const store_col cols[] = {
-        {"step", COL_INT}, {"size", COL_INT}, {"sha256", COL_TEXT}, {"created_at", COL_TIME},
-    };
-    sqlite3_stmt *st =
-        db_prep(db, "SELECT step, size, sha256, created_at FROM checkpoints WHERE run_id = ? ORDER BY step");
-    return run_rows(st, run_id, cols, STORE_NCOLS(cols));
+    return run_rows(db, "SELECT step, size, sha256, created_at FROM checkpoints WHERE run_id = ? ORDER BY step",
+                    run_id, checkpoint_cols, STORE_NCOLS(checkpoint_cols));
 }
 
 store_rc store_checkpoint_get(sqlite3 *db, int64_t run_id, int64_t step, void **data, size_t *len, int64_t *got_step) {
@@ -87,12 +90,8 @@ store_rc store_checkpoint_get(sqlite3 *db, int64_t run_id, int64_t step, void **
 }
 
 json_t *store_artifacts_list(sqlite3 *db, int64_t run_id) {
-    static const store_col cols[] = {
-        {"name", COL_TEXT}, {"size", COL_INT}, {"sha256", COL_TEXT}, {"created_at", COL_TIME},
-    };
-    sqlite3_stmt *st =
-        db_prep(db, "SELECT name, size, sha256, created_at FROM artifacts WHERE run_id = ? ORDER BY name");
-    return run_rows(st, run_id, cols, STORE_NCOLS(cols));
+    return run_rows(db, "SELECT name, size, sha256, created_at FROM artifacts WHERE run_id = ? ORDER BY name",
+                    run_id, artifact_cols, STORE_NCOLS(artifact_cols));
 }
 
 store_rc store_artifact_get(sqlite3 *db, int64_t run_id, const char *name, char **relpath, int64_t *size,
