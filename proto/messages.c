@@ -1,329 +1,272 @@
-/* messages.c - see messages.h. Each decoder reads the fields in the order
- * its encoder wrote them and ends with proto_get_end; on failure it frees
- * what it had read, so the caller frees only after success. */
+/* messages.c - see messages.h.
+ *
+ * Every message is a field table: one row per field in wire order, with
+ * the struct member's offset and its wire type (u8, u32, u64, i64, f64,
+ * str, bytes: frame.h's primitives). Three walkers do the work for all of
+ * them: encode writes the rows in order, decode reads them in the same order
+ * and then demands the end of the payload, release frees the strings. A
+ * decoder's error names the field as "message.member" ("hello.token"), and
+ * a failed decode frees what it had read, so the caller frees only after
+ * success. What a row cannot say (a key's length, an artifact name's
+ * characters) is the message's check, run after its fields were read.
+ *
+ * To add a message: its struct in messages.h, a table and a proto_msg here,
+ * and the public functions through CODEC (and RELEASE when it has strings).
+ * tests/unit/test_proto_wire.c pins the bytes of every message. */
 #include "proto/messages.h"
 
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define R(p, n) proto_reader r = {(p), (n), 0}
+typedef enum { F_U8, F_U32, F_U64, F_I64, F_F64, F_STR, F_BYTES } field_kind;
 
-void proto_enc_hello(proto_buf *b, const proto_hello *m) {
-    size_t s = proto_frame_begin(b, PROTO_HELLO);
-    proto_put_u32(b, m->version);
-    proto_put_str(b, m->name);
-    proto_put_u32(b, m->pid);
-    proto_put_str(b, m->token);
-    proto_put_u32(b, m->threads);
-    proto_frame_end(b, s);
+typedef struct {
+    const char *name;  /* the struct member's name */
+    field_kind kind;
+    size_t off;        /* offsetof the member */
+    size_t len_off;    /* F_BYTES: offsetof its size_t length (the member is a const uint8_t *) */
+} field;
+
+typedef struct {
+    const char *name;  /* what errors call it: "hello" */
+    const field *fields;
+    int n_fields;
+    size_t size;       /* sizeof the struct */
+    /* checks beyond the fields on a decoded message: 0, or -1 with err set */
+    int (*check)(const void *m, spq_err *err);
+} message;
+
+#define F(S, member, KIND) {#member, F_##KIND, offsetof(S, member), 0}
+#define BYTES(S, member, len) {#member, F_BYTES, offsetof(S, member), offsetof(S, len)}
+#define MESSAGE(name, S, rows, check) {name, rows, sizeof rows / sizeof rows[0], sizeof(S), check}
+
+/* The member a row describes, in a message being written (IN) or read (OUT). */
+#define IN(m, f, T) (*(const T *)((const char *)(m) + (f)->off))
+#define IN_LEN(m, f) (*(const size_t *)((const char *)(m) + (f)->len_off))
+#define OUT(m, f, T) (*(T *)((char *)(m) + (f)->off))
+#define OUT_LEN(m, f) (*(size_t *)((char *)(m) + (f)->len_off))
+
+static void encode(proto_buf *b, proto_type type, const message *d, const void *m) {
+    size_t start = proto_frame_begin(b, type);
+    for (const field *f = d->fields; f < d->fields + d->n_fields; f++) {
+        switch (f->kind) {
+        case F_U8: proto_put_u8(b, IN(m, f, uint8_t)); break;
+        case F_U32: proto_put_u32(b, IN(m, f, uint32_t)); break;
+        case F_U64: proto_put_u64(b, IN(m, f, uint64_t)); break;
+        case F_I64: proto_put_i64(b, IN(m, f, int64_t)); break;
+        case F_F64: proto_put_f64(b, IN(m, f, double)); break;
+        case F_STR: proto_put_str(b, IN(m, f, char *)); break;
+        case F_BYTES: proto_put_bytes(b, IN(m, f, uint8_t *), IN_LEN(m, f)); break;
+        }
+    }
+    proto_frame_end(b, start);
 }
 
-int proto_dec_hello(proto_hello *m, const uint8_t *p, size_t n, spq_err *err) {
-    R(p, n);
-    memset(m, 0, sizeof *m);
-    if (proto_get_u32(&r, &m->version, "hello.version", err) || proto_get_str(&r, &m->name, "hello.name", err) ||
-        proto_get_u32(&r, &m->pid, "hello.pid", err) || proto_get_str(&r, &m->token, "hello.token", err) ||
-        proto_get_u32(&r, &m->threads, "hello.threads", err) || proto_get_end(&r, err)) {
-        proto_free_hello(m);
+static void release(const message *d, void *m) {
+    for (const field *f = d->fields; f < d->fields + d->n_fields; f++)
+        if (f->kind == F_STR) {
+            free(OUT(m, f, char *));
+            OUT(m, f, char *) = NULL;
+        }
+}
+
+static int read_field(proto_reader *r, const message *d, const field *f, void *m, spq_err *err) {
+    char name[64];
+    snprintf(name, sizeof name, "%s.%s", d->name, f->name);
+    switch (f->kind) {
+    case F_U8: return proto_get_u8(r, &OUT(m, f, uint8_t), name, err);
+    case F_U32: return proto_get_u32(r, &OUT(m, f, uint32_t), name, err);
+    case F_U64: return proto_get_u64(r, &OUT(m, f, uint64_t), name, err);
+    case F_I64: return proto_get_i64(r, &OUT(m, f, int64_t), name, err);
+    case F_F64: return proto_get_f64(r, &OUT(m, f, double), name, err);
+    case F_STR: return proto_get_str(r, &OUT(m, f, char *), name, err);
+    case F_BYTES: return proto_get_bytes(r, &OUT(m, f, const uint8_t *), &OUT_LEN(m, f), name, err);
+    }
+    return -1;
+}
+
+static int decode(const message *d, void *m, const uint8_t *p, size_t n, spq_err *err) {
+    proto_reader r = {p, n, 0};
+    memset(m, 0, d->size);
+    for (const field *f = d->fields; f < d->fields + d->n_fields; f++)
+        if (read_field(&r, d, f, m, err)) {
+            release(d, m);
+            return -1;
+        }
+    if (proto_get_end(&r, err) || (d->check && d->check(m, err))) {
+        release(d, m);
         return -1;
     }
     return 0;
 }
 
-void proto_free_hello(proto_hello *m) {
-    free(m->name);
-    free(m->token);
-    m->name = m->token = NULL;
-}
+/* ---- the messages ---- */
 
-void proto_enc_welcome(proto_buf *b, const proto_welcome *m) {
-    size_t s = proto_frame_begin(b, PROTO_WELCOME);
-    proto_put_u64(b, m->worker_id);
-    proto_put_u32(b, m->heartbeat_ms);
-    proto_frame_end(b, s);
-}
+static const field hello_fields[] = {
+    F(proto_hello, version, U32),
+    F(proto_hello, name, STR),
+    F(proto_hello, pid, U32),
+    F(proto_hello, token, STR),
+    F(proto_hello, threads, U32),
+};
+static const message hello_msg = MESSAGE("hello", proto_hello, hello_fields, NULL);
 
-int proto_dec_welcome(proto_welcome *m, const uint8_t *p, size_t n, spq_err *err) {
-    R(p, n);
-    return proto_get_u64(&r, &m->worker_id, "welcome.worker_id", err) ||
-                   proto_get_u32(&r, &m->heartbeat_ms, "welcome.heartbeat_ms", err) || proto_get_end(&r, err)
-               ? -1
-               : 0;
-}
+static const field welcome_fields[] = {
+    F(proto_welcome, worker_id, U64),
+    F(proto_welcome, heartbeat_ms, U32),
+};
+static const message welcome_msg = MESSAGE("welcome", proto_welcome, welcome_fields, NULL);
 
-void proto_enc_reject(proto_buf *b, const proto_reject *m) {
-    size_t s = proto_frame_begin(b, PROTO_REJECT);
-    proto_put_str(b, m->reason);
-    proto_frame_end(b, s);
-}
+static const field reject_fields[] = {
+    F(proto_reject, reason, STR),
+};
+static const message reject_msg = MESSAGE("reject", proto_reject, reject_fields, NULL);
 
-int proto_dec_reject(proto_reject *m, const uint8_t *p, size_t n, spq_err *err) {
-    R(p, n);
-    if (proto_get_str(&r, &m->reason, "reject.reason", err) || proto_get_end(&r, err)) {
-        proto_free_reject(m);
-        return -1;
-    }
-    return 0;
-}
-
-void proto_free_reject(proto_reject *m) {
-    free(m->reason);
-    m->reason = NULL;
-}
-
-void proto_enc_job(proto_buf *b, const proto_job *m) {
-    size_t s = proto_frame_begin(b, PROTO_JOB);
-    proto_put_u64(b, m->run_id);
-    proto_put_u32(b, m->attempt);
-    proto_put_str(b, m->spec);
-    proto_put_i64(b, m->ckpt_step);
-    proto_put_bytes(b, m->ckpt, m->ckpt_len);
-    proto_frame_end(b, s);
-}
-
-int proto_dec_job(proto_job *m, const uint8_t *p, size_t n, spq_err *err) {
-    R(p, n);
-    memset(m, 0, sizeof *m);
-    if (proto_get_u64(&r, &m->run_id, "job.run_id", err) || proto_get_u32(&r, &m->attempt, "job.attempt", err) ||
-        proto_get_str(&r, &m->spec, "job.spec", err) || proto_get_i64(&r, &m->ckpt_step, "job.ckpt_step", err) ||
-        proto_get_bytes(&r, &m->ckpt, &m->ckpt_len, "job.ckpt", err) || proto_get_end(&r, err)) {
-        proto_free_job(m);
-        return -1;
-    }
-    if (m->ckpt_step < -1 || (m->ckpt_step == -1 && m->ckpt_len)) {
-        proto_free_job(m);
+static int job_check(const void *v, spq_err *err) {
+    const proto_job *m = v;
+    if (m->ckpt_step < -1 || (m->ckpt_step == -1 && m->ckpt_len))
         return spq_fail(err, "job.ckpt_step: %lld with %zu checkpoint bytes", (long long)m->ckpt_step, m->ckpt_len);
-    }
     return 0;
 }
+static const field job_fields[] = {
+    F(proto_job, run_id, U64),
+    F(proto_job, attempt, U32),
+    F(proto_job, spec, STR),
+    F(proto_job, ckpt_step, I64),
+    BYTES(proto_job, ckpt, ckpt_len),
+};
+static const message job_msg = MESSAGE("job", proto_job, job_fields, job_check);
 
-void proto_free_job(proto_job *m) {
-    free(m->spec);
-    m->spec = NULL;
-}
+static const field cancel_fields[] = {
+    F(proto_run_ref, run_id, U64),
+};
+static const message cancel_msg = MESSAGE("cancel", proto_run_ref, cancel_fields, NULL);
 
-void proto_enc_cancel(proto_buf *b, const proto_run_ref *m) {
-    size_t s = proto_frame_begin(b, PROTO_CANCEL);
-    proto_put_u64(b, m->run_id);
-    proto_frame_end(b, s);
-}
+/* PING and PONG: the same message under two frame types. */
+static const field ping_fields[] = {
+    F(proto_ping, seq, U64),
+};
+static const message ping_msg = MESSAGE("ping", proto_ping, ping_fields, NULL);
 
-int proto_dec_cancel(proto_run_ref *m, const uint8_t *p, size_t n, spq_err *err) {
-    R(p, n);
-    return proto_get_u64(&r, &m->run_id, "cancel.run_id", err) || proto_get_end(&r, err) ? -1 : 0;
-}
+static const field stage_fields[] = {
+    F(proto_stage, run_id, U64),
+    F(proto_stage, stage, STR),
+};
+static const message stage_msg = MESSAGE("stage", proto_stage, stage_fields, NULL);
 
-void proto_enc_shutdown(proto_buf *b) { proto_frame_end(b, proto_frame_begin(b, PROTO_SHUTDOWN)); }
-
-int proto_dec_shutdown(const uint8_t *p, size_t n, spq_err *err) {
-    R(p, n);
-    return proto_get_end(&r, err);
-}
-
-void proto_enc_ping(proto_buf *b, proto_type type, const proto_ping *m) {
-    size_t s = proto_frame_begin(b, type);
-    proto_put_u64(b, m->seq);
-    proto_frame_end(b, s);
-}
-
-int proto_dec_ping(proto_ping *m, const uint8_t *p, size_t n, spq_err *err) {
-    R(p, n);
-    return proto_get_u64(&r, &m->seq, "ping.seq", err) || proto_get_end(&r, err) ? -1 : 0;
-}
-
-void proto_enc_stage(proto_buf *b, const proto_stage *m) {
-    size_t s = proto_frame_begin(b, PROTO_STAGE);
-    proto_put_u64(b, m->run_id);
-    proto_put_str(b, m->stage);
-    proto_frame_end(b, s);
-}
-
-int proto_dec_stage(proto_stage *m, const uint8_t *p, size_t n, spq_err *err) {
-    R(p, n);
-    memset(m, 0, sizeof *m);
-    if (proto_get_u64(&r, &m->run_id, "stage.run_id", err) || proto_get_str(&r, &m->stage, "stage.stage", err) ||
-        proto_get_end(&r, err)) {
-        proto_free_stage(m);
-        return -1;
-    }
+static int metric_check(const void *v, spq_err *err) {
+    const proto_metric *m = v;
+    if (!m->key[0] || strlen(m->key) > 200) return spq_fail(err, "metric.key: must be 1 to 200 bytes");
     return 0;
 }
+static const field metric_fields[] = {
+    F(proto_metric, run_id, U64),
+    F(proto_metric, key, STR),
+    F(proto_metric, step, I64),
+    F(proto_metric, value, F64),
+};
+static const message metric_msg = MESSAGE("metric", proto_metric, metric_fields, metric_check);
 
-void proto_free_stage(proto_stage *m) {
-    free(m->stage);
-    m->stage = NULL;
+static const field progress_fields[] = {
+    F(proto_progress, run_id, U64),
+    F(proto_progress, stage, STR),
+    F(proto_progress, done, I64),
+    F(proto_progress, total, I64),
+};
+static const message progress_msg = MESSAGE("progress", proto_progress, progress_fields, NULL);
+
+static const field log_fields[] = {
+    F(proto_log, run_id, U64),
+    F(proto_log, level, STR),
+    F(proto_log, text, STR),
+};
+static const message log_msg = MESSAGE("log", proto_log, log_fields, NULL);
+
+static int checkpoint_check(const void *v, spq_err *err) {
+    return ((const proto_checkpoint *)v)->step < 0 ? spq_fail(err, "checkpoint.step: negative") : 0;
 }
+static const field checkpoint_fields[] = {
+    F(proto_checkpoint, run_id, U64),
+    F(proto_checkpoint, step, I64),
+    BYTES(proto_checkpoint, data, len),
+};
+static const message checkpoint_msg = MESSAGE("checkpoint", proto_checkpoint, checkpoint_fields, checkpoint_check);
 
-void proto_enc_metric(proto_buf *b, const proto_metric *m) {
-    size_t s = proto_frame_begin(b, PROTO_METRIC);
-    proto_put_u64(b, m->run_id);
-    proto_put_str(b, m->key);
-    proto_put_i64(b, m->step);
-    proto_put_f64(b, m->value);
-    proto_frame_end(b, s);
-}
-
-int proto_dec_metric(proto_metric *m, const uint8_t *p, size_t n, spq_err *err) {
-    R(p, n);
-    memset(m, 0, sizeof *m);
-    if (proto_get_u64(&r, &m->run_id, "metric.run_id", err) || proto_get_str(&r, &m->key, "metric.key", err) ||
-        proto_get_i64(&r, &m->step, "metric.step", err) || proto_get_f64(&r, &m->value, "metric.value", err) ||
-        proto_get_end(&r, err)) {
-        proto_free_metric(m);
-        return -1;
-    }
-    if (!m->key[0] || strlen(m->key) > 200) {
-        proto_free_metric(m);
-        return spq_fail(err, "metric.key: must be 1 to 200 bytes");
-    }
-    return 0;
-}
-
-void proto_free_metric(proto_metric *m) {
-    free(m->key);
-    m->key = NULL;
-}
-
-void proto_enc_progress(proto_buf *b, const proto_progress *m) {
-    size_t s = proto_frame_begin(b, PROTO_PROGRESS);
-    proto_put_u64(b, m->run_id);
-    proto_put_str(b, m->stage);
-    proto_put_i64(b, m->done);
-    proto_put_i64(b, m->total);
-    proto_frame_end(b, s);
-}
-
-int proto_dec_progress(proto_progress *m, const uint8_t *p, size_t n, spq_err *err) {
-    R(p, n);
-    memset(m, 0, sizeof *m);
-    if (proto_get_u64(&r, &m->run_id, "progress.run_id", err) ||
-        proto_get_str(&r, &m->stage, "progress.stage", err) || proto_get_i64(&r, &m->done, "progress.done", err) ||
-        proto_get_i64(&r, &m->total, "progress.total", err) || proto_get_end(&r, err)) {
-        proto_free_progress(m);
-        return -1;
-    }
-    return 0;
-}
-
-void proto_free_progress(proto_progress *m) {
-    free(m->stage);
-    m->stage = NULL;
-}
-
-void proto_enc_log(proto_buf *b, const proto_log *m) {
-    size_t s = proto_frame_begin(b, PROTO_LOG);
-    proto_put_u64(b, m->run_id);
-    proto_put_str(b, m->level);
-    proto_put_str(b, m->text);
-    proto_frame_end(b, s);
-}
-
-int proto_dec_log(proto_log *m, const uint8_t *p, size_t n, spq_err *err) {
-    R(p, n);
-    memset(m, 0, sizeof *m);
-    if (proto_get_u64(&r, &m->run_id, "log.run_id", err) || proto_get_str(&r, &m->level, "log.level", err) ||
-        proto_get_str(&r, &m->text, "log.text", err) || proto_get_end(&r, err)) {
-        proto_free_log(m);
-        return -1;
-    }
-    return 0;
-}
-
-void proto_free_log(proto_log *m) {
-    free(m->level);
-    free(m->text);
-    m->level = m->text = NULL;
-}
-
-void proto_enc_checkpoint(proto_buf *b, const proto_checkpoint *m) {
-    size_t s = proto_frame_begin(b, PROTO_CHECKPOINT);
-    proto_put_u64(b, m->run_id);
-    proto_put_i64(b, m->step);
-    proto_put_bytes(b, m->data, m->len);
-    proto_frame_end(b, s);
-}
-
-int proto_dec_checkpoint(proto_checkpoint *m, const uint8_t *p, size_t n, spq_err *err) {
-    R(p, n);
-    if (proto_get_u64(&r, &m->run_id, "checkpoint.run_id", err) ||
-        proto_get_i64(&r, &m->step, "checkpoint.step", err) ||
-        proto_get_bytes(&r, &m->data, &m->len, "checkpoint.data", err) || proto_get_end(&r, err))
-        return -1;
-    if (m->step < 0) return spq_fail(err, "checkpoint.step: negative");
-    return 0;
-}
-
-void proto_enc_artifact(proto_buf *b, const proto_artifact *m) {
-    size_t s = proto_frame_begin(b, PROTO_ARTIFACT);
-    proto_put_u64(b, m->run_id);
-    proto_put_str(b, m->name);
-    proto_put_u64(b, m->offset);
-    proto_put_u64(b, m->total);
-    proto_put_bytes(b, m->data, m->len);
-    proto_put_u8(b, m->final);
-    proto_put_str(b, m->sha256);
-    proto_frame_end(b, s);
-}
-
-int proto_dec_artifact(proto_artifact *m, const uint8_t *p, size_t n, spq_err *err) {
-    R(p, n);
-    memset(m, 0, sizeof *m);
-    if (proto_get_u64(&r, &m->run_id, "artifact.run_id", err) || proto_get_str(&r, &m->name, "artifact.name", err) ||
-        proto_get_u64(&r, &m->offset, "artifact.offset", err) || proto_get_u64(&r, &m->total, "artifact.total", err) ||
-        proto_get_bytes(&r, &m->data, &m->len, "artifact.data", err) ||
-        proto_get_u8(&r, &m->final, "artifact.final", err) || proto_get_str(&r, &m->sha256, "artifact.sha256", err) ||
-        proto_get_end(&r, err)) {
-        proto_free_artifact(m);
-        return -1;
-    }
-    const char *why = NULL;
+static int artifact_check(const void *v, spq_err *err) {
+    const proto_artifact *m = v;
     int plain = m->name[0] && m->name[0] != '.' && strlen(m->name) <= 128;
     for (const char *c = m->name; *c && plain; c++)
         plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' ||
                 *c == '_' || *c == '-';
     if (!plain)
-        why = "artifact.name: must be a plain file name (letters, digits, '.', '_', '-'; not starting with '.')";
-    else if (m->offset > m->total || m->len > m->total - m->offset)
-        why = "artifact: chunk lies outside the file";
-    else if (m->final > 1 || (m->final && strlen(m->sha256) != 64))
-        why = "artifact.sha256: the final chunk must carry a 64-digit sha256";
-    if (why) {
-        proto_free_artifact(m);
-        return spq_fail(err, "%s", why);
-    }
+        return spq_fail(err, "artifact.name: must be a plain file name (letters, digits, '.', '_', '-'; not "
+                             "starting with '.')");
+    if (m->offset > m->total || m->len > m->total - m->offset)
+        return spq_fail(err, "artifact: chunk lies outside the file");
+    if (m->final > 1 || (m->final && strlen(m->sha256) != 64))
+        return spq_fail(err, "artifact.sha256: the final chunk must carry a 64-digit sha256");
     return 0;
 }
+static const field artifact_fields[] = {
+    F(proto_artifact, run_id, U64),
+    F(proto_artifact, name, STR),
+    F(proto_artifact, offset, U64),
+    F(proto_artifact, total, U64),
+    BYTES(proto_artifact, data, len),
+    F(proto_artifact, final, U8),
+    F(proto_artifact, sha256, STR),
+};
+static const message artifact_msg = MESSAGE("artifact", proto_artifact, artifact_fields, artifact_check);
 
-void proto_free_artifact(proto_artifact *m) {
-    free(m->name);
-    free(m->sha256);
-    m->name = m->sha256 = NULL;
+static int done_check(const void *v, spq_err *err) {
+    return ((const proto_done *)v)->outcome > PROTO_OUT_INTERRUPTED ? spq_fail(err, "done.outcome: unknown value") : 0;
 }
+static const field done_fields[] = {
+    F(proto_done, run_id, U64),
+    F(proto_done, outcome, U8),
+    F(proto_done, reason, STR),
+};
+static const message done_msg = MESSAGE("done", proto_done, done_fields, done_check);
 
-void proto_enc_done(proto_buf *b, const proto_done *m) {
-    size_t s = proto_frame_begin(b, PROTO_DONE);
-    proto_put_u64(b, m->run_id);
-    proto_put_u8(b, m->outcome);
-    proto_put_str(b, m->reason);
-    proto_frame_end(b, s);
-}
+/* ---- the public functions: each a walk of its table ---- */
 
-int proto_dec_done(proto_done *m, const uint8_t *p, size_t n, spq_err *err) {
-    R(p, n);
-    memset(m, 0, sizeof *m);
-    if (proto_get_u64(&r, &m->run_id, "done.run_id", err) || proto_get_u8(&r, &m->outcome, "done.outcome", err) ||
-        proto_get_str(&r, &m->reason, "done.reason", err) || proto_get_end(&r, err)) {
-        proto_free_done(m);
-        return -1;
-    }
-    if (m->outcome > PROTO_OUT_INTERRUPTED) {
-        proto_free_done(m);
-        return spq_fail(err, "done.outcome: unknown value");
-    }
-    return 0;
-}
+#define CODEC(T, S, TYPE)                                                                                              \
+    void proto_enc_##T(proto_buf *b, const S *m) { encode(b, TYPE, &T##_msg, m); }                                     \
+    int proto_dec_##T(S *m, const uint8_t *p, size_t n, spq_err *err) { return decode(&T##_msg, m, p, n, err); }
+#define RELEASE(T) \
+    void proto_free_##T(proto_##T *m) { release(&T##_msg, m); }
 
-void proto_free_done(proto_done *m) {
-    free(m->reason);
-    m->reason = NULL;
+CODEC(hello, proto_hello, PROTO_HELLO)
+RELEASE(hello)
+CODEC(welcome, proto_welcome, PROTO_WELCOME)
+CODEC(reject, proto_reject, PROTO_REJECT)
+RELEASE(reject)
+CODEC(job, proto_job, PROTO_JOB)
+RELEASE(job)
+CODEC(cancel, proto_run_ref, PROTO_CANCEL)
+CODEC(stage, proto_stage, PROTO_STAGE)
+RELEASE(stage)
+CODEC(metric, proto_metric, PROTO_METRIC)
+RELEASE(metric)
+CODEC(progress, proto_progress, PROTO_PROGRESS)
+RELEASE(progress)
+CODEC(log, proto_log, PROTO_LOG)
+RELEASE(log)
+CODEC(checkpoint, proto_checkpoint, PROTO_CHECKPOINT)
+CODEC(artifact, proto_artifact, PROTO_ARTIFACT)
+RELEASE(artifact)
+CODEC(done, proto_done, PROTO_DONE)
+RELEASE(done)
+
+void proto_enc_ping(proto_buf *b, proto_type type, const proto_ping *m) { encode(b, type, &ping_msg, m); }
+int proto_dec_ping(proto_ping *m, const uint8_t *p, size_t n, spq_err *err) { return decode(&ping_msg, m, p, n, err); }
+
+/* SHUTDOWN has no fields. */
+void proto_enc_shutdown(proto_buf *b) { proto_frame_end(b, proto_frame_begin(b, PROTO_SHUTDOWN)); }
+
+int proto_dec_shutdown(const uint8_t *p, size_t n, spq_err *err) {
+    proto_reader r = {p, n, 0};
+    return proto_get_end(&r, err);
 }

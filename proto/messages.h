@@ -11,7 +11,8 @@
  * enc_* append one whole frame to a buffer. dec_* read a frame's payload
  * into the struct (strings malloc'd: free with the matching free_*) and fail
  * on any short, long or ill-formed payload. Blobs (job checkpoint,
- * checkpoint data, artifact chunks) point into the frame after decoding. */
+ * checkpoint data, artifact chunks) point into the frame after decoding.
+ * All of them walk one field table per message (messages.c). */
 #ifndef SPQ_PROTO_MESSAGES_H
 #define SPQ_PROTO_MESSAGES_H
 

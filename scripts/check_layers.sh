@@ -1,6 +1,7 @@
 #!/bin/sh
 # check_layers.sh - fails when an #include points up a layer or across the
-# daemon/worker line, or when folders or headers include each other in a circle.
+# daemon/worker line, or when folders, headers or the files of proto/, server/
+# and worker/ include each other in a circle.
 #
 #   scripts/check_layers.sh [ROOT]     (ROOT defaults to the repository)
 #
@@ -11,7 +12,11 @@
 #   - nothing of proto/, server/, worker/ (common depends on nothing of ours).
 # proto/ may include common/; server/ and worker/ may include proto/ and
 # common/ but not each other. Then the folder graph (which folder includes
-# which) and the header graph must have no circle.
+# which) and the header graph must have no circle, and neither must the
+# files of proto/, server/ and worker/: there a file and its header are one
+# unit (x.c and x.h: "server/x"), which depends on each unit of its folder
+# whose header it includes, so that two .c files that include each other's
+# header (directly or through other headers) are a circle too.
 set -eu
 cd "${1:-$(dirname "$0")/..}"
 
@@ -45,6 +50,11 @@ FNR == 1 {
         if (them != me) fail("\"" inc "\": " me "/ does not include " them "/")
     }
     if (them != me) folder_edge[me SUBSEP them] = 1
+    if (top != "common" && t[1] == top) {
+        unit = file; sub(/\.[ch]$/, "", unit)
+        tunit = target; sub(/\.[ch]$/, "", tunit)
+        if (tunit != unit) unit_edge[unit SUBSEP tunit] = 1
+    }
 }
 # a depth-first search over an edge set; on a back edge, print the circle
 function dfs(v, edges, kind,    k, e, w) {
@@ -72,6 +82,7 @@ END {
     check_cycles(folder_edge, "folders")
     for (k in edge_file) { split(k, e, SUBSEP); if (e[1] ~ /\.h$/ && e[2] ~ /\.h$/) header_edge[k] = 1 }
     check_cycles(header_edge, "headers")
+    check_cycles(unit_edge, "files")
     if (bad) { print "check_layers: FAILED (layers in scripts/check_layers.sh, docs/ARCHITECTURE.md)" > "/dev/stderr"; exit 1 }
     print "check_layers: ok"
 }

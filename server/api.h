@@ -4,7 +4,7 @@
 #ifndef SPQD_API_H
 #define SPQD_API_H
 
-#include "server/http.h"
+#include "server/reply.h"
 
 http_res api_runs_create(http_req *r);
 http_res api_runs_list(http_req *r);

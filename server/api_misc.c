@@ -51,7 +51,5 @@ http_res api_defaults(http_req *r) {
 
 http_res api_metrics(http_req *r) {
     char *text = metrics_render(r->db);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
-    return (http_res){200, resp};
+    return http_bytes(200, text, strlen(text), "text/plain; version=0.0.4");
 }

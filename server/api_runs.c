@@ -270,12 +270,15 @@ http_res api_events(http_req *r) {
     return stream(r, 0, last);
 }
 
-http_res api_run_checkpoints(http_req *r) {
+/* {"run_id": id, key: the list} of a run that exists. */
+static http_res run_list(http_req *r, const char *key, json_t *(*list)(sqlite3 *, int64_t)) {
     http_res res;
     if (!run_exists(r, &res)) return res;
-    json_t *l = store_checkpoints_list(r->db, r->id);
-    return l ? http_json(200, json_pack("{s:I,s:o}", "run_id", (json_int_t)r->id, "checkpoints", l)) : store_failure();
+    json_t *l = list(r->db, r->id);
+    return l ? http_json(200, json_pack("{s:I,s:o}", "run_id", (json_int_t)r->id, key, l)) : store_failure();
 }
+
+http_res api_run_checkpoints(http_req *r) { return run_list(r, "checkpoints", store_checkpoints_list); }
 
 http_res api_run_checkpoint_get(http_req *r) {
     http_res res;
@@ -294,22 +297,16 @@ http_res api_run_checkpoint_get(http_req *r) {
     store_rc rc = store_checkpoint_get(r->db, r->id, step, &data, &len, &got);
     if (rc == STORE_NOT_FOUND) return http_err(404, "not_found", "step", "run %lld has no such checkpoint", (long long)r->id);
     if (rc != STORE_OK) return store_failure();
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    res = http_bytes(200, data, len, "application/octet-stream");
     char hdr[128];
-    MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
-    snprintf(hdr, sizeof hdr, "attachment; filename=\"run%lld-step%lld.ckpt\"", (long long)r->id, (long long)got);
-    MHD_add_response_header(resp, "Content-Disposition", hdr);
+    snprintf(hdr, sizeof hdr, "run%lld-step%lld.ckpt", (long long)r->id, (long long)got);
+    http_attachment(res, hdr);
     snprintf(hdr, sizeof hdr, "%lld", (long long)got);
-    MHD_add_response_header(resp, "X-Checkpoint-Step", hdr);
-    return (http_res){200, resp};
+    MHD_add_response_header(res.resp, "X-Checkpoint-Step", hdr);
+    return res;
 }
 
-http_res api_run_artifacts(http_req *r) {
-    http_res res;
-    if (!run_exists(r, &res)) return res;
-    json_t *l = store_artifacts_list(r->db, r->id);
-    return l ? http_json(200, json_pack("{s:I,s:o}", "run_id", (json_int_t)r->id, "artifacts", l)) : store_failure();
-}
+http_res api_run_artifacts(http_req *r) { return run_list(r, "artifacts", store_artifacts_list); }
 
 http_res api_run_artifact_get(http_req *r) {
     http_res res;
@@ -328,11 +325,9 @@ http_res api_run_artifact_get(http_req *r) {
         if (fd >= 0) close(fd);
         return http_err(410, "gone", "name", "the artifact file is missing or changed on disk");
     }
-    struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)size, fd);
-    char hdr[300];
-    MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
-    snprintf(hdr, sizeof hdr, "attachment; filename=\"%s\"", r->arg);
-    MHD_add_response_header(resp, "Content-Disposition", hdr);
-    MHD_add_response_header(resp, "X-Sha256", sha);
-    return (http_res){200, resp};
+    res = http_file(fd, (uint64_t)size, "application/octet-stream", r->arg);
+    if (res.status != 200) return res;
+    http_attachment(res, r->arg);
+    MHD_add_response_header(res.resp, "X-Sha256", sha);
+    return res;
 }

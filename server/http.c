@@ -17,6 +17,7 @@
 #include "server/db.h"
 #include "server/log.h"
 #include "server/metrics.h"
+#include "server/reply.h"
 #include "server/static.h"
 
 typedef struct {
@@ -82,56 +83,6 @@ static const char *intern_method(const char *m) {
     return "OTHER";
 }
 static const spqd_config *g_cfg;
-
-/* ---- responses ---- */
-
-http_res http_json(unsigned status, json_t *body) {
-    char *s = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    json_decref(body);
-    if (!s) s = spq_strdup("{\"error\":{\"code\":\"internal\",\"message\":\"cannot encode the response\"}}");
-    size_t n = strlen(s);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(resp, "Content-Type", "application/json");
-    return (http_res){status, resp};
-}
-
-http_res http_json_text(unsigned status, char *text) {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(resp, "Content-Type", "application/json");
-    return (http_res){status, resp};
-}
-
-http_res http_err(unsigned status, const char *code, const char *field, const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    json_t *e = json_pack("{s:s,s:s,s:o}", "code", code, "message", msg, "field", field ? json_string(field) : json_null());
-    if (!e) /* a message that is not UTF-8 (cannot happen with our texts, but never crash) */
-        e = json_pack("{s:s,s:s,s:n}", "code", code, "message", "(unprintable message)", "field");
-    return http_json(status, json_pack("{s:o}", "error", e));
-}
-
-const char *http_query(const http_req *r, const char *key) {
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
-}
-
-int64_t http_query_int(const http_req *r, const char *key, int64_t dflt, int64_t lo, int64_t hi, int *ok,
-                       http_res *res) {
-    const char *v = http_query(r, key);
-    if (!v) return dflt;
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (!*v || errno || *end || x < lo || x > hi) {
-        *ok = 0;
-        *res = http_err(400, "invalid_parameter", key, "%s: expected an integer in [%lld, %lld]", key, (long long)lo,
-                        (long long)hi);
-        return dflt;
-    }
-    return x;
-}
 
 /* ---- routing ---- */
 
@@ -277,9 +228,7 @@ static http_res dispatch(req_ctx *c, const char *url, const char *method) {
     if (!found) {
         c->route = path_known ? "(method)" : "(unknown)";
         if (!path_known) return http_err(404, "not_found", NULL, "no such endpoint: %s %s", method, url);
-        http_res res = http_err(405, "method_not_allowed", NULL, "%s is not allowed here; allowed: %s", method, allow);
-        MHD_add_response_header(res.resp, "Allow", allow);
-        return res;
+        return http_not_allowed(method, allow);
     }
     c->route = found->pattern;
     r->db = db_get();

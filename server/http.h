@@ -1,5 +1,6 @@
 /* http.h - spinqd's HTTP side: libmicrohttpd with a thread pool, a route
- * table, JSON responses and errors as {"error":{"code","message","field"}}.
+ * table, JSON responses and errors as {"error":{"code","message","field"}}
+ * (made by reply.c).
  *
  * A request is handled in one pool thread from the first call of the access
  * handler to the response: the body is collected (up to max_body; more is
@@ -16,44 +17,12 @@
  * query value a 400 naming the parameter. Heads that libmicrohttpd refuses
  * by itself get the same JSON envelope where they can be told apart (see
  * http.c). The listening socket is made here, without SO_REUSEPORT: a
- * second daemon on the port fails with "address in use". */
+ * second daemon on the port fails with "address in use". What a handler
+ * sees of a request and how it answers is reply.h. */
 #ifndef SPQD_HTTP_H
 #define SPQD_HTTP_H
 
-#include <jansson.h>
-#include <microhttpd.h>
-#include <sqlite3.h>
-#include <stdint.h>
-
-#include "server/auth.h"
 #include "server/config.h"
-
-typedef struct {
-    struct MHD_Connection *conn;
-    const char *method, *url;
-    char *body;
-    size_t body_len;
-    identity who;
-    sqlite3 *db;
-    int64_t id;       /* the {id} of the path */
-    const char *arg;  /* the segment after it ({step}, {name}), NULL when none */
-    const spqd_config *cfg;
-} http_req;
-
-typedef struct {
-    unsigned status;
-    struct MHD_Response *resp;
-} http_res;
-
-http_res http_json(unsigned status, json_t *body); /* steals body */
-http_res http_json_text(unsigned status, char *text); /* steals malloc'd JSON text */
-http_res http_err(unsigned status, const char *code, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* A query parameter or NULL. */
-const char *http_query(const http_req *r, const char *key);
-/* Integer query parameter in [lo, hi]; *ok = 0 and *res set when malformed. */
-int64_t http_query_int(const http_req *r, const char *key, int64_t dflt, int64_t lo, int64_t hi, int *ok,
-                       http_res *res);
 
 int http_start(const spqd_config *cfg, spq_err *err);
 /* Stops accepting and ends every connection. */

@@ -38,7 +38,6 @@ static int g_stopped;
 static pthread_rwlock_t g_kick_lock = PTHREAD_RWLOCK_INITIALIZER;
 static int g_kick_live;
 
-const spqd_config *sched_config(void) { return g_cfg; }
 int sched_draining(void) { return atomic_load(&g_draining); }
 
 void sched_worker_counts(int *total, int *busy) {
@@ -46,7 +45,8 @@ void sched_worker_counts(int *total, int *busy) {
     *busy = atomic_load(&g_busy);
 }
 
-void sched_counts_changed(void) {
+/* The connections' hook: ready and busy workers, for other threads. */
+static void counts_changed(void) {
     int t = 0, b = 0;
     for (wconn *wc = wconn_list; wc; wc = wc->next)
         if (wc->state == WC_READY) {
@@ -78,7 +78,9 @@ static void send_cancels(sqlite3 *db) {
             }
 }
 
-void sched_assign(void) {
+/* The connections' hook and the loop's look at the queue: cancel requests
+ * go out, idle workers get the oldest queued runs. */
+static void assign(void) {
     sqlite3 *db = db_get();
     if (!db || g_stopped) return;
     send_cancels(db);
@@ -99,10 +101,10 @@ void sched_assign(void) {
         wconn_send(wc, &b); /* on failure the connection closes and re-queues the run */
         store_job_free(&job);
     }
-    sched_counts_changed();
+    counts_changed();
 }
 
-static void on_kick(uv_async_t *a) { sched_assign(); }
+static void on_kick(uv_async_t *a) { assign(); }
 
 /* ---- remote workers ---- */
 
@@ -111,7 +113,7 @@ static void on_connection(uv_stream_t *server, int status) {
         log_warn("worker listener: %s", uv_strerror(status));
         return;
     }
-    wconn *wc = wconn_new(0, NULL);
+    wconn *wc = wconn_new(0);
     uv_tcp_init(&g_loop, &wc->h.tcp);
     wc->h.handle.data = wc;
     if (uv_accept(server, &wc->h.stream)) {
@@ -237,7 +239,7 @@ static void on_tick(uv_timer_t *t) {
         if (!busy || now - g_drain_started > g_cfg->shutdown_grace) finish_drain();
         return;
     }
-    sched_assign();
+    assign();
 }
 
 static void on_ping(uv_timer_t *t) { sse_ping_all(); }
@@ -266,6 +268,7 @@ static void on_signal(uv_signal_t *s, int signum) {
 
 int sched_start(const spqd_config *cfg, spq_err *err) {
     g_cfg = cfg;
+    wconn_init(&(wconn_hooks){cfg, assign, counts_changed});
     uv_loop_init(&g_loop);
     uv_async_init(&g_loop, &g_kick, on_kick);
     pthread_rwlock_wrlock(&g_kick_lock);

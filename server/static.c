@@ -138,9 +138,7 @@ static void common_headers(struct MHD_Response *resp, const char *etag) {
 
 http_res static_serve(struct MHD_Connection *conn, const char *web_dir, const char *method, const char *url) {
     if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
-        http_res res = http_err(405, "method_not_allowed", NULL, "%s is not allowed here; allowed: GET, HEAD", method);
-        MHD_add_response_header(res.resp, "Allow", "GET, HEAD");
-        return res;
+        return http_not_allowed(method, "GET, HEAD");
     }
     if (!web_dir[0])
         return http_err(404, "not_found", NULL, "no dashboard here: spinqd runs without a web dir (--web-dir DIR)");
@@ -169,13 +167,10 @@ http_res static_serve(struct MHD_Connection *conn, const char *web_dir, const ch
         common_headers(resp, etag);
         return (http_res){304, resp};
     }
-    struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
-    if (!resp) {
-        close(fd);
-        return http_err(500, "internal", NULL, "cannot send %.200s", url);
-    }
+    http_res res = http_file(fd, (uint64_t)st.st_size, static_content_type(rel), url);
+    if (res.status != 200) return res;
+    struct MHD_Response *resp = res.resp;
     common_headers(resp, etag);
-    MHD_add_response_header(resp, "Content-Type", static_content_type(rel));
     if (kind == STATIC_INDEX) {
         /* the page's own files only; no inline script or style, no framing */
         MHD_add_response_header(resp, "Content-Security-Policy",
@@ -185,5 +180,5 @@ http_res static_serve(struct MHD_Connection *conn, const char *web_dir, const ch
         MHD_add_response_header(resp, "X-Frame-Options", "DENY");
         MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
     }
-    return (http_res){200, resp};
+    return res;
 }

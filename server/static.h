@@ -18,7 +18,7 @@
 
 #include <stddef.h>
 
-#include "server/http.h"
+#include "server/reply.h"
 
 typedef enum { STATIC_NONE, STATIC_INDEX, STATIC_FILE, STATIC_VENDOR } static_kind;
 

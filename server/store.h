@@ -7,7 +7,10 @@
  *
  * Run states: queued -> running -> done | failed | canceled; a running run
  * whose worker went away goes back to queued (resumable) until its attempts
- * are used up. Reads return jansson objects the API serves as they are. */
+ * are used up. Reads return jansson objects the API serves as they are.
+ *
+ * One file per table (each section below names it); store.c and
+ * store_internal.h hold what they share. */
 #ifndef SPQD_STORE_H
 #define SPQD_STORE_H
 
@@ -19,7 +22,7 @@
 
 typedef enum { STORE_OK = 0, STORE_ERROR = -1, STORE_NOT_FOUND = -2, STORE_CONFLICT = -3 } store_rc;
 
-/* ---- runs ---- */
+/* ---- runs (store_runs.c) ---- */
 
 int64_t store_run_insert_tx(sqlite3 *db, const spq_jobspec *spec, const char *owner, int64_t sweep_id);
 /* One run in its own transaction; its id or a store_rc. */
@@ -29,6 +32,19 @@ int64_t store_run_create(sqlite3 *db, const spq_jobspec *spec, const char *owner
 json_t *store_run_get(sqlite3 *db, int64_t id, int with_spec, store_rc *rc);
 /* owner (cap bytes) and status (16 bytes) of a run. */
 store_rc store_run_owner(sqlite3 *db, int64_t id, char *owner, size_t cap, char *status);
+
+/* Cancel: a queued run becomes canceled at once (*now_canceled = 1); a
+ * running run gets cancel_requested (the scheduler tells its worker);
+ * STORE_CONFLICT when it already finished. */
+store_rc store_run_cancel(sqlite3 *db, int64_t id, int *now_canceled);
+/* Deletes a run that is not running and everything it owns; the artifact
+ * files under data_dir too. STORE_CONFLICT while it runs. */
+store_rc store_run_delete(sqlite3 *db, int64_t id, const char *data_dir);
+
+/* {"queued": n, "running": n, ...} */
+json_t *store_run_counts(sqlite3 *db);
+
+/* ---- listing runs (store_runs_list.c) ---- */
 
 typedef struct {
     const char *status;  /* NULL: any */
@@ -50,15 +66,7 @@ int store_order_known(sqlite3 *db, const char *order);
  * which costs the same however deep it is (offset pages scan what they skip). */
 char *store_runs_list(sqlite3 *db, const store_run_filter *f);
 
-/* Cancel: a queued run becomes canceled at once (*now_canceled = 1); a
- * running run gets cancel_requested (the scheduler tells its worker);
- * STORE_CONFLICT when it already finished. */
-store_rc store_run_cancel(sqlite3 *db, int64_t id, int *now_canceled);
-/* Deletes a run that is not running and everything it owns; the artifact
- * files under data_dir too. STORE_CONFLICT while it runs. */
-store_rc store_run_delete(sqlite3 *db, int64_t id, const char *data_dir);
-
-/* ---- the scheduler's side ---- */
+/* ---- the scheduler's side (store_sched.c) ---- */
 
 typedef struct {
     int64_t run_id;
@@ -92,29 +100,33 @@ int store_recover(sqlite3 *db);
 /* Ids of running runs with cancel_requested (n at most cap). */
 int store_cancel_requests(sqlite3 *db, int64_t *ids, int cap);
 
+/* ---- metrics (store_metrics.c) ---- */
+
 int store_metric(sqlite3 *db, int64_t run_id, const char *key, int64_t step, double value);
-int store_progress(sqlite3 *db, int64_t run_id, const char *stage, int64_t done, int64_t total);
-int store_log(sqlite3 *db, int64_t run_id, const char *level, const char *text);
+/* {"key": {"step": s, "value": v}, ...} */
+json_t *store_metrics_latest(sqlite3 *db, int64_t run_id);
+/* [[step, value], ...] with step > since_step, at most limit points. */
+json_t *store_metric_history(sqlite3 *db, int64_t run_id, const char *key, int64_t since_step, int limit);
+
+/* ---- checkpoints and artifacts (store_outputs.c) ---- */
+
 /* Stores a rotation checkpoint; keep > 0 keeps only the run's newest keep
  * checkpoints (the newest is all a resumed run needs). */
 int store_checkpoint(sqlite3 *db, int64_t run_id, int64_t step, const void *data, size_t len, int keep);
 int store_artifact(sqlite3 *db, int64_t run_id, const char *name, const char *relpath, int64_t size,
                    const char *sha256);
 
-/* ---- reads for the API ---- */
-
-/* {"key": {"step": s, "value": v}, ...} */
-json_t *store_metrics_latest(sqlite3 *db, int64_t run_id);
-/* [[step, value], ...] with step > since_step, at most limit points. */
-json_t *store_metric_history(sqlite3 *db, int64_t run_id, const char *key, int64_t since_step, int limit);
 json_t *store_checkpoints_list(sqlite3 *db, int64_t run_id);
 /* step -1: the latest. STORE_NOT_FOUND when there is none. */
 store_rc store_checkpoint_get(sqlite3 *db, int64_t run_id, int64_t step, void **data, size_t *len, int64_t *got_step);
 json_t *store_artifacts_list(sqlite3 *db, int64_t run_id);
 store_rc store_artifact_get(sqlite3 *db, int64_t run_id, const char *name, char **relpath, int64_t *size,
                             char sha256[65]);
-/* {"queued": n, "running": n, ...} */
-json_t *store_run_counts(sqlite3 *db);
+
+/* ---- events (store_events.c) ---- */
+
+int store_progress(sqlite3 *db, int64_t run_id, const char *stage, int64_t done, int64_t total);
+int store_log(sqlite3 *db, int64_t run_id, const char *level, const char *text);
 
 typedef void (*store_event_fn)(void *ud, int64_t id, int64_t run_id, const char *type, const char *json);
 /* Events with id > after_id (of run_id, or all when run_id is 0), in order,
@@ -129,13 +141,13 @@ int64_t store_events_max_id(sqlite3 *db);
  * wait at most one batch. Returns how many or -1. */
 int64_t store_events_prune(sqlite3 *db, double finished_before);
 
-/* ---- sweeps ---- */
+/* ---- sweeps (store_sweeps.c) ---- */
 
 int64_t store_sweep_insert_tx(sqlite3 *db, const char *name, const char *base, const char *grid, const char *owner);
 json_t *store_sweep_get(sqlite3 *db, int64_t id);
 json_t *store_sweeps_list(sqlite3 *db, int limit, int offset);
 
-/* ---- workers ---- */
+/* ---- workers (store_workers.c) ---- */
 
 int64_t store_worker_add(sqlite3 *db, const char *name, const char *kind, int pid, const char *addr);
 int store_worker_state(sqlite3 *db, int64_t id, const char *state, int64_t run_id);
@@ -145,7 +157,7 @@ int store_worker_job_done(sqlite3 *db, int64_t id);
 int store_workers_reset(sqlite3 *db);
 json_t *store_workers_list(sqlite3 *db);
 
-/* ---- tokens ---- */
+/* ---- tokens (store_tokens.c) ---- */
 
 store_rc store_token_create(sqlite3 *db, const char *name, const char *role, const char *hash_hex);
 /* 1 and name/role (64 bytes each) when hash_hex is a live token, 0 when not, -1. */

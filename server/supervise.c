@@ -21,6 +21,19 @@ static void spawn(local_worker *lw);
 
 static void on_restart_timer(uv_timer_t *t) { spawn(t->data); }
 
+/* A local worker's connection ended (wconn_close). */
+static void on_conn_closed(wconn *wc, int graceful) {
+    local_worker *lw = wc->owner;
+    if (lw->conn == wc) lw->conn = NULL;
+    /* a local worker that broke its protocol (or hangs) is restarted from
+     * scratch; one that closed its end is exiting by itself: a SIGKILL now
+     * would land in its exit (a drained worker closes the connection first,
+     * then exits 0) and be reported as its death; the drain's SIGTERM skips
+     * it too (supervise_stop) */
+    if (lw->running && !graceful && !wc->peer_closed) uv_process_kill(&lw->proc, SIGKILL);
+    if (wc->peer_closed) lw->exiting = 1;
+}
+
 static void on_proc_closed(uv_handle_t *h) {
     local_worker *lw = h->data;
     lw->running = 0;
@@ -52,7 +65,9 @@ static void on_worker_exit(uv_process_t *p, int64_t status, int sig) {
 
 static void spawn(local_worker *lw) {
     if (g_stopping) return;
-    wconn *wc = wconn_new(1, lw);
+    wconn *wc = wconn_new(1);
+    wc->on_close = on_conn_closed;
+    wc->owner = lw;
     uv_pipe_init(g_loop, &wc->h.pipe, 0);
     wc->h.handle.data = wc;
     char name[32], fd[] = "3";
@@ -80,7 +95,7 @@ static void spawn(local_worker *lw) {
     int rc = uv_spawn(g_loop, &lw->proc, &opt);
     if (rc) {
         log_error("local worker %d: cannot start %s: %s", lw->slot, g_cfg->worker_bin, uv_strerror(rc));
-        wc->lw = NULL;
+        wc->on_close = NULL;
         wconn_close(wc, "the worker process could not be started", 1);
         uv_close((uv_handle_t *)&lw->proc, on_proc_closed);
         return;
@@ -92,6 +107,7 @@ static void spawn(local_worker *lw) {
     sqlite3 *db = db_get();
     if (lw->worker_id <= 0) lw->worker_id = db ? store_worker_add(db, name, "local", lw->pid, NULL) : -1;
     else if (db) store_worker_restarted(db, lw->worker_id, lw->pid);
+    wc->local_id = lw->worker_id;
     snprintf(wc->name, sizeof wc->name, "%s", name);
     if (gethostname(wc->host, sizeof wc->host)) snprintf(wc->host, sizeof wc->host, "localhost");
     wc->host[sizeof wc->host - 1] = 0;

@@ -13,19 +13,20 @@
 #include "server/db.h"
 #include "server/log.h"
 #include "server/store.h"
-#include "server/supervise.h"
 
 wconn *wconn_list;
+static wconn_hooks g_hooks;
+
+void wconn_init(const wconn_hooks *hooks) { g_hooks = *hooks; }
 
 typedef struct {
     uv_write_t req;
     proto_buf buf;
 } write_req;
 
-wconn *wconn_new(int local, struct local_worker *lw) {
+wconn *wconn_new(int local) {
     wconn *wc = spq_calloc(1, sizeof *wc);
     wc->local = local;
-    wc->lw = lw;
     wc->state = WC_HANDSHAKE;
     wc->opened = wc->last_seen = spq_now();
     wc->h.handle.data = wc;
@@ -78,7 +79,7 @@ static void artifact_abort(wconn *wc) {
 
 void wconn_close(wconn *wc, const char *why, int graceful) {
     if (wc->state == WC_CLOSING) return;
-    const spqd_config *cfg = sched_config();
+    const spqd_config *cfg = g_hooks.cfg;
     sqlite3 *db = db_get();
     log_info("worker %s (%lld): connection closed: %s", wc->name, (long long)wc->worker_id, why);
     int was_ready = wc->state == WC_READY;
@@ -98,16 +99,7 @@ void wconn_close(wconn *wc, const char *why, int graceful) {
             *p = wc->next;
             break;
         }
-    if (wc->lw) {
-        if (wc->lw->conn == wc) wc->lw->conn = NULL;
-        /* a local worker that broke its protocol (or hangs) is restarted from
-         * scratch; one that closed its end is exiting by itself: a SIGKILL
-         * now would land in its exit (a drained worker closes the connection
-         * first, then exits 0) and be reported as its death; the drain's
-         * SIGTERM skips it too (supervise_stop) */
-        if (wc->lw->running && !graceful && !wc->peer_closed) uv_process_kill(&wc->lw->proc, SIGKILL);
-        if (wc->peer_closed) wc->lw->exiting = 1;
-    }
+    if (wc->on_close) wc->on_close(wc, graceful);
     /* flush what is queued (a REJECT, say), then close */
     uv_read_stop(&wc->h.stream);
     uv_shutdown_t *req = spq_malloc(sizeof *req);
@@ -116,8 +108,8 @@ void wconn_close(wconn *wc, const char *why, int graceful) {
         free(req);
         uv_close(&wc->h.handle, on_closed);
     }
-    if (was_ready) sched_counts_changed();
-    sched_assign(); /* a re-queued run can go to another worker now */
+    if (was_ready) g_hooks.counts_changed();
+    g_hooks.assign(); /* a re-queued run can go to another worker now */
 }
 
 /* ---- frames from the worker ---- */
@@ -157,7 +149,7 @@ static int on_hello(wconn *wc, const proto_frame *f) {
     }
     snprintf(wc->name, sizeof wc->name, "%s", h.name);
     if (wc->local) {
-        wc->worker_id = wc->lw->worker_id;
+        wc->worker_id = wc->local_id;
     } else {
         wc->worker_id = db ? store_worker_add(db, h.name, "remote", (int)h.pid, wc->addr) : -1;
         if (wc->worker_id < 0) {
@@ -172,8 +164,8 @@ static int on_hello(wconn *wc, const proto_frame *f) {
     proto_enc_welcome(&b, &(proto_welcome){(uint64_t)wc->worker_id, 5000});
     wconn_send(wc, &b);
     log_info("worker %s connected (%s, id %lld)", wc->name, wc->local ? "local" : wc->addr, (long long)wc->worker_id);
-    sched_counts_changed();
-    sched_assign();
+    g_hooks.counts_changed();
+    g_hooks.assign();
     return 0;
 }
 
@@ -184,7 +176,7 @@ static int check_run(wconn *wc, uint64_t run_id, const char *what) {
 }
 
 static int artifact_chunk(wconn *wc, const proto_artifact *a) {
-    const spqd_config *cfg = sched_config();
+    const spqd_config *cfg = g_hooks.cfg;
     if (a->offset == 0) {
         artifact_abort(wc);
         char dir[700];
@@ -236,7 +228,7 @@ static int artifact_chunk(wconn *wc, const proto_artifact *a) {
 }
 
 static int on_done(wconn *wc, const proto_done *d) {
-    const spqd_config *cfg = sched_config();
+    const spqd_config *cfg = g_hooks.cfg;
     sqlite3 *db = db_get();
     if (!db) return -1;
     int64_t run = wc->run_id;
@@ -259,8 +251,8 @@ static int on_done(wconn *wc, const proto_done *d) {
     wc->cancel_sent = 0;
     store_worker_job_done(db, wc->worker_id);
     store_worker_state(db, wc->worker_id, "idle", 0);
-    sched_counts_changed();
-    sched_assign();
+    g_hooks.counts_changed();
+    g_hooks.assign();
     return 0;
 }
 
@@ -314,7 +306,7 @@ static int on_frame(wconn *wc, const proto_frame *f) {
         proto_checkpoint m;
         if (proto_dec_checkpoint(&m, f->payload, f->len, &err)) return proto_error(wc, "%s", err.msg);
         if (check_run(wc, m.run_id, "checkpoint")) return -1;
-        store_checkpoint(db, wc->run_id, m.step, m.data, m.len, sched_config()->keep_checkpoints);
+        store_checkpoint(db, wc->run_id, m.step, m.data, m.len, g_hooks.cfg->keep_checkpoints);
         return 0;
     }
     case PROTO_ARTIFACT: {

@@ -1,6 +1,12 @@
 /* wconn.h - one worker's proto connection on the loop thread (internal to
  * sched.c, wconn.c and supervise.c).
  *
+ * The connections know the scheduler only through the hooks it registers
+ * at start (wconn_init): what to call when a worker became free or a run
+ * went back to the queue, and when the worker counts may have changed. A
+ * local connection's process is its supervisor's business: supervise.c
+ * sets the connection's on_close to hear of its end.
+ *
  * A connection starts in handshake (HELLO within 10 s, token checked for
  * remote workers), then is ready: idle (run_id 0) or busy with one run.
  * Everything a worker reports must be about its current run; anything else,
@@ -20,7 +26,16 @@
 #include "proto/messages.h"
 #include "server/config.h"
 
-struct local_worker;
+/* What the scheduler gives the connections: set once, before the first. */
+typedef struct {
+    const spqd_config *cfg;
+    /* a worker is free or a run is back in the queue: hand out work (and
+     * pass on cancel requests) */
+    void (*assign)(void);
+    /* a connection became ready or went away, or a run ended: recount */
+    void (*counts_changed)(void);
+} wconn_hooks;
+void wconn_init(const wconn_hooks *hooks);
 
 typedef enum { WC_HANDSHAKE, WC_READY, WC_CLOSING } wconn_state;
 
@@ -33,7 +48,11 @@ typedef struct wconn {
     } h;
     wconn_state state;
     int local;
-    struct local_worker *lw; /* the process behind a local connection */
+    int64_t local_id;        /* local: the worker id its supervisor recorded, taken on at hello */
+    /* called by wconn_close (graceful as given) once the connection is off
+     * the list, before its handle closes; NULL: nothing to tell */
+    void (*on_close)(struct wconn *wc, int graceful);
+    void *owner;             /* on_close's: the local worker behind it */
     int64_t worker_id;
     char name[128];
     char addr[80];
@@ -57,16 +76,11 @@ extern wconn *wconn_list;
 
 /* A new connection whose handle the caller initializes (pipe or tcp) and
  * then starts with wconn_start. */
-wconn *wconn_new(int local, struct local_worker *lw);
+wconn *wconn_new(int local);
 int wconn_start(wconn *wc);
 void wconn_send(wconn *wc, proto_buf *b); /* takes the frames; b is emptied */
 /* Drops the connection; interrupts its run (counting the attempt unless
  * graceful). Safe to call twice. */
 void wconn_close(wconn *wc, const char *why, int graceful);
-
-/* Provided by sched.c. */
-const spqd_config *sched_config(void);
-void sched_assign(void);
-void sched_counts_changed(void);
 
 #endif
