@@ -26,15 +26,15 @@
 
 typedef struct {
     const char *model;
-    spq_eval_text_spec ppl[MAX_LIST];
+    pl_eval_text_spec ppl[MAX_LIST];
     int n_ppl;
-    spq_eval_task_spec tasks[MAX_LIST];
+    pl_eval_task_spec tasks[MAX_LIST];
     char *task_bufs[MAX_LIST];
     int n_tasks;
     int seqlen, batch, rolling, save_topk, skip_bad, bos, max_groups, limit, kld_fp;
     const char *kld_base, *kld_logits, *save_logits, *json;
     spq_qcfg q;        /* fake quantizers (worker/qflags.h) */
-    spq_rotflags rot;  /* rotations */
+    cli_rotflags rot;  /* rotations */
 } eval_args;
 
 static void usage(FILE *f) {
@@ -89,7 +89,7 @@ static int parse_task(eval_args *a, const char *spec) {
         return -1;
     }
     a->task_bufs[a->n_tasks] = s;
-    a->tasks[a->n_tasks++] = (spq_eval_task_spec){s, format, eq + 1};
+    a->tasks[a->n_tasks++] = (pl_eval_task_spec){s, format, eq + 1};
     return 0;
 }
 
@@ -101,7 +101,7 @@ static int parse_args(eval_args *a, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v;
         int bad = 0, qf;
-        if ((qf = spq_qflag(&a->q, argc, argv, &i, "eval")) || (qf = spq_rotflag(&a->rot, argc, argv, &i, "eval"))) {
+        if ((qf = cli_qflag(&a->q, argc, argv, &i, "eval")) || (qf = cli_rotflag(&a->rot, argc, argv, &i, "eval"))) {
             if (qf < 0) return -1;
             continue;
         }
@@ -109,21 +109,21 @@ static int parse_args(eval_args *a, int argc, char **argv) {
             usage(stdout);
             exit(0);
         } else if (!strcmp(f, "--ppl") || !strcmp(f, "--ppl-rows")) {
-            if (!(bad = spq_arg_str(&v, argc, argv, &i, "eval"))) {
+            if (!(bad = cli_arg_str(&v, argc, argv, &i, "eval"))) {
                 if (a->n_ppl == MAX_LIST) bad = -1, fprintf(stderr, "spinq eval: at most %d --ppl\n", MAX_LIST);
-                else a->ppl[a->n_ppl++] = (spq_eval_text_spec){v, !strcmp(f, "--ppl-rows")};
+                else a->ppl[a->n_ppl++] = (pl_eval_text_spec){v, !strcmp(f, "--ppl-rows")};
             }
         } else if (!strcmp(f, "--task")) {
-            if (!(bad = spq_arg_str(&v, argc, argv, &i, "eval"))) bad = parse_task(a, v);
-        } else if (!strcmp(f, "--seqlen")) bad = spq_arg_int(&a->seqlen, argc, argv, &i, "eval", 2, 1 << 20);
-        else if (!strcmp(f, "--batch")) bad = spq_arg_int(&a->batch, argc, argv, &i, "eval", 1, 1024);
-        else if (!strcmp(f, "--groups")) bad = spq_arg_int(&a->max_groups, argc, argv, &i, "eval", 1, 1024);
-        else if (!strcmp(f, "--limit")) bad = spq_arg_int(&a->limit, argc, argv, &i, "eval", 0, 1 << 30);
-        else if (!strcmp(f, "--save-topk")) bad = spq_arg_int(&a->save_topk, argc, argv, &i, "eval", 1, 1 << 24);
-        else if (!strcmp(f, "--kld-base")) bad = spq_arg_str(&a->kld_base, argc, argv, &i, "eval");
-        else if (!strcmp(f, "--kld-logits")) bad = spq_arg_str(&a->kld_logits, argc, argv, &i, "eval");
-        else if (!strcmp(f, "--save-logits")) bad = spq_arg_str(&a->save_logits, argc, argv, &i, "eval");
-        else if (!strcmp(f, "--json")) bad = spq_arg_str(&a->json, argc, argv, &i, "eval");
+            if (!(bad = cli_arg_str(&v, argc, argv, &i, "eval"))) bad = parse_task(a, v);
+        } else if (!strcmp(f, "--seqlen")) bad = cli_arg_int(&a->seqlen, argc, argv, &i, "eval", 2, 1 << 20);
+        else if (!strcmp(f, "--batch")) bad = cli_arg_int(&a->batch, argc, argv, &i, "eval", 1, 1024);
+        else if (!strcmp(f, "--groups")) bad = cli_arg_int(&a->max_groups, argc, argv, &i, "eval", 1, 1024);
+        else if (!strcmp(f, "--limit")) bad = cli_arg_int(&a->limit, argc, argv, &i, "eval", 0, 1 << 30);
+        else if (!strcmp(f, "--save-topk")) bad = cli_arg_int(&a->save_topk, argc, argv, &i, "eval", 1, 1 << 24);
+        else if (!strcmp(f, "--kld-base")) bad = cli_arg_str(&a->kld_base, argc, argv, &i, "eval");
+        else if (!strcmp(f, "--kld-logits")) bad = cli_arg_str(&a->kld_logits, argc, argv, &i, "eval");
+        else if (!strcmp(f, "--save-logits")) bad = cli_arg_str(&a->save_logits, argc, argv, &i, "eval");
+        else if (!strcmp(f, "--json")) bad = cli_arg_str(&a->json, argc, argv, &i, "eval");
         else if (!strcmp(f, "--no-rolling")) a->rolling = 0;
         else if (!strcmp(f, "--kld-fp")) a->kld_fp = 1;
         else if (!strcmp(f, "--skip-bad")) a->skip_bad = 1;
@@ -175,7 +175,7 @@ static int write_json(const char *path, json_t *rep) {
     return rc;
 }
 
-int spq_cmd_eval(int argc, char **argv) {
+int cli_cmd_eval(int argc, char **argv) {
     eval_args a;
     int rc = 2;
     if (parse_args(&a, argc, argv)) goto out;
@@ -185,7 +185,7 @@ int spq_cmd_eval(int argc, char **argv) {
     spq_tokenizer *tok = NULL;
     spq_scorer sc = {0}, sb = {0};
     json_t *rep = NULL;
-    if (spq_load_quantized(&m, a.model, &a.rot, &a.q, &err)) {
+    if (cli_load_quantized(&m, a.model, &a.rot, &a.q, &err)) {
         fprintf(stderr, "spinq eval: %s\n", err.msg);
         goto out;
     }
@@ -221,7 +221,7 @@ int spq_cmd_eval(int argc, char **argv) {
         }
         spq_scorer_model(&sb, &base);
     }
-    spq_eval_plan plan = {
+    pl_eval_plan plan = {
         .model = a.model,
         .rotation = a.rot.rotation ? a.rot.rotation : "none",
         .quant = quantized ? quant : NULL,
@@ -243,9 +243,9 @@ int spq_cmd_eval(int argc, char **argv) {
         .max_groups = a.max_groups,
         .progress = 1,
     };
-    int r = spq_eval_run(&rep, &plan, &sc, tok, &err);
+    int r = pl_eval_run(&rep, &plan, &sc, tok, &err);
     FILE *table = a.json && !strcmp(a.json, "-") ? stderr : stdout;
-    spq_eval_print(table, rep);
+    pl_eval_print(table, rep);
     if (r) fprintf(stderr, "spinq eval: %s\n", err.msg);
     /* skipped items are reported whatever else happened */
     size_t i;

@@ -27,18 +27,18 @@ static int usage(void) {
     return 2;
 }
 
-int spq_cmd_export_hf(int argc, char **argv) {
+int cli_cmd_export_hf(int argc, char **argv) {
     const char *model_path = NULL, *out = NULL, *dt = "bf16";
-    spq_rotflags rf = {.online = 0};
+    cli_rotflags rf = {.online = 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int bad = 0, f;
-        if ((f = spq_rotflag(&rf, argc, argv, &i, "export-hf"))) {
+        if ((f = cli_rotflag(&rf, argc, argv, &i, "export-hf"))) {
             if (f < 0) return 2;
             continue;
         }
-        if (!strcmp(a, "--out")) bad = spq_arg_str(&out, argc, argv, &i, "export-hf");
-        else if (!strcmp(a, "--dtype")) bad = spq_arg_str(&dt, argc, argv, &i, "export-hf");
+        if (!strcmp(a, "--out")) bad = cli_arg_str(&out, argc, argv, &i, "export-hf");
+        else if (!strcmp(a, "--dtype")) bad = cli_arg_str(&dt, argc, argv, &i, "export-hf");
         else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "spinq export-hf: unknown flag %s\n", a);
             return usage();

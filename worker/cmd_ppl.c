@@ -26,21 +26,21 @@ static void show_progress(void *ud, long done, long total) {
     spq_progress_update(p, done, NULL);
 }
 
-int spq_cmd_ppl(int argc, char **argv) {
+int cli_cmd_ppl(int argc, char **argv) {
     const char *model_path = NULL, *data = NULL;
     int seqlen = 0, batch = 4;
     spq_qcfg q = spq_qcfg_off();
-    spq_rotflags rf = {.online = 1};
+    cli_rotflags rf = {.online = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int bad = 0, f;
-        if ((f = spq_qflag(&q, argc, argv, &i, "ppl")) || (f = spq_rotflag(&rf, argc, argv, &i, "ppl"))) {
+        if ((f = cli_qflag(&q, argc, argv, &i, "ppl")) || (f = cli_rotflag(&rf, argc, argv, &i, "ppl"))) {
             if (f < 0) return 2;
             continue;
         }
-        if (!strcmp(a, "--data")) bad = spq_arg_str(&data, argc, argv, &i, "ppl");
-        else if (!strcmp(a, "--seqlen")) bad = spq_arg_int(&seqlen, argc, argv, &i, "ppl", 2, 1 << 20);
-        else if (!strcmp(a, "--batch")) bad = spq_arg_int(&batch, argc, argv, &i, "ppl", 1, 1024);
+        if (!strcmp(a, "--data")) bad = cli_arg_str(&data, argc, argv, &i, "ppl");
+        else if (!strcmp(a, "--seqlen")) bad = cli_arg_int(&seqlen, argc, argv, &i, "ppl", 2, 1 << 20);
+        else if (!strcmp(a, "--batch")) bad = cli_arg_int(&batch, argc, argv, &i, "ppl", 1, 1024);
         else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "spinq ppl: unknown flag %s\n", a);
             return usage();
@@ -52,7 +52,7 @@ int spq_cmd_ppl(int argc, char **argv) {
 
     spq_err err;
     spq_model m;
-    if (spq_load_quantized(&m, model_path, &rf, &q, &err)) {
+    if (cli_load_quantized(&m, model_path, &rf, &q, &err)) {
         fprintf(stderr, "spinq ppl: %s\n", err.msg);
         return 1;
     }

@@ -47,38 +47,38 @@ static int parse_dtype(spq_st_dtype *t, const char *s) {
     return 0;
 }
 
-int spq_cmd_quantize(int argc, char **argv) {
+int cli_cmd_quantize(int argc, char **argv) {
     const char *model_path = NULL, *out = NULL, *method = "rtn", *calib = NULL, *edt_s = "f32";
     spq_qcfg q = spq_qcfg_off();
     q.w.bits = 4;
     q.w.mse = 1;
-    spq_rotflags rf = {.online = 1};
+    cli_rotflags rf = {.online = 1};
     spq_gptq_cfg g = spq_gptq_defaults();
     g.seqlen = 0;
     int gptq_flags = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int bad = 0, f;
-        if ((f = spq_qflag(&q, argc, argv, &i, "quantize")) || (f = spq_rotflag(&rf, argc, argv, &i, "quantize"))) {
+        if ((f = cli_qflag(&q, argc, argv, &i, "quantize")) || (f = cli_rotflag(&rf, argc, argv, &i, "quantize"))) {
             if (f < 0) return 2;
             continue;
         }
-        if (!strcmp(a, "--out")) bad = spq_arg_str(&out, argc, argv, &i, "quantize");
-        else if (!strcmp(a, "--method")) bad = spq_arg_str(&method, argc, argv, &i, "quantize");
-        else if (!strcmp(a, "--calib")) bad = spq_arg_str(&calib, argc, argv, &i, "quantize"), gptq_flags = 1;
+        if (!strcmp(a, "--out")) bad = cli_arg_str(&out, argc, argv, &i, "quantize");
+        else if (!strcmp(a, "--method")) bad = cli_arg_str(&method, argc, argv, &i, "quantize");
+        else if (!strcmp(a, "--calib")) bad = cli_arg_str(&calib, argc, argv, &i, "quantize"), gptq_flags = 1;
         else if (!strcmp(a, "--nsamples"))
-            bad = spq_arg_int(&g.nsamples, argc, argv, &i, "quantize", 1, 1 << 20), gptq_flags = 1;
+            bad = cli_arg_int(&g.nsamples, argc, argv, &i, "quantize", 1, 1 << 20), gptq_flags = 1;
         else if (!strcmp(a, "--seqlen"))
-            bad = spq_arg_int(&g.seqlen, argc, argv, &i, "quantize", 2, 1 << 20), gptq_flags = 1;
+            bad = cli_arg_int(&g.seqlen, argc, argv, &i, "quantize", 2, 1 << 20), gptq_flags = 1;
         else if (!strcmp(a, "--damp")) {
             float d;
-            bad = spq_arg_float(&d, argc, argv, &i, "quantize", 1e-9, 10);
+            bad = cli_arg_float(&d, argc, argv, &i, "quantize", 1e-9, 10);
             g.damp = d;
             gptq_flags = 1;
-        } else if (!strcmp(a, "--calib-seed")) bad = spq_arg_u64(&g.seed, argc, argv, &i, "quantize"), gptq_flags = 1;
+        } else if (!strcmp(a, "--calib-seed")) bad = cli_arg_u64(&g.seed, argc, argv, &i, "quantize"), gptq_flags = 1;
         else if (!strcmp(a, "--act-order")) g.act_order = 1, gptq_flags = 1;
         else if (!strcmp(a, "--calib-act-quant")) g.calib_aq = 1, gptq_flags = 1;
-        else if (!strcmp(a, "--embedding-dtype")) bad = spq_arg_str(&edt_s, argc, argv, &i, "quantize");
+        else if (!strcmp(a, "--embedding-dtype")) bad = cli_arg_str(&edt_s, argc, argv, &i, "quantize");
         else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "spinq quantize: unknown flag %s\n", a);
             return usage();
@@ -124,7 +124,7 @@ int spq_cmd_quantize(int argc, char **argv) {
                 model_path);
         return 1;
     }
-    if (spq_load_prepared(&m, model_path, &rf, &q, 0, &err)) {
+    if (cli_load_prepared(&m, model_path, &rf, &q, 0, &err)) {
         fprintf(stderr, "spinq quantize: %s\n", err.msg);
         return 1;
     }

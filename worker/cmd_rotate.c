@@ -64,42 +64,42 @@ static int should_stop(void *ud) {
     return stop_requested;
 }
 
-int spq_cmd_rotate(int argc, char **argv) {
+int cli_cmd_rotate(int argc, char **argv) {
     const char *model_path = NULL, *calib = NULL, *out = NULL, *resume = NULL, *init_s = "hadamard";
     spq_learn_cfg lc = spq_learn_defaults();
     lc.seqlen = 0;
     spq_qcfg q = spq_qcfg_off();
     q.w.bits = 4; q.w.mse = 1; q.a.bits = 4; q.kv.bits = 4;
-    spq_rotflags rf = {.online = 1};
+    cli_rotflags rf = {.online = 1};
     int learn_flags = 0, q_flags = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int bad = 0, f;
-        if ((f = spq_qflag(&q, argc, argv, &i, "rotate"))) {
+        if ((f = cli_qflag(&q, argc, argv, &i, "rotate"))) {
             if (f < 0) return 2;
             q_flags = 1;
             continue;
         }
         if (!strcmp(a, "--mode") || !strcmp(a, "--seed")) {
-            if (spq_rotflag(&rf, argc, argv, &i, "rotate") < 0) return 2;
+            if (cli_rotflag(&rf, argc, argv, &i, "rotate") < 0) return 2;
             if (!strcmp(a, "--seed")) lc.seed = rf.seed;
             learn_flags = 1;
             continue;
         }
-        if (!strcmp(a, "--calib")) bad = spq_arg_str(&calib, argc, argv, &i, "rotate");
-        else if (!strcmp(a, "--out")) bad = spq_arg_str(&out, argc, argv, &i, "rotate");
-        else if (!strcmp(a, "--resume")) bad = spq_arg_str(&resume, argc, argv, &i, "rotate");
-        else if (!strcmp(a, "--init")) bad = spq_arg_str(&init_s, argc, argv, &i, "rotate"), learn_flags = 1;
-        else if (!strcmp(a, "--steps")) bad = spq_arg_int(&lc.steps, argc, argv, &i, "rotate", 0, 1000000), learn_flags = 1;
+        if (!strcmp(a, "--calib")) bad = cli_arg_str(&calib, argc, argv, &i, "rotate");
+        else if (!strcmp(a, "--out")) bad = cli_arg_str(&out, argc, argv, &i, "rotate");
+        else if (!strcmp(a, "--resume")) bad = cli_arg_str(&resume, argc, argv, &i, "rotate");
+        else if (!strcmp(a, "--init")) bad = cli_arg_str(&init_s, argc, argv, &i, "rotate"), learn_flags = 1;
+        else if (!strcmp(a, "--steps")) bad = cli_arg_int(&lc.steps, argc, argv, &i, "rotate", 0, 1000000), learn_flags = 1;
         else if (!strcmp(a, "--lr")) {
             float lr;
-            bad = spq_arg_float(&lr, argc, argv, &i, "rotate", 1e-9, 1e3);
+            bad = cli_arg_float(&lr, argc, argv, &i, "rotate", 1e-9, 1e3);
             lc.lr = lr;
             learn_flags = 1;
-        } else if (!strcmp(a, "--batch")) bad = spq_arg_int(&lc.batch, argc, argv, &i, "rotate", 1, 4096), learn_flags = 1;
-        else if (!strcmp(a, "--seqlen")) bad = spq_arg_int(&lc.seqlen, argc, argv, &i, "rotate", 2, 1 << 20), learn_flags = 1;
+        } else if (!strcmp(a, "--batch")) bad = cli_arg_int(&lc.batch, argc, argv, &i, "rotate", 1, 4096), learn_flags = 1;
+        else if (!strcmp(a, "--seqlen")) bad = cli_arg_int(&lc.seqlen, argc, argv, &i, "rotate", 2, 1 << 20), learn_flags = 1;
         else if (!strcmp(a, "--checkpoint-every"))
-            bad = spq_arg_int(&lc.checkpoint_every, argc, argv, &i, "rotate", 0, 1 << 30);
+            bad = cli_arg_int(&lc.checkpoint_every, argc, argv, &i, "rotate", 0, 1 << 30);
         else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "spinq rotate: unknown flag %s\n", a);
             return usage();

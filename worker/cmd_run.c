@@ -72,7 +72,7 @@ static int l_artifact(void *ud, const char *name, const char *path, spq_err *err
     return 0;
 }
 
-static int l_stop(void *ud) { return SPQ_STOP_NONE; }
+static int l_stop(void *ud) { return PL_STOP_NONE; }
 
 static int usage(void) {
     fprintf(stderr, "usage: spinq run SPEC.json [--models-dir D] [--datasets-dir D] [--out DIR]\n"
@@ -80,13 +80,13 @@ static int usage(void) {
     return 2;
 }
 
-int spq_cmd_run(int argc, char **argv) {
+int cli_cmd_run(int argc, char **argv) {
     const char *spec_path = NULL, *models = NULL, *datasets = NULL, *out = "spinq-out";
     for (int i = 1; i < argc; i++) {
         int bad = 0;
-        if (!strcmp(argv[i], "--models-dir")) bad = spq_arg_str(&models, argc, argv, &i, "run");
-        else if (!strcmp(argv[i], "--datasets-dir")) bad = spq_arg_str(&datasets, argc, argv, &i, "run");
-        else if (!strcmp(argv[i], "--out")) bad = spq_arg_str(&out, argc, argv, &i, "run");
+        if (!strcmp(argv[i], "--models-dir")) bad = cli_arg_str(&models, argc, argv, &i, "run");
+        else if (!strcmp(argv[i], "--datasets-dir")) bad = cli_arg_str(&datasets, argc, argv, &i, "run");
+        else if (!strcmp(argv[i], "--out")) bad = cli_arg_str(&out, argc, argv, &i, "run");
         else if (argv[i][0] == '-') return usage();
         else if (!spec_path) spec_path = argv[i];
         else return usage();
@@ -104,7 +104,7 @@ int spq_cmd_run(int argc, char **argv) {
         fprintf(stderr, "spinq run: %s\n", err.msg);
         return 1;
     }
-    spq_pipeline p;
+    pl_pipeline p;
     memset(&p, 0, sizeof p);
     char field[SPQ_FIELD_MAX];
     int bad = spq_jobspec_parse(&p.spec, json, len, field, &p.err);
@@ -125,18 +125,18 @@ int spq_cmd_run(int argc, char **argv) {
         return 1;
     }
     local_rep lr = {.out = out};
-    spq_reporter rep = {&lr, l_stage, l_metric, l_progress, l_log, l_checkpoint, l_artifact, l_stop};
+    pl_reporter rep = {&lr, l_stage, l_metric, l_progress, l_log, l_checkpoint, l_artifact, l_stop};
     p.models_dir = models ? models : mbuf;
     p.datasets_dir = datasets ? datasets : dbuf;
     p.work_dir = work;
     p.resume_step = -1;
     p.rep = &rep;
-    int rc = spq_pipeline_run(&p);
+    int rc = pl_pipeline_run(&p);
     if (lr.bar_on) spq_progress_finish(&lr.bar, NULL);
     spq_jobspec_free(&p.spec);
     rmdir(work);
-    if (rc != SPQ_STAGE_OK) {
-        fprintf(stderr, "spinq run: %s\n", rc == SPQ_STAGE_FAILED ? p.err.msg : "stopped");
+    if (rc != PL_STAGE_OK) {
+        fprintf(stderr, "spinq run: %s\n", rc == PL_STAGE_FAILED ? p.err.msg : "stopped");
         return 1;
     }
     return 0;

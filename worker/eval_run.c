@@ -85,14 +85,14 @@ static json_t *kld_json(const spq_kld_stats *s) {
 }
 
 /* windows per call: 4 (as spinq ppl), fewer when their logits would pass 512 MB */
-static int ppl_batch(const spq_eval_plan *p, int V) {
+static int ppl_batch(const pl_eval_plan *p, int V) {
     if (p->batch > 0) return p->batch;
     long b = (512L << 20) / ((long)p->seqlen * V * (long)sizeof(float));
     return (int)(b < 1 ? 1 : b > 4 ? 4 : b);
 }
 
-static int eval_ppl_file(json_t *out, const spq_eval_plan *p, spq_scorer *sc, const spq_tokenizer *tok,
-                         const spq_eval_text_spec *ts, spq_err *err) {
+static int eval_ppl_file(json_t *out, const pl_eval_plan *p, spq_scorer *sc, const spq_tokenizer *tok,
+                         const pl_eval_text_spec *ts, spq_err *err) {
     const char *path = ts->path;
     char *text = NULL;
     size_t len;
@@ -207,8 +207,8 @@ done:
     return rc;
 }
 
-static int eval_task(json_t *out, const spq_eval_plan *p, spq_scorer *sc, const spq_tokenizer *tok,
-                     const spq_eval_task_spec *ts, spq_err *err) {
+static int eval_task(json_t *out, const pl_eval_plan *p, spq_scorer *sc, const spq_tokenizer *tok,
+                     const pl_eval_task_spec *ts, spq_err *err) {
     json_object_set_new(out, "name", json_string(ts->name));
     json_object_set_new(out, "format", json_string(ts->format));
     json_object_set_new(out, "data", json_string(ts->path));
@@ -250,7 +250,7 @@ static int eval_task(json_t *out, const spq_eval_plan *p, spq_scorer *sc, const 
     return rc;
 }
 
-int spq_eval_run(json_t **report, const spq_eval_plan *p, spq_scorer *sc, const spq_tokenizer *tok, spq_err *err) {
+int pl_eval_run(json_t **report, const pl_eval_plan *p, spq_scorer *sc, const spq_tokenizer *tok, spq_err *err) {
     json_t *rep = json_object();
     *report = rep;
     json_object_set_new(rep, "model", json_string(p->model ? p->model : ""));
@@ -322,7 +322,7 @@ static void print_kld(FILE *f, const json_t *k) {
     fprintf(f, "  same top p           %11.4f %% ± %.4f %%\n", 100 * num(k, "same_top"), 100 * num(k, "same_top_unc"));
 }
 
-void spq_eval_print(FILE *f, const json_t *rep) {
+void pl_eval_print(FILE *f, const json_t *rep) {
     const json_t *ppl = json_object_get(rep, "ppl"), *tasks = json_object_get(rep, "tasks");
     const char *rot = json_string_value(json_object_get(rep, "rotation")), *q = json_string_value(json_object_get(rep, "quant"));
     fprintf(f, "model %s (%s%s%s%s%s), seqlen %lld%s\n", json_string_value(json_object_get(rep, "model")),

@@ -22,8 +22,8 @@
  *               "continuation_tokens", "rows_run", "rows_naive", "seconds"}]}
  * Probabilities (same_top, dp, acc) are fractions; figures that do not
  * apply are left out (JSON has no NaN). */
-#ifndef SPQ_EVAL_RUN_H
-#define SPQ_EVAL_RUN_H
+#ifndef PL_EVAL_RUN_H
+#define PL_EVAL_RUN_H
 
 #include <jansson.h>
 
@@ -34,18 +34,18 @@ typedef struct {
     const char *name;   /* as reported */
     const char *format; /* reader (tasks.h) */
     const char *path;
-} spq_eval_task_spec;
+} pl_eval_task_spec;
 
 typedef struct {
     const char *path;
     int rows; /* 1: the lines are dataset rows joined with "\n\n" (textprep.h) */
-} spq_eval_text_spec;
+} pl_eval_text_spec;
 
 typedef struct {
     const char *model;         /* for the report */
     const char *rotation;      /* for the report, or NULL */
     const char *quant;         /* for the report (spq_qcfg_describe), or NULL */
-    const spq_eval_text_spec *ppl; /* (n_ppl) text files */
+    const pl_eval_text_spec *ppl; /* (n_ppl) text files */
     int n_ppl;
     int seqlen;                /* windows for ppl/KLD, max_len for rolling and tasks */
     int batch;                 /* windows per forward call; 0 = 4, fewer for large vocabularies */
@@ -55,20 +55,20 @@ typedef struct {
     const char *kld_logits;    /* KLD against saved rows (one ppl file), or NULL */
     const char *save_logits;   /* save this model's rows (one ppl file), or NULL */
     int save_topk;
-    const spq_eval_task_spec *tasks;
+    const pl_eval_task_spec *tasks;
     int n_tasks;
     long limit;                /* first N items of each task; 0 = all */
     int skip_bad;              /* skip bad task items instead of failing */
     int add_bos;               /* BOS before task contexts */
     int max_groups;            /* questions per batch; 0 = default */
     int progress;              /* progress bars on stderr */
-} spq_eval_plan;
+} pl_eval_plan;
 
 /* Runs the plan; *report is a new JSON object (also on failure: what was
  * done so far). */
-int spq_eval_run(json_t **report, const spq_eval_plan *p, spq_scorer *sc, const spq_tokenizer *tok, spq_err *err);
+int pl_eval_run(json_t **report, const pl_eval_plan *p, spq_scorer *sc, const spq_tokenizer *tok, spq_err *err);
 
 /* The report as aligned tables. */
-void spq_eval_print(FILE *f, const json_t *report);
+void pl_eval_print(FILE *f, const json_t *report);
 
 #endif

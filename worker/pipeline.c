@@ -23,23 +23,23 @@ static int quantize_available(const spq_jobspec *s, char *why, size_t cap) {
     return 0;
 }
 
-const spq_stage spq_stages[] = {
-    {"load", always, yes, spq_stage_load},
-    {"fuse", rotated, yes, spq_stage_fuse},
-    {"rotate", rotated, yes, spq_stage_rotate},
-    {"learn", learned, yes, spq_stage_learn},
-    {"quantize", quantized, quantize_available, spq_stage_quantize},
-    {"evaluate", evaluated, yes, spq_stage_evaluate},
-    {"write", always, yes, spq_stage_write},
+const pl_stage pl_stages[] = {
+    {"load", always, yes, pl_stage_load},
+    {"fuse", rotated, yes, pl_stage_fuse},
+    {"rotate", rotated, yes, pl_stage_rotate},
+    {"learn", learned, yes, pl_stage_learn},
+    {"quantize", quantized, quantize_available, pl_stage_quantize},
+    {"evaluate", evaluated, yes, pl_stage_evaluate},
+    {"write", always, yes, pl_stage_write},
     {NULL, NULL, NULL, NULL},
 };
 
-int spq_pipeline_should_stop(spq_pipeline *p) {
+int pl_pipeline_should_stop(pl_pipeline *p) {
     if (!p->stop && p->rep->should_stop) p->stop = p->rep->should_stop(p->rep->ud);
     return p->stop;
 }
 
-static void cleanup(spq_pipeline *p) {
+static void cleanup(pl_pipeline *p) {
     if (p->model_loaded) spq_model_free(&p->model);
     p->model_loaded = 0;
     if (p->have_rot) spq_rotation_free(&p->rot);
@@ -54,27 +54,27 @@ static void cleanup(spq_pipeline *p) {
     p->results = NULL;
 }
 
-int spq_pipeline_run(spq_pipeline *p) {
+int pl_pipeline_run(pl_pipeline *p) {
     p->results = json_object();
-    p->stop = SPQ_STOP_NONE;
-    for (const spq_stage *s = spq_stages; s->name; s++) {
+    p->stop = PL_STOP_NONE;
+    for (const pl_stage *s = pl_stages; s->name; s++) {
         char why[512];
         if (s->needed(&p->spec) && !s->available(&p->spec, why, sizeof why)) {
             spq_fail(&p->err, "%s: not available yet: %s", s->name, why);
             cleanup(p);
-            return SPQ_STAGE_FAILED;
+            return PL_STAGE_FAILED;
         }
     }
-    int rc = SPQ_STAGE_OK;
-    for (const spq_stage *s = spq_stages; s->name && rc == SPQ_STAGE_OK; s++) {
+    int rc = PL_STAGE_OK;
+    for (const pl_stage *s = pl_stages; s->name && rc == PL_STAGE_OK; s++) {
         if (!s->needed(&p->spec)) continue;
-        if (spq_pipeline_should_stop(p)) {
-            rc = SPQ_STAGE_STOPPED;
+        if (pl_pipeline_should_stop(p)) {
+            rc = PL_STAGE_STOPPED;
             break;
         }
         p->rep->stage(p->rep->ud, s->name);
         rc = s->run(p);
-        if (rc == SPQ_STAGE_FAILED) spq_fail_prefix(&p->err, "%s", s->name);
+        if (rc == PL_STAGE_FAILED) spq_fail_prefix(&p->err, "%s", s->name);
     }
     cleanup(p);
     return rc;

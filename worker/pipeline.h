@@ -2,8 +2,8 @@
  *
  *   load -> fuse -> rotate -> learn -> quantize -> evaluate -> write -> done
  *
- * Each stage is one function `int stage(spq_pipeline *p)` returning
- * SPQ_STAGE_OK, SPQ_STAGE_FAILED (p->err says why) or SPQ_STAGE_STOPPED (the
+ * Each stage is one function `int stage(pl_pipeline *p)` returning
+ * PL_STAGE_OK, PL_STAGE_FAILED (p->err says why) or PL_STAGE_STOPPED (the
  * reporter asked to stop: cancel or shutdown). A stage whose library code
  * has not landed yet says so in its `available` check, and a spec that needs
  * it fails before anything runs with "<stage>: not available yet: ..."; no
@@ -23,7 +23,7 @@
  *                                  daemon stores it and hands it back in
  *                                  p->resume_* when the run restarts elsewhere
  *   artifact(name, path)           a finished file (uploaded with its sha256)
- *   should_stop()                  poll between steps; SPQ_STOP_SHUTDOWN
+ *   should_stop()                  poll between steps; PL_STOP_SHUTDOWN
  *                                  means: checkpoint now, then stop
  * Rotations: rotate builds p->rot (seeded, rotation.init; or loaded from the
  * resume checkpoint for spinquant) and absorbs it at once for the fixed
@@ -37,8 +37,8 @@
  *
  * The reporter is implemented over proto by the worker (worker/report.c) and
  * can be any other sink (the spinq CLI, tests). */
-#ifndef SPQ_PIPELINE_H
-#define SPQ_PIPELINE_H
+#ifndef PL_PIPELINE_H
+#define PL_PIPELINE_H
 
 #include <jansson.h>
 #include <stdint.h>
@@ -49,7 +49,7 @@
 #include "common/rot/rotation.h"
 #include "common/tok/tokenizer.h"
 
-enum { SPQ_STOP_NONE = 0, SPQ_STOP_CANCEL = 1, SPQ_STOP_SHUTDOWN = 2 };
+enum { PL_STOP_NONE = 0, PL_STOP_CANCEL = 1, PL_STOP_SHUTDOWN = 2 };
 
 typedef struct {
     void *ud;
@@ -61,9 +61,9 @@ typedef struct {
     /* Uploads the file at path as artifact `name`; 0 or -1 (err set). */
     int (*artifact)(void *ud, const char *name, const char *path, spq_err *err);
     int (*should_stop)(void *ud);
-} spq_reporter;
+} pl_reporter;
 
-enum { SPQ_STAGE_OK = 0, SPQ_STAGE_FAILED = 1, SPQ_STAGE_STOPPED = 2 };
+enum { PL_STAGE_OK = 0, PL_STAGE_FAILED = 1, PL_STAGE_STOPPED = 2 };
 
 typedef struct {
     /* inputs */
@@ -73,7 +73,7 @@ typedef struct {
     int64_t resume_step;      /* -1: fresh start; else the checkpoint below */
     const void *resume_ckpt;
     size_t resume_len;
-    const spq_reporter *rep;
+    const pl_reporter *rep;
     /* state the stages build up */
     char *model_path;
     spq_model model;
@@ -85,40 +85,40 @@ typedef struct {
     spq_wquant wq;            /* the weights' quantization parameters (quantize), for the packed model */
     int have_wq;
     json_t *results;          /* {"key": value} of final scores, for results.json */
-    int stop;                 /* SPQ_STOP_* seen by a stage */
+    int stop;                 /* PL_STOP_* seen by a stage */
     spq_err err;
-} spq_pipeline;
+} pl_pipeline;
 
 typedef struct {
     const char *name;
     int (*needed)(const spq_jobspec *s);
     /* 1 when this build can run the stage for s; else 0 and why in `why` */
     int (*available)(const spq_jobspec *s, char *why, size_t cap);
-    int (*run)(spq_pipeline *p);
-} spq_stage;
+    int (*run)(pl_pipeline *p);
+} pl_stage;
 
 /* The stages in order (NULL-terminated by name). */
-extern const spq_stage spq_stages[];
+extern const pl_stage pl_stages[];
 
-/* Runs the whole pipeline for a parsed spec. Returns SPQ_STAGE_OK, _FAILED
+/* Runs the whole pipeline for a parsed spec. Returns PL_STAGE_OK, _FAILED
  * (p->err: "<stage>: reason") or _STOPPED (p->stop says why). Frees the
  * state it built but not p->spec. */
-int spq_pipeline_run(spq_pipeline *p);
+int pl_pipeline_run(pl_pipeline *p);
 
 /* Stage implementations (worker/pipeline_*.c). */
-int spq_stage_load(spq_pipeline *p);
-int spq_stage_fuse(spq_pipeline *p);
-int spq_stage_rotate(spq_pipeline *p);
-int spq_stage_learn(spq_pipeline *p);
-int spq_stage_quantize(spq_pipeline *p);
-int spq_stage_evaluate(spq_pipeline *p);
-int spq_stage_write(spq_pipeline *p);
+int pl_stage_load(pl_pipeline *p);
+int pl_stage_fuse(pl_pipeline *p);
+int pl_stage_rotate(pl_pipeline *p);
+int pl_stage_learn(pl_pipeline *p);
+int pl_stage_quantize(pl_pipeline *p);
+int pl_stage_evaluate(pl_pipeline *p);
+int pl_stage_write(pl_pipeline *p);
 
 /* The quantizer settings of a spec, with the weights at w_bits (the spec's
  * quant.w_bits, or rotation.train.w_bits while learning). */
-spq_qcfg spq_pipeline_qcfg(const spq_jobspec *s, int w_bits);
+spq_qcfg pl_pipeline_qcfg(const spq_jobspec *s, int w_bits);
 
 /* Polls the reporter; records the reason in p->stop. */
-int spq_pipeline_should_stop(spq_pipeline *p);
+int pl_pipeline_should_stop(pl_pipeline *p);
 
 #endif

@@ -26,23 +26,23 @@
 
 enum { WINDOWS_PER_CALL = 4 };
 
-static void emit(spq_pipeline *p, const char *key, double v) {
+static void emit(pl_pipeline *p, const char *key, double v) {
     if (!isfinite(v)) return;
     p->rep->metric(p->rep->ud, key, 0, v);
     json_object_set_new(p->results, key, json_real(v));
 }
 
-static int eval_ppl(spq_pipeline *p, int idx, spq_scorer *base) {
+static int eval_ppl(pl_pipeline *p, int idx, spq_scorer *base) {
     const spq_spec_ppl *e = &p->spec.eval.ppl[idx];
     char field[64], key[300];
     snprintf(field, sizeof field, "eval.ppl[%d]", idx);
     int seqlen = e->seqlen ? e->seqlen : (p->model.cfg.seq_len < 2048 ? p->model.cfg.seq_len : 2048);
     if (seqlen > p->model.cfg.seq_len) {
         spq_fail(&p->err, "%s.seqlen: %d is longer than the model's context %d", field, seqlen, p->model.cfg.seq_len);
-        return SPQ_STAGE_FAILED;
+        return PL_STAGE_FAILED;
     }
     char *path = NULL, *text = NULL;
-    int *ids = NULL, n_ids = 0, rc = SPQ_STAGE_FAILED;
+    int *ids = NULL, n_ids = 0, rc = PL_STAGE_FAILED;
     size_t len;
     if (spq_resolve_under(&path, p->datasets_dir, e->data, &p->err)) {
         spq_fail_prefix(&p->err, "%s.data", field);
@@ -70,8 +70,8 @@ static int eval_ppl(spq_pipeline *p, int idx, spq_scorer *base) {
     spq_kld_acc_init(&acc);
     spq_kld_src src = {.base = base};
     for (long w = 0; w < nw; w += WINDOWS_PER_CALL) {
-        if (spq_pipeline_should_stop(p)) {
-            rc = SPQ_STAGE_STOPPED;
+        if (pl_pipeline_should_stop(p)) {
+            rc = PL_STAGE_STOPPED;
             goto done;
         }
         long k = nw - w < WINDOWS_PER_CALL ? nw - w : WINDOWS_PER_CALL;
@@ -112,7 +112,7 @@ static int eval_ppl(spq_pipeline *p, int idx, spq_scorer *base) {
                  st.kld_unc, 100 * st.same_top, st.ratio);
         p->rep->log(p->rep->ud, "info", line);
     }
-    rc = SPQ_STAGE_OK;
+    rc = PL_STAGE_OK;
 done:
     spq_kld_acc_free(&acc);
     spq_scorer_free(&sc);
@@ -127,7 +127,7 @@ static int encode_plain(void *ud, const char *text, size_t len, int **ids, int *
 }
 
 typedef struct {
-    spq_pipeline *p;
+    pl_pipeline *p;
     const char *name;
 } task_progress;
 
@@ -136,20 +136,20 @@ static void on_task_progress(void *ud, long done, long total) {
     tp->p->rep->progress(tp->p->rep->ud, "evaluate", done, total);
 }
 
-static int eval_task(spq_pipeline *p, int idx) {
+static int eval_task(pl_pipeline *p, int idx) {
     const spq_spec_task *e = &p->spec.eval.tasks[idx];
     char field[64], key[160], line[400];
     snprintf(field, sizeof field, "eval.tasks[%d]", idx);
     char *path = NULL;
     if (spq_resolve_under(&path, p->datasets_dir, e->data, &p->err)) {
         spq_fail_prefix(&p->err, "%s.data", field);
-        return SPQ_STAGE_FAILED;
+        return PL_STAGE_FAILED;
     }
     spq_task t;
     if (spq_task_load(&t, e->name, e->name, path, NULL, 1, &p->err)) {
         spq_fail_prefix(&p->err, "%s", field);
         free(path);
-        return SPQ_STAGE_FAILED;
+        return PL_STAGE_FAILED;
     }
     if (t.n_skipped) {
         snprintf(line, sizeof line, "%s: skipped %ld bad items", e->name, (long)t.n_skipped);
@@ -167,7 +167,7 @@ static int eval_task(spq_pipeline *p, int idx) {
     free(path);
     if (rc) {
         spq_fail_prefix(&p->err, "%s (%s)", field, e->name);
-        return SPQ_STAGE_FAILED;
+        return PL_STAGE_FAILED;
     }
     snprintf(key, sizeof key, "acc/%s", e->name);
     emit(p, key, r.acc);
@@ -177,28 +177,28 @@ static int eval_task(spq_pipeline *p, int idx) {
     emit(p, key, r.ppl);
     snprintf(line, sizeof line, "%s: acc %.4f +- %.4f over %ld items", e->name, r.acc, r.acc_stderr, r.n);
     p->rep->log(p->rep->ud, "info", line);
-    return SPQ_STAGE_OK;
+    return PL_STAGE_OK;
 }
 
-int spq_stage_evaluate(spq_pipeline *p) {
+int pl_stage_evaluate(pl_pipeline *p) {
     spq_model base;
     spq_scorer base_sc;
-    int have_base = 0, rc = SPQ_STAGE_OK;
+    int have_base = 0, rc = PL_STAGE_OK;
     if (p->spec.eval.kld && p->spec.eval.n_ppl > 0) {
         if (spq_model_load(&base, p->model_path, &p->err)) {
             spq_fail_prefix(&p->err, "eval.kld: the full-precision base");
-            return SPQ_STAGE_FAILED;
+            return PL_STAGE_FAILED;
         }
         spq_scorer_model(&base_sc, &base);
         have_base = 1;
     }
-    for (int i = 0; i < p->spec.eval.n_ppl && rc == SPQ_STAGE_OK; i++) rc = eval_ppl(p, i, have_base ? &base_sc : NULL);
+    for (int i = 0; i < p->spec.eval.n_ppl && rc == PL_STAGE_OK; i++) rc = eval_ppl(p, i, have_base ? &base_sc : NULL);
     if (have_base) {
         spq_scorer_free(&base_sc);
         spq_model_free(&base);
     }
-    for (int i = 0; i < p->spec.eval.n_tasks && rc == SPQ_STAGE_OK; i++) {
-        if (spq_pipeline_should_stop(p)) return SPQ_STAGE_STOPPED;
+    for (int i = 0; i < p->spec.eval.n_tasks && rc == PL_STAGE_OK; i++) {
+        if (pl_pipeline_should_stop(p)) return PL_STAGE_STOPPED;
         rc = eval_task(p, i);
     }
     return rc;

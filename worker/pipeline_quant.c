@@ -15,7 +15,7 @@
 #include "worker/pipeline.h"
 #include "worker/qflags.h"
 
-spq_qcfg spq_pipeline_qcfg(const spq_jobspec *s, int w_bits) {
+spq_qcfg pl_pipeline_qcfg(const spq_jobspec *s, int w_bits) {
     spq_qcfg q = spq_qcfg_off();
     q.w.bits = w_bits;
     q.w.sym = s->quant.w_sym;
@@ -29,7 +29,7 @@ spq_qcfg spq_pipeline_qcfg(const spq_jobspec *s, int w_bits) {
 }
 
 static int on_layer(void *ud, int layer, int n_layers, const spq_gptq_stat *st, double seconds) {
-    spq_pipeline *p = ud;
+    pl_pipeline *p = ud;
     double g = 0, r = 0;
     for (int w = 0; w < SPQ_N_LIN; w++) {
         g += st[w].err_gptq / SPQ_N_LIN;
@@ -44,14 +44,14 @@ static int on_layer(void *ud, int layer, int n_layers, const spq_gptq_stat *st, 
     p->rep->metric(p->rep->ud, "gptq/err", layer, g);
     p->rep->metric(p->rep->ud, "gptq/err_rtn", layer, r);
     p->rep->progress(p->rep->ud, "quantize", layer + 1, n_layers);
-    return spq_pipeline_should_stop(p);
+    return pl_pipeline_should_stop(p);
 }
 
 /* GPTQ on weights.calib, tokenized with the model's tokenizer */
-static int run_gptq(spq_pipeline *p, const spq_wq_cfg *w) {
+static int run_gptq(pl_pipeline *p, const spq_wq_cfg *w) {
     const spq_jobspec *s = &p->spec;
     char *path = NULL, *text = NULL;
-    int *ids = NULL, n_ids = 0, rc = SPQ_STAGE_FAILED;
+    int *ids = NULL, n_ids = 0, rc = PL_STAGE_FAILED;
     size_t len;
     spq_gptq_cfg g = spq_gptq_defaults();
     g.nsamples = s->weights.nsamples;
@@ -62,7 +62,7 @@ static int run_gptq(spq_pipeline *p, const spq_wq_cfg *w) {
     g.seed = s->seed;
     if (spq_gptq_check(&g, &p->model.cfg, &p->err)) {
         spq_fail_prefix(&p->err, "weights");
-        return SPQ_STAGE_FAILED;
+        return PL_STAGE_FAILED;
     }
     if (spq_resolve_under(&path, p->datasets_dir, s->weights.calib, &p->err) ||
         spq_read_file(&text, &len, path, &p->err) || spq_tok_encode(p->tok, text, len, 1, &ids, &n_ids, &p->err)) {
@@ -73,7 +73,7 @@ static int run_gptq(spq_pipeline *p, const spq_wq_cfg *w) {
     int r = spq_gptq_model(&p->wq, stats, &p->model, w, ids, n_ids, &g, on_layer, p, &p->err);
     free(stats);
     if (r < 0) spq_fail_prefix(&p->err, "weights.calib %s", s->weights.calib);
-    rc = r < 0 ? SPQ_STAGE_FAILED : r > 0 ? SPQ_STAGE_STOPPED : SPQ_STAGE_OK;
+    rc = r < 0 ? PL_STAGE_FAILED : r > 0 ? PL_STAGE_STOPPED : PL_STAGE_OK;
     p->have_wq = r == 0;
 done:
     free(ids);
@@ -82,22 +82,22 @@ done:
     return rc;
 }
 
-int spq_stage_quantize(spq_pipeline *p) {
-    spq_qcfg q = spq_pipeline_qcfg(&p->spec, p->spec.quant.w_bits);
+int pl_stage_quantize(pl_pipeline *p) {
+    spq_qcfg q = pl_pipeline_qcfg(&p->spec, p->spec.quant.w_bits);
     /* settings checked and switched on; weights left for the method below */
-    if (spq_qmodel_prepare(&p->model, NULL, &q, 0, &p->err)) return SPQ_STAGE_FAILED;
+    if (spq_qmodel_prepare(&p->model, NULL, &q, 0, &p->err)) return PL_STAGE_FAILED;
     int gptq = q.w.bits < 16 && p->spec.weights.method == SPQ_WQ_GPTQ;
     if (q.w.bits < 16 && !gptq) {
-        if (spq_wquant_rtn(&p->wq, &p->model, &q.w, &p->err)) return SPQ_STAGE_FAILED;
+        if (spq_wquant_rtn(&p->wq, &p->model, &q.w, &p->err)) return PL_STAGE_FAILED;
         p->have_wq = 1;
     } else if (gptq) {
         int rc = run_gptq(p, &q.w);
-        if (rc != SPQ_STAGE_OK) return rc;
+        if (rc != PL_STAGE_OK) return rc;
     }
     char desc[160], line[256];
     spq_qcfg_describe(desc, sizeof desc, &q);
     snprintf(line, sizeof line, "quantized: %s%s", desc,
              gptq ? " (weights GPTQ)" : q.w.bits < 16 ? " (weights round-to-nearest)" : "");
     p->rep->log(p->rep->ud, "info", line);
-    return SPQ_STAGE_OK;
+    return PL_STAGE_OK;
 }

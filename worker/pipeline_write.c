@@ -11,21 +11,21 @@
 #include "common/io/packed.h"
 #include "worker/pipeline.h"
 
-static int write_packed(spq_pipeline *p) {
+static int write_packed(pl_pipeline *p) {
     if (p->wq.cfg.bits > 4) {
         p->rep->log(p->rep->ud, "warn", "no packed model: packed weights are 2..4 bits");
-        return SPQ_STAGE_OK;
+        return PL_STAGE_OK;
     }
     char *info = spq_jobspec_to_json(&p->spec);
     spq_pack_opts o = {.emb_dtype = SPQ_ST_F32, .info = info, .tokenizer_from = p->model_path};
     spq_model pm;
     char *path = spq_path_join(p->work_dir, "model.spq");
-    int rc = SPQ_STAGE_OK;
+    int rc = PL_STAGE_OK;
     if (spq_packed_build(&pm, &p->model, &p->wq, &o, &p->err)) {
-        rc = SPQ_STAGE_FAILED;
+        rc = PL_STAGE_FAILED;
     } else {
         if (spq_packed_save(&pm, path, &p->err) || p->rep->artifact(p->rep->ud, "model.spq", path, &p->err))
-            rc = SPQ_STAGE_FAILED;
+            rc = PL_STAGE_FAILED;
         spq_model_free(&pm);
     }
     remove(path);
@@ -34,29 +34,29 @@ static int write_packed(spq_pipeline *p) {
     return rc;
 }
 
-int spq_stage_write(spq_pipeline *p) {
+int pl_stage_write(pl_pipeline *p) {
     char *path = spq_path_join(p->work_dir, "results.json");
     json_t *spec = spq_jobspec_to_value(&p->spec);
     json_t *doc = json_pack("{s:o,s:O}", "spec", spec, "results", p->results);
     int bad = json_dump_file(doc, path, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
     json_decref(doc);
-    int rc = SPQ_STAGE_OK;
+    int rc = PL_STAGE_OK;
     if (bad) {
         spq_fail(&p->err, "cannot write %s", path);
-        rc = SPQ_STAGE_FAILED;
+        rc = PL_STAGE_FAILED;
     } else if (p->rep->artifact(p->rep->ud, "results.json", path, &p->err)) {
-        rc = SPQ_STAGE_FAILED;
+        rc = PL_STAGE_FAILED;
     }
     remove(path);
     free(path);
-    if (rc == SPQ_STAGE_OK && p->have_rot) {
+    if (rc == PL_STAGE_OK && p->have_rot) {
         path = spq_path_join(p->work_dir, "rotation.safetensors");
         if (spq_rotation_save(path, &p->rot, &p->rot_meta, &p->err) ||
             p->rep->artifact(p->rep->ud, "rotation.safetensors", path, &p->err))
-            rc = SPQ_STAGE_FAILED;
+            rc = PL_STAGE_FAILED;
         remove(path);
         free(path);
     }
-    if (rc == SPQ_STAGE_OK && p->have_wq) rc = write_packed(p);
+    if (rc == PL_STAGE_OK && p->have_wq) rc = write_packed(p);
     return rc;
 }

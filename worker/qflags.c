@@ -9,15 +9,15 @@
 #include "common/rot/rotation.h"
 #include "worker/args.h"
 
-int spq_qflag(spq_qcfg *q, int argc, char **argv, int *i, const char *cmd) {
+int cli_qflag(spq_qcfg *q, int argc, char **argv, int *i, const char *cmd) {
     const char *a = argv[*i];
     int bad;
-    if (!strcmp(a, "--w-bits")) bad = spq_arg_int(&q->w.bits, argc, argv, i, cmd, 2, 16);
-    else if (!strcmp(a, "--a-bits")) bad = spq_arg_int(&q->a.bits, argc, argv, i, cmd, 2, 16);
-    else if (!strcmp(a, "--kv-bits")) bad = spq_arg_int(&q->kv.bits, argc, argv, i, cmd, 2, 16);
-    else if (!strcmp(a, "--w-groupsize")) bad = spq_arg_int(&q->w.groupsize, argc, argv, i, cmd, 0, 1 << 20);
-    else if (!strcmp(a, "--a-clip")) bad = spq_arg_float(&q->a.clip, argc, argv, i, cmd, 1e-3, 1);
-    else if (!strcmp(a, "--kv-clip")) bad = spq_arg_float(&q->kv.clip, argc, argv, i, cmd, 1e-3, 1);
+    if (!strcmp(a, "--w-bits")) bad = cli_arg_int(&q->w.bits, argc, argv, i, cmd, 2, 16);
+    else if (!strcmp(a, "--a-bits")) bad = cli_arg_int(&q->a.bits, argc, argv, i, cmd, 2, 16);
+    else if (!strcmp(a, "--kv-bits")) bad = cli_arg_int(&q->kv.bits, argc, argv, i, cmd, 2, 16);
+    else if (!strcmp(a, "--w-groupsize")) bad = cli_arg_int(&q->w.groupsize, argc, argv, i, cmd, 0, 1 << 20);
+    else if (!strcmp(a, "--a-clip")) bad = cli_arg_float(&q->a.clip, argc, argv, i, cmd, 1e-3, 1);
+    else if (!strcmp(a, "--kv-clip")) bad = cli_arg_float(&q->kv.clip, argc, argv, i, cmd, 1e-3, 1);
     else if (!strcmp(a, "--w-asym")) { q->w.sym = 0; bad = 0; }
     else if (!strcmp(a, "--w-clip")) { q->w.mse = 1; bad = 0; }
     else if (!strcmp(a, "--no-w-clip")) { q->w.mse = 0; bad = 0; }
@@ -38,13 +38,13 @@ void spq_qcfg_describe(char *buf, size_t cap, const spq_qcfg *q) {
              q->w.sym ? "sym" : "asym", g, q->w.mse ? ", clip search" : "", (double)q->a.clip, (double)q->kv.clip);
 }
 
-int spq_rotflag(spq_rotflags *r, int argc, char **argv, int *i, const char *cmd) {
+int cli_rotflag(cli_rotflags *r, int argc, char **argv, int *i, const char *cmd) {
     const char *a = argv[*i];
-    if (!strcmp(a, "--rotation")) return spq_arg_str(&r->rotation, argc, argv, i, cmd) ? -1 : 1;
-    if (!strcmp(a, "--seed")) return spq_arg_u64(&r->seed, argc, argv, i, cmd) ? -1 : 1;
+    if (!strcmp(a, "--rotation")) return cli_arg_str(&r->rotation, argc, argv, i, cmd) ? -1 : 1;
+    if (!strcmp(a, "--seed")) return cli_arg_u64(&r->seed, argc, argv, i, cmd) ? -1 : 1;
     if (!strcmp(a, "--mode")) {
         const char *v;
-        if (spq_arg_str(&v, argc, argv, i, cmd)) return -1;
+        if (cli_arg_str(&v, argc, argv, i, cmd)) return -1;
         if (!strcmp(v, "had")) r->online = 1;
         else if (!strcmp(v, "no-had")) r->online = 0;
         else {
@@ -56,12 +56,12 @@ int spq_rotflag(spq_rotflags *r, int argc, char **argv, int *i, const char *cmd)
     return 0;
 }
 
-int spq_load_quantized(spq_model *m, const char *model_path, const spq_rotflags *r, const spq_qcfg *q,
+int cli_load_quantized(spq_model *m, const char *model_path, const cli_rotflags *r, const spq_qcfg *q,
                        spq_err *err) {
-    return spq_load_prepared(m, model_path, r, q, 1, err);
+    return cli_load_prepared(m, model_path, r, q, 1, err);
 }
 
-int spq_load_prepared(spq_model *m, const char *model_path, const spq_rotflags *r, const spq_qcfg *q, int rtn,
+int cli_load_prepared(spq_model *m, const char *model_path, const cli_rotflags *r, const spq_qcfg *q, int rtn,
                       spq_err *err) {
     if (spq_model_load(m, model_path, err)) return -1;
     if (m->packed) {
