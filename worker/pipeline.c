@@ -10,29 +10,26 @@
 #include <string.h>
 
 static int always(const spq_jobspec *s) { return 1; }
-static int yes(const spq_jobspec *s, char *why, size_t cap) { return 1; }
 static int rotated(const spq_jobspec *s) { return s->rotation.mode != SPQ_ROT_NONE; }
 static int learned(const spq_jobspec *s) { return s->rotation.mode == SPQ_ROT_SPINQUANT; }
 static int quantized(const spq_jobspec *s) { return s->quant.w_bits < 16 || s->quant.a_bits < 16 || s->quant.kv_bits < 16; }
 static int evaluated(const spq_jobspec *s) { return s->eval.n_ppl > 0 || s->eval.kld || s->eval.n_tasks > 0; }
 
-static int quantize_available(const spq_jobspec *s, char *why, size_t cap) {
-    if (s->quant.w_bits == 16 || s->weights.method != SPQ_WQ_NONE) return 1;
-    snprintf(why, cap, "quant.w_bits %d needs weights.method \"rtn\" or \"gptq\" (or quant.w_bits 16)",
-             s->quant.w_bits);
+const pl_stage pl_stages[] = {
+    {"load", always, pl_stage_load},
+    {"fuse", rotated, pl_stage_fuse},
+    {"rotate", rotated, pl_stage_rotate},
+    {"learn", learned, pl_stage_learn},
+    {"quantize", quantized, pl_stage_quantize},
+    {"evaluate", evaluated, pl_stage_evaluate},
+    {"write", always, pl_stage_write},
+    {NULL, NULL, NULL},
+};
+
+int pl_dataset_path(pl_pipeline *p, char **path, const char *name, const char *field) {
+    if (spq_resolve_under(path, p->datasets_dir, name, &p->err)) return spq_fail_prefix(&p->err, "%s", field);
     return 0;
 }
-
-const pl_stage pl_stages[] = {
-    {"load", always, yes, pl_stage_load},
-    {"fuse", rotated, yes, pl_stage_fuse},
-    {"rotate", rotated, yes, pl_stage_rotate},
-    {"learn", learned, yes, pl_stage_learn},
-    {"quantize", quantized, quantize_available, pl_stage_quantize},
-    {"evaluate", evaluated, yes, pl_stage_evaluate},
-    {"write", always, yes, pl_stage_write},
-    {NULL, NULL, NULL, NULL},
-};
 
 int pl_pipeline_should_stop(pl_pipeline *p) {
     if (!p->stop && p->rep->should_stop) p->stop = p->rep->should_stop(p->rep->ud);
@@ -57,14 +54,6 @@ static void cleanup(pl_pipeline *p) {
 int pl_pipeline_run(pl_pipeline *p) {
     p->results = json_object();
     p->stop = PL_STOP_NONE;
-    for (const pl_stage *s = pl_stages; s->name; s++) {
-        char why[512];
-        if (s->needed(&p->spec) && !s->available(&p->spec, why, sizeof why)) {
-            spq_fail(&p->err, "%s: not available yet: %s", s->name, why);
-            cleanup(p);
-            return PL_STAGE_FAILED;
-        }
-    }
     int rc = PL_STAGE_OK;
     for (const pl_stage *s = pl_stages; s->name && rc == PL_STAGE_OK; s++) {
         if (!s->needed(&p->spec)) continue;

@@ -4,15 +4,13 @@
  *
  * Each stage is one function `int stage(pl_pipeline *p)` returning
  * PL_STAGE_OK, PL_STAGE_FAILED (p->err says why) or PL_STAGE_STOPPED (the
- * reporter asked to stop: cancel or shutdown). A stage whose library code
- * has not landed yet says so in its `available` check, and a spec that needs
- * it fails before anything runs with "<stage>: not available yet: ..."; no
- * stage fakes a result. A stage the spec does not need is skipped (`needed`).
+ * reporter asked to stop: cancel or shutdown). A stage the spec does not
+ * need is skipped (`needed`). The spec is a parsed one (jobspec.h): every
+ * rule between its fields has been checked, so a stage refuses only what
+ * depends on the model or the data.
  *
- * Wiring in a new stage (for the numerical core as it lands): implement its
- * run function in worker/pipeline_<stage>.c against the state below, make its
- * `available` check return 1 for the specs it handles, and report through
- * p->rep:
+ * A stage is a run function in worker/pipeline_<stage>.c against the state
+ * below, reporting through p->rep:
  *   stage(name)                    when it starts (the pipeline does this)
  *   metric(key, step, value)       loss/lr per step ("train/loss",
  *                                  "train/lr"), scores ("ppl/<data>", ...)
@@ -92,8 +90,6 @@ typedef struct {
 typedef struct {
     const char *name;
     int (*needed)(const spq_jobspec *s);
-    /* 1 when this build can run the stage for s; else 0 and why in `why` */
-    int (*available)(const spq_jobspec *s, char *why, size_t cap);
     int (*run)(pl_pipeline *p);
 } pl_stage;
 
@@ -114,9 +110,9 @@ int pl_stage_quantize(pl_pipeline *p);
 int pl_stage_evaluate(pl_pipeline *p);
 int pl_stage_write(pl_pipeline *p);
 
-/* The quantizer settings of a spec, with the weights at w_bits (the spec's
- * quant.w_bits, or rotation.train.w_bits while learning). */
-spq_qcfg pl_pipeline_qcfg(const spq_jobspec *s, int w_bits);
+/* A dataset name of the spec (field: its path, for the message) as a path
+ * inside the datasets dir; 0 or -1 with p->err set. */
+int pl_dataset_path(pl_pipeline *p, char **path, const char *name, const char *field);
 
 /* Polls the reporter; records the reason in p->stop. */
 int pl_pipeline_should_stop(pl_pipeline *p);

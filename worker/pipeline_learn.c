@@ -61,15 +61,12 @@ int pl_stage_learn(pl_pipeline *p) {
     lc.seqlen = s->rotation.train.seqlen < p->model.cfg.seq_len ? s->rotation.train.seqlen : p->model.cfg.seq_len;
     lc.seed = s->seed;
     lc.checkpoint_every = s->rotation.train.checkpoint_every;
-    spq_qcfg q = pl_pipeline_qcfg(s, s->rotation.train.w_bits);
+    spq_qcfg q = spq_jobspec_qcfg(s, s->rotation.train.w_bits);
     if (spq_qcfg_check(&q, &p->model.cfg, &p->err)) return PL_STAGE_FAILED;
     char *path = NULL, *text = NULL;
     int *ids = NULL, n_ids = 0, rc = PL_STAGE_FAILED;
     size_t len;
-    if (spq_resolve_under(&path, p->datasets_dir, s->rotation.train.calib, &p->err)) {
-        spq_fail_prefix(&p->err, "rotation.train.calib");
-        goto done;
-    }
+    if (pl_dataset_path(p, &path, s->rotation.train.calib, "rotation.train.calib")) goto done;
     if (spq_read_file(&text, &len, path, &p->err) || spq_tok_encode(p->tok, text, len, 1, &ids, &n_ids, &p->err)) {
         spq_fail_prefix(&p->err, "%s", s->rotation.train.calib);
         goto done;

@@ -15,19 +15,6 @@
 #include "worker/pipeline.h"
 #include "worker/qflags.h"
 
-spq_qcfg pl_pipeline_qcfg(const spq_jobspec *s, int w_bits) {
-    spq_qcfg q = spq_qcfg_off();
-    q.w.bits = w_bits;
-    q.w.sym = s->quant.w_sym;
-    q.w.groupsize = s->quant.w_groupsize;
-    q.w.mse = s->quant.w_clip;
-    q.a.bits = s->quant.a_bits;
-    q.a.clip = (float)s->quant.a_clip;
-    q.kv.bits = s->quant.kv_bits;
-    q.kv.clip = (float)s->quant.kv_clip;
-    return q;
-}
-
 static int on_layer(void *ud, int layer, int n_layers, const spq_gptq_stat *st, double seconds) {
     pl_pipeline *p = ud;
     double g = 0, r = 0;
@@ -64,8 +51,8 @@ static int run_gptq(pl_pipeline *p, const spq_wq_cfg *w) {
         spq_fail_prefix(&p->err, "weights");
         return PL_STAGE_FAILED;
     }
-    if (spq_resolve_under(&path, p->datasets_dir, s->weights.calib, &p->err) ||
-        spq_read_file(&text, &len, path, &p->err) || spq_tok_encode(p->tok, text, len, 1, &ids, &n_ids, &p->err)) {
+    if (pl_dataset_path(p, &path, s->weights.calib, "weights.calib")) goto done;
+    if (spq_read_file(&text, &len, path, &p->err) || spq_tok_encode(p->tok, text, len, 1, &ids, &n_ids, &p->err)) {
         spq_fail_prefix(&p->err, "weights.calib");
         goto done;
     }
@@ -83,7 +70,7 @@ done:
 }
 
 int pl_stage_quantize(pl_pipeline *p) {
-    spq_qcfg q = pl_pipeline_qcfg(&p->spec, p->spec.quant.w_bits);
+    spq_qcfg q = spq_jobspec_qcfg(&p->spec, p->spec.quant.w_bits);
     /* settings checked and switched on; weights left for the method below */
     if (spq_qmodel_prepare(&p->model, NULL, &q, 0, &p->err)) return PL_STAGE_FAILED;
     int gptq = q.w.bits < 16 && p->spec.weights.method == SPQ_WQ_GPTQ;
