@@ -20,6 +20,7 @@
 #include "worker/args.h"
 #include "worker/commands.h"
 #include "worker/eval_run.h"
+#include "common/quant/qmodel.h"
 #include "worker/qflags.h"
 
 #define MAX_LIST 64

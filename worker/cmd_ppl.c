@@ -8,6 +8,7 @@
 #include "common/eval/ppl.h"
 #include "common/io/load.h"
 #include "common/model/model.h"
+#include "common/quant/qmodel.h"
 #include "common/tok/tokenizer.h"
 #include "worker/args.h"
 #include "worker/commands.h"

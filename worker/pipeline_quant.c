@@ -13,7 +13,6 @@
 #include "common/quant/gptq.h"
 #include "common/quant/qmodel.h"
 #include "worker/pipeline.h"
-#include "worker/qflags.h"
 
 static int on_layer(void *ud, int layer, int n_layers, const spq_gptq_stat *st, double seconds) {
     pl_pipeline *p = ud;

@@ -31,13 +31,6 @@ int cli_qflag(spq_qcfg *q, int argc, char **argv, int *i, const char *cmd) {
     return 1;
 }
 
-void spq_qcfg_describe(char *buf, size_t cap, const spq_qcfg *q) {
-    char g[32] = "per channel";
-    if (q->w.groupsize > 0) snprintf(g, sizeof g, "groups of %d", q->w.groupsize);
-    snprintf(buf, cap, "W%dA%dKV%d (w: %s, %s%s; a clip %.2f; kv clip %.2f)", q->w.bits, q->a.bits, q->kv.bits,
-             q->w.sym ? "sym" : "asym", g, q->w.mse ? ", clip search" : "", (double)q->a.clip, (double)q->kv.clip);
-}
-
 int cli_rotflag(cli_rotflags *r, int argc, char **argv, int *i, const char *cmd) {
     const char *a = argv[*i];
     if (!strcmp(a, "--rotation")) return cli_arg_str(&r->rotation, argc, argv, i, cmd) ? -1 : 1;

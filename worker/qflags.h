@@ -14,9 +14,6 @@
  * returns 1; returns 0 if it is not one, -1 on a bad value (reported). */
 int cli_qflag(spq_qcfg *q, int argc, char **argv, int *i, const char *cmd);
 
-/* A one-line description like "W4A4KV4 (w: sym, per channel, clip)". */
-void spq_qcfg_describe(char *buf, size_t cap, const spq_qcfg *q);
-
 typedef struct {
     const char *rotation;  /* NULL/"none", "hadamard", "random" or a file */
     int online;            /* --mode: 1 had (default), 0 no-had */

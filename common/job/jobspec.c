@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <dirent.h>
 
+#include "common/quant/qmodel.h"
 #include "common/rot/rotation.h"
 
 typedef struct {
@@ -491,16 +492,15 @@ void *spq_jobspec_to_value(const spq_jobspec *s) {
     json_t *tasks = json_array();
     for (int i = 0; i < s->eval.n_tasks; i++)
         json_array_append_new(tasks, json_pack("{s:s,s:s}", "name", s->eval.tasks[i].name, "data", s->eval.tasks[i].data));
+    spq_qcfg q = spq_jobspec_qcfg(s, s->quant.w_bits);
     json_t *v = json_pack(
         "{s:s,s:o,s:s,s:I,"
-        "s:{s:i,s:b,s:i,s:b,s:i,s:f,s:i,s:f},"
+        "s:o,"
         "s:{s:s,s:b,s:s,s:{s:i,s:f,s:i,s:i,s:s,s:i,s:i}},"
         "s:{s:s,s:s,s:i,s:i,s:f,s:b,s:i},"
         "s:{s:o,s:b,s:o,s:i}}",
         "name", s->name, "tags", tags, "model", s->model, "seed", (json_int_t)s->seed,
-        "quant", "w_bits", s->quant.w_bits, "w_sym", s->quant.w_sym, "w_groupsize", s->quant.w_groupsize, "w_clip",
-        s->quant.w_clip, "a_bits", s->quant.a_bits, "a_clip", s->quant.a_clip, "kv_bits", s->quant.kv_bits, "kv_clip",
-        s->quant.kv_clip,
+        "quant", spq_qcfg_to_value(&q, 0), /* the quantizer settings are written one way (qmodel.h) */
         "rotation", "mode", spq_rot_mode_name(s->rotation.mode), "online_had", s->rotation.online_had, "init",
         spq_rot_init_name(s->rotation.init), "train", "steps", s->rotation.train.steps, "lr",
         s->rotation.train.lr, "batch", s->rotation.train.batch, "seqlen", s->rotation.train.seqlen, "calib",
