@@ -300,7 +300,7 @@ static proto_buf run_job(worker *wk, const char *models_dir, const char *dataset
     } else if (!mkdtemp(dir)) {
         done.outcome = PROTO_OUT_FAILED;
         snprintf(reason, sizeof reason, "cannot create a work directory: %s", strerror(errno));
-        spq_jobspec_free(&p.spec);
+        pl_pipeline_free(&p);
     } else {
         p.work_dir = dir;
         int rc = pl_pipeline_run(&p);
@@ -311,7 +311,7 @@ static proto_buf run_job(worker *wk, const char *models_dir, const char *dataset
             done.outcome = p.stop == PL_STOP_CANCEL ? PROTO_OUT_CANCELED : PROTO_OUT_INTERRUPTED;
             snprintf(reason, sizeof reason, "%s", p.stop == PL_STOP_CANCEL ? "canceled" : "worker stopping");
         }
-        spq_jobspec_free(&p.spec);
+        pl_pipeline_free(&p);
         remove_tree(dir);
     }
     done.reason = reason;

@@ -1,10 +1,10 @@
-/* pipeline.c - the stage table and the runner (see pipeline.h).
- *
- * The runner checks every needed stage's availability before it loads
- * anything, so a spec this build cannot run fails at once with the reason,
- * then runs the needed stages in order, announcing each. */
+/* pipeline.c - the stage table and the runner (see pipeline.h): the needed
+ * stages in order, each announced; the state they built freed at the end,
+ * the scores kept for the caller. */
 #include "worker/pipeline.h"
 
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +27,10 @@ const pl_stage pl_stages[] = {
 };
 
 int pl_dataset_path(pl_pipeline *p, char **path, const char *name, const char *field) {
+    if (p->local.paths) {
+        *path = spq_strdup(name);
+        return 0;
+    }
     if (spq_resolve_under(path, p->datasets_dir, name, &p->err)) return spq_fail_prefix(&p->err, "%s", field);
     return 0;
 }
@@ -34,6 +38,21 @@ int pl_dataset_path(pl_pipeline *p, char **path, const char *name, const char *f
 int pl_pipeline_should_stop(pl_pipeline *p) {
     if (!p->stop && p->rep->should_stop) p->stop = p->rep->should_stop(p->rep->ud);
     return p->stop;
+}
+
+void pl_score(pl_pipeline *p, const char *key, double v) {
+    if (!isfinite(v)) return;
+    p->rep->metric(p->rep->ud, key, 0, v);
+    json_object_set_new(p->results, key, json_real(v));
+}
+
+void pl_log(pl_pipeline *p, const char *level, const char *fmt, ...) {
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    p->rep->log(p->rep->ud, level, line);
 }
 
 static void cleanup(pl_pipeline *p) {
@@ -47,12 +66,20 @@ static void cleanup(pl_pipeline *p) {
     p->tok = NULL;
     free(p->model_path);
     p->model_path = NULL;
+}
+
+void pl_pipeline_free(pl_pipeline *p) {
+    spq_jobspec_free(&p->spec);
     json_decref(p->results);
-    p->results = NULL;
+    json_decref(p->report);
+    p->results = p->report = NULL;
 }
 
 int pl_pipeline_run(pl_pipeline *p) {
+    json_decref(p->results);
+    json_decref(p->report);
     p->results = json_object();
+    p->report = NULL;
     p->stop = PL_STOP_NONE;
     int rc = PL_STAGE_OK;
     for (const pl_stage *s = pl_stages; s->name && rc == PL_STAGE_OK; s++) {

@@ -1,4 +1,7 @@
-/* pipeline.h - a job's pipeline, as spinq-worker runs it:
+/* pipeline.h - a job's pipeline, the one driver of the library for a run:
+ * spinq-worker runs the daemon's jobs through it (worker/main_worker.c), and
+ * the spinq commands `run`, `eval`, `quantize` and `rotate` run the spec
+ * they build from their flags through it (worker/cli_session.c).
  *
  *   load -> fuse -> rotate -> learn -> quantize -> evaluate -> write -> done
  *
@@ -23,18 +26,22 @@
  *   artifact(name, path)           a finished file (uploaded with its sha256)
  *   should_stop()                  poll between steps; PL_STOP_SHUTDOWN
  *                                  means: checkpoint now, then stop
- * Rotations: rotate builds p->rot (seeded, rotation.init; or loaded from the
- * resume checkpoint for spinquant) and absorbs it at once for the fixed
- * modes; for spinquant it leaves p->rot to learn, which updates it, reports
- * checkpoint() every checkpoint_every steps (bytes of spq_rotation_save's
- * file, with p->rot_meta.step set) and absorbs it with spq_rotation_apply
- * when done. write saves p->rot as the artifact rotation.safetensors.
+ * Rotations: rotate builds p->rot (seeded, rotation.init; loaded from
+ * rotation.file; or loaded from the resume checkpoint for spinquant) and
+ * absorbs it at once for the fixed modes; for spinquant it leaves p->rot to
+ * learn, which updates it, reports checkpoint() every checkpoint_every steps
+ * (bytes of spq_rotation_save's file, with p->rot_meta.step set) and absorbs
+ * it with spq_rotation_apply when done. write saves p->rot as the artifact
+ * rotation.safetensors.
  * Weights: quantize rounds them (RTN) or runs GPTQ on weights.calib, keeping
  * their parameters in p->wq; write packs the model into the artifact
  * model.spq (packed.h) when the weights are 2..4 bits.
+ * Scores: evaluate (worker/pipeline_eval.c, the one evaluation of the
+ * project) reports them as metrics, keeps them in p->results and writes the
+ * full report to p->report; write puts both into the artifact results.json.
  *
- * The reporter is implemented over proto by the worker (worker/report.c) and
- * can be any other sink (the spinq CLI, tests). */
+ * The reporter is implemented over proto by the worker and on the terminal
+ * by the spinq commands (worker/cli_session.c); tests record it. */
 #ifndef PL_PIPELINE_H
 #define PL_PIPELINE_H
 
@@ -63,15 +70,46 @@ typedef struct {
 
 enum { PL_STAGE_OK = 0, PL_STAGE_FAILED = 1, PL_STAGE_STOPPED = 2 };
 
+/* artifacts of the write stage, for pl_local.skip */
+enum { PL_ART_RESULTS = 1, PL_ART_ROTATION = 2, PL_ART_MODEL = 4 };
+
+/* What the spinq commands add to a spec: files on this machine and choices
+ * the service does not offer. spinq-worker leaves it all zero, which is the
+ * service's behaviour. */
+typedef struct {
+    int paths;           /* the spec's model and dataset names are paths as given (no models/datasets dirs) */
+    unsigned skip;       /* PL_ART_* the run does not write */
+    /* quantize */
+    int calib_seed_set;  /* GPTQ's calibration windows from calib_seed, not from the spec's seed */
+    uint64_t calib_seed;
+    int calib_act_quant; /* GPTQ calibrates with the activation quantizers on */
+    int emb_dtype;       /* the packed model's embeddings: 0 (f32), SPQ_ST_F16 or SPQ_ST_BF16 */
+    /* evaluate */
+    int seqlen;          /* window of the tasks and default of eval.ppl[i].seqlen; 0: the model's, at most 2048 */
+    int batch;           /* perplexity windows per forward call; 0: 4, fewer for large vocabularies */
+    int rolling;         /* also lm-eval's rolling word/byte perplexity */
+    int limit_tasks;     /* eval.limit counts task items only, not perplexity windows */
+    int strict;          /* a bad task item fails the run (the service skips it and says so) */
+    int add_bos;         /* BOS before task contexts */
+    int max_groups;      /* questions scored together; 0: mc.h's default */
+    unsigned char rows[SPQ_SPEC_MAX_EVALS];      /* eval.ppl[i]'s lines are dataset rows (textprep.h) */
+    const char *task_label[SPQ_SPEC_MAX_EVALS];  /* eval.tasks[i] reported as; NULL: its name (= its format) */
+    const char *kld_base;    /* eval.kld against this model, not the run's own in full precision */
+    const char *kld_logits;  /* eval.kld against log-probs saved earlier (one eval.ppl) */
+    const char *save_logits; /* save this model's top-k log-probs (one eval.ppl) */
+    int save_topk;           /* k; 0: 64 */
+} pl_local;
+
 typedef struct {
     /* inputs */
     spq_jobspec spec;
-    const char *models_dir, *datasets_dir;
+    const char *models_dir, *datasets_dir; /* unused with local.paths */
     const char *work_dir;     /* scratch space for files the run writes */
     int64_t resume_step;      /* -1: fresh start; else the checkpoint below */
     const void *resume_ckpt;
     size_t resume_len;
     const pl_reporter *rep;
+    pl_local local;
     /* state the stages build up */
     char *model_path;
     spq_model model;
@@ -82,9 +120,11 @@ typedef struct {
     int have_rot;
     spq_wquant wq;            /* the weights' quantization parameters (quantize), for the packed model */
     int have_wq;
-    json_t *results;          /* {"key": value} of final scores, for results.json */
     int stop;                 /* PL_STOP_* seen by a stage */
     spq_err err;
+    /* outputs, kept after the run (also a failed one) until pl_pipeline_free */
+    json_t *results;          /* {"key": value} of final scores, as reported by metric() */
+    json_t *report;           /* the evaluation in full (worker/pipeline_eval.c), or NULL */
 } pl_pipeline;
 
 typedef struct {
@@ -98,8 +138,10 @@ extern const pl_stage pl_stages[];
 
 /* Runs the whole pipeline for a parsed spec. Returns PL_STAGE_OK, _FAILED
  * (p->err: "<stage>: reason") or _STOPPED (p->stop says why). Frees the
- * state it built but not p->spec. */
+ * state it built; the inputs and outputs stay for pl_pipeline_free. */
 int pl_pipeline_run(pl_pipeline *p);
+/* Frees p->spec and the outputs. */
+void pl_pipeline_free(pl_pipeline *p);
 
 /* Stage implementations (worker/pipeline_*.c). */
 int pl_stage_load(pl_pipeline *p);
@@ -111,10 +153,17 @@ int pl_stage_evaluate(pl_pipeline *p);
 int pl_stage_write(pl_pipeline *p);
 
 /* A dataset name of the spec (field: its path, for the message) as a path
- * inside the datasets dir; 0 or -1 with p->err set. */
+ * inside the datasets dir (as given with local.paths); 0 or -1 with p->err
+ * set. */
 int pl_dataset_path(pl_pipeline *p, char **path, const char *name, const char *field);
 
 /* Polls the reporter; records the reason in p->stop. */
 int pl_pipeline_should_stop(pl_pipeline *p);
+
+/* Reports a final score: metric(key, 0, v) and results[key] (NaN: neither). */
+void pl_score(pl_pipeline *p, const char *key, double v);
+
+/* log(level, ...) with printf formatting. */
+void pl_log(pl_pipeline *p, const char *level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

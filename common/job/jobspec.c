@@ -256,6 +256,17 @@ spq_qcfg spq_jobspec_qcfg(const spq_jobspec *s, int w_bits) {
     return q;
 }
 
+void spq_jobspec_set_qcfg(spq_jobspec *s, const spq_qcfg *q) {
+    s->quant.w_bits = q->w.bits;
+    s->quant.w_sym = q->w.sym;
+    s->quant.w_groupsize = q->w.groupsize;
+    s->quant.w_clip = q->w.mse;
+    s->quant.a_bits = q->a.bits;
+    s->quant.a_clip = q->a.clip;
+    s->quant.kv_bits = q->kv.bits;
+    s->quant.kv_clip = q->kv.clip;
+}
+
 /* ---- the rules between fields ---- */
 
 int spq_jobspec_check(const spq_jobspec *s, char *field, spq_err *err) {

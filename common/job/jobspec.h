@@ -118,6 +118,9 @@ const char *spq_rot_init_name(int init);
 /* The quantizer settings of a spec (its quant section), with the weights at
  * w_bits (quant.w_bits, or rotation.train.w_bits while learning). */
 spq_qcfg spq_jobspec_qcfg(const spq_jobspec *s, int w_bits);
+/* The other way: q into the quant section (q's settings that a spec does
+ * not hold, such as asymmetric activations, are left out). */
+void spq_jobspec_set_qcfg(spq_jobspec *s, const spq_qcfg *q);
 
 /* Checks a name for use under a configured directory: not empty, relative,
  * no "." or ".." component, no NUL or backslash. */

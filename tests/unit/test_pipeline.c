@@ -75,7 +75,7 @@ static int run(recorder *rec, const char *json, pl_pipeline *p) {
     p->resume_step = -1;
     p->rep = &rep;
     int rc = pl_pipeline_run(p);
-    spq_jobspec_free(&p->spec);
+    pl_pipeline_free(p);
     return rc;
 }
 
