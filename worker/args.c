@@ -56,3 +56,13 @@ int cli_arg_float(float *out, int argc, char **argv, int *i, const char *cmd, do
     *out = (float)x;
     return 0;
 }
+
+int cli_arg_positional(const char **out, const char *arg, const char *cmd) {
+    if (arg[0] == '-' && arg[1]) {
+        fprintf(stderr, "spinq %s: unknown flag %s\n", cmd, arg);
+        return -1;
+    }
+    if (*out) return -1;
+    *out = arg;
+    return 0;
+}

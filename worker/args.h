@@ -12,5 +12,10 @@ int cli_arg_str(const char **out, int argc, char **argv, int *i, const char *cmd
 int cli_arg_int(int *out, int argc, char **argv, int *i, const char *cmd, long lo, long hi);
 int cli_arg_u64(uint64_t *out, int argc, char **argv, int *i, const char *cmd);
 int cli_arg_float(float *out, int argc, char **argv, int *i, const char *cmd, double lo, double hi);
+/* The last branch of a flag loop: an argument that is no known flag is the
+ * positional one (*out, stored when it is still NULL). Returns -1 for a
+ * second positional argument or an unknown flag (said on stderr); the
+ * caller then prints its usage. */
+int cli_arg_positional(const char **out, const char *arg, const char *cmd);
 
 #endif

@@ -41,11 +41,12 @@ static int run_gptq(pl_pipeline *p, const spq_wq_cfg *w) {
     size_t len;
     spq_gptq_cfg g = spq_gptq_defaults();
     g.nsamples = s->weights.nsamples;
-    g.seqlen = s->weights.seqlen ? s->weights.seqlen : (p->model.cfg.seq_len < 2048 ? p->model.cfg.seq_len : 2048);
+    g.seqlen = s->weights.seqlen;
     g.damp = s->weights.damp;
     g.act_order = s->weights.act_order;
     g.blocksize = s->weights.blocksize;
-    g.seed = s->seed;
+    g.seed = p->local.calib_seed_set ? p->local.calib_seed : s->seed;
+    g.calib_aq = p->local.calib_act_quant;
     if (spq_gptq_check(&g, &p->model.cfg, &p->err)) {
         spq_fail_prefix(&p->err, "weights");
         return PL_STAGE_FAILED;
@@ -55,8 +56,22 @@ static int run_gptq(pl_pipeline *p, const spq_wq_cfg *w) {
         spq_fail_prefix(&p->err, "weights.calib");
         goto done;
     }
-    spq_gptq_stat *stats = spq_calloc((size_t)p->model.cfg.n_layers * SPQ_N_LIN, sizeof *stats);
+    pl_log(p, "info", "gptq on %d windows of %d tokens from %s (%d tokens), damp %g%s", g.nsamples, g.seqlen,
+           s->weights.calib, n_ids, g.damp, g.act_order ? ", act-order" : "");
+    int n_lin = p->model.cfg.n_layers * SPQ_N_LIN;
+    spq_gptq_stat *stats = spq_calloc((size_t)n_lin, sizeof *stats);
     int r = spq_gptq_model(&p->wq, stats, &p->model, w, ids, n_ids, &g, on_layer, p, &p->err);
+    if (r == 0) { /* the layer-output errors of the whole model */
+        double sg = 0, sr = 0;
+        int better = 0;
+        for (int i = 0; i < n_lin; i++) {
+            sg += stats[i].err_gptq;
+            sr += stats[i].err_rtn;
+            better += stats[i].err_gptq < stats[i].err_rtn;
+        }
+        pl_log(p, "info", "gptq: mean relative output error %.5f (rtn %.5f), lower on %d of %d linears", sg / n_lin,
+               sr / n_lin, better, n_lin);
+    }
     free(stats);
     if (r < 0) spq_fail_prefix(&p->err, "weights.calib %s", s->weights.calib);
     rc = r < 0 ? PL_STAGE_FAILED : r > 0 ? PL_STAGE_STOPPED : PL_STAGE_OK;
@@ -80,10 +95,8 @@ int pl_stage_quantize(pl_pipeline *p) {
         int rc = run_gptq(p, &q.w);
         if (rc != PL_STAGE_OK) return rc;
     }
-    char desc[160], line[256];
+    char desc[160];
     spq_qcfg_describe(desc, sizeof desc, &q);
-    snprintf(line, sizeof line, "quantized: %s%s", desc,
-             gptq ? " (weights GPTQ)" : q.w.bits < 16 ? " (weights round-to-nearest)" : "");
-    p->rep->log(p->rep->ud, "info", line);
+    pl_log(p, "info", "quantized: %s%s", desc, gptq ? " (weights GPTQ)" : q.w.bits < 16 ? " (weights round-to-nearest)" : "");
     return PL_STAGE_OK;
 }
