@@ -63,6 +63,16 @@ int pl_stage_learn(pl_pipeline *p) {
     lc.checkpoint_every = s->rotation.train.checkpoint_every;
     spq_qcfg q = spq_jobspec_qcfg(s, s->rotation.train.w_bits);
     if (spq_qcfg_check(&q, &p->model.cfg, &p->err)) return PL_STAGE_FAILED;
+    learn_ctx ctx = {.p = p};
+    spq_qcfg_to_json(ctx.qjson, sizeof ctx.qjson, &q);
+    /* the learning quantizers travel with the rotation, whether or not the run was resumed, so that the final
+     * file does not depend on the run's history */
+    snprintf(p->rot_meta.extra, sizeof p->rot_meta.extra, "%s", ctx.qjson);
+    if (lc.steps == 0) { /* `spinq rotate --steps 0` (the API asks for 1 or more): the initial rotation, a baseline */
+        p->rot_meta.steps = 0;
+        p->rep->log(p->rep->ud, "info", "no learning steps: the initial rotation is kept");
+        return spq_rotation_apply(&p->model, &p->rot, &p->err) ? PL_STAGE_FAILED : PL_STAGE_OK;
+    }
     char *path = NULL, *text = NULL;
     int *ids = NULL, n_ids = 0, rc = PL_STAGE_FAILED;
     size_t len;
@@ -71,11 +81,6 @@ int pl_stage_learn(pl_pipeline *p) {
         spq_fail_prefix(&p->err, "%s", s->rotation.train.calib);
         goto done;
     }
-    learn_ctx ctx = {.p = p};
-    spq_qcfg_to_json(ctx.qjson, sizeof ctx.qjson, &q);
-    /* the learning quantizers travel with the rotation (as `spinq rotate` saves them), whether or not the run
-     * was resumed, so that the final file does not depend on the run's history */
-    snprintf(p->rot_meta.extra, sizeof p->rot_meta.extra, "%s", ctx.qjson);
     spq_learn_hooks hooks = {.on_step = on_step, .on_checkpoint = on_checkpoint, .should_stop = should_stop, .ud = &ctx};
     char line[256];
     snprintf(line, sizeof line, "learning rotations: %d steps of %d x %d tokens, lr %g, seed %llu%s", lc.steps,
