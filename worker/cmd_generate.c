@@ -32,11 +32,7 @@ int cli_cmd_generate(int argc, char **argv) {
             bad = cli_arg_float(&temp, argc, argv, &i, "generate", 0, 100);
         else if (!strcmp(a, "--top-p")) bad = cli_arg_float(&top_p, argc, argv, &i, "generate", 0, 1);
         else if (!strcmp(a, "--seed")) bad = cli_arg_u64(&seed, argc, argv, &i, "generate");
-        else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "spinq generate: unknown flag %s\n", a);
-            return usage();
-        } else if (!model_path) model_path = a;
-        else return usage();
+        else if (cli_arg_positional(&model_path, a, "generate")) return usage();
         if (bad) return 2;
     }
     if (!model_path) return usage();

@@ -45,6 +45,7 @@
  * apply are left out (JSON has no NaN). `spinq eval` prints it as tables and
  * writes it with --json; results.json carries it as "eval". */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,36 +88,37 @@ static void set_num(json_t *o, const char *key, double x) {
     if (isfinite(x)) json_object_set_new(o, key, json_real(x));
 }
 
-static json_t *pct_object(const double *v) {
-    json_t *o = json_object();
-    for (int i = 0; i < SPQ_KLD_NPCT; i++) set_num(o, spq_kld_pct_names[i], v[i]);
-    return o;
-}
+/* the KLD figures of the report, in its order; the "_pct" ones are tables of percentiles */
+static const struct {
+    const char *key;
+    size_t off;
+} kld_keys[] = {
+    {"kld", offsetof(spq_kld_stats, kld)},           {"kld_unc", offsetof(spq_kld_stats, kld_unc)},
+    {"kld_pct", offsetof(spq_kld_stats, kld_pct)},   {"same_top", offsetof(spq_kld_stats, same_top)},
+    {"same_top_unc", offsetof(spq_kld_stats, same_top_unc)}, {"dp", offsetof(spq_kld_stats, dp)},
+    {"dp_unc", offsetof(spq_kld_stats, dp_unc)},     {"dp_rms", offsetof(spq_kld_stats, dp_rms)},
+    {"dp_rms_unc", offsetof(spq_kld_stats, dp_rms_unc)}, {"dp_pct", offsetof(spq_kld_stats, dp_pct)},
+    {"ppl", offsetof(spq_kld_stats, ppl_q)},         {"ppl_unc", offsetof(spq_kld_stats, ppl_q_unc)},
+    {"ppl_base", offsetof(spq_kld_stats, ppl_b)},    {"ppl_base_unc", offsetof(spq_kld_stats, ppl_b_unc)},
+    {"ppl_ratio", offsetof(spq_kld_stats, ratio)},   {"ppl_ratio_unc", offsetof(spq_kld_stats, ratio_unc)},
+    {"ln_ppl_ratio", offsetof(spq_kld_stats, ln_ratio)}, {"ln_ppl_ratio_unc", offsetof(spq_kld_stats, ln_ratio_unc)},
+    {"ppl_diff", offsetof(spq_kld_stats, diff)},     {"ppl_diff_unc", offsetof(spq_kld_stats, diff_unc)},
+    {"nll_cor", offsetof(spq_kld_stats, cor)},
+};
 
 static json_t *kld_json(const spq_kld_stats *s) {
     json_t *o = json_object();
     json_object_set_new(o, "positions", json_integer(s->n));
-    set_num(o, "kld", s->kld);
-    set_num(o, "kld_unc", s->kld_unc);
-    json_object_set_new(o, "kld_pct", pct_object(s->kld_pct));
-    set_num(o, "same_top", s->same_top);
-    set_num(o, "same_top_unc", s->same_top_unc);
-    set_num(o, "dp", s->dp);
-    set_num(o, "dp_unc", s->dp_unc);
-    set_num(o, "dp_rms", s->dp_rms);
-    set_num(o, "dp_rms_unc", s->dp_rms_unc);
-    json_object_set_new(o, "dp_pct", pct_object(s->dp_pct));
-    set_num(o, "ppl", s->ppl_q);
-    set_num(o, "ppl_unc", s->ppl_q_unc);
-    set_num(o, "ppl_base", s->ppl_b);
-    set_num(o, "ppl_base_unc", s->ppl_b_unc);
-    set_num(o, "ppl_ratio", s->ratio);
-    set_num(o, "ppl_ratio_unc", s->ratio_unc);
-    set_num(o, "ln_ppl_ratio", s->ln_ratio);
-    set_num(o, "ln_ppl_ratio_unc", s->ln_ratio_unc);
-    set_num(o, "ppl_diff", s->diff);
-    set_num(o, "ppl_diff_unc", s->diff_unc);
-    set_num(o, "nll_cor", s->cor);
+    for (size_t i = 0; i < sizeof kld_keys / sizeof *kld_keys; i++) {
+        const double *v = (const double *)((const char *)s + kld_keys[i].off);
+        if (!strstr(kld_keys[i].key, "_pct")) {
+            set_num(o, kld_keys[i].key, *v);
+            continue;
+        }
+        json_t *pct = json_object();
+        for (int k = 0; k < SPQ_KLD_NPCT; k++) set_num(pct, spq_kld_pct_names[k], v[k]);
+        json_object_set_new(o, kld_keys[i].key, pct);
+    }
     return o;
 }
 
@@ -405,8 +407,8 @@ int pl_stage_evaluate(pl_pipeline *p) {
     json_object_set_new(rep, "ppl", ppl);
     json_object_set_new(rep, "tasks", tasks);
     int rc = PL_STAGE_OK;
-    if (ev.seqlen > ctx) {
-        spq_fail(&p->err, "the evaluation window %d is longer than the model's context %d", ev.seqlen, ctx);
+    if (ev.seqlen > ctx) { /* only a command's --seqlen (local.seqlen) can be */
+        spq_fail(&p->err, "--seqlen %d is longer than the model's context %d", ev.seqlen, ctx);
         rc = PL_STAGE_FAILED;
     } else if (s->eval.kld && s->eval.n_ppl > 0 && !p->local.kld_logits && load_base(&ev)) {
         rc = PL_STAGE_FAILED;

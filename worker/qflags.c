@@ -4,8 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/io/load.h"
-#include "common/quant/qmodel.h"
 #include "common/rot/rotation.h"
 #include "worker/args.h"
 
@@ -49,43 +47,14 @@ int cli_rotflag(cli_rotflags *r, int argc, char **argv, int *i, const char *cmd)
     return 0;
 }
 
-int cli_load_quantized(spq_model *m, const char *model_path, const cli_rotflags *r, const spq_qcfg *q,
-                       spq_err *err) {
-    return cli_load_prepared(m, model_path, r, q, 1, err);
-}
-
-int cli_load_prepared(spq_model *m, const char *model_path, const cli_rotflags *r, const spq_qcfg *q, int rtn,
-                      spq_err *err) {
-    if (spq_model_load(m, model_path, err)) return -1;
-    if (m->packed) {
-        int rot = r->rotation && strcmp(r->rotation, "none");
-        if (rot || q->w.bits != SPQ_QUANT_OFF || q->a.bits != SPQ_QUANT_OFF || q->kv.bits != SPQ_QUANT_OFF) {
-            spq_model_free(m);
-            return spq_fail(err, "%s is a packed model: it carries its own rotations and quantization settings "
-                                 "(drop --rotation and the --w/--a/--kv flags)", model_path);
-        }
-        return 0;
-    }
-    spq_rotation rot;
-    int have_rot = 0;
+int cli_rotation(spq_rotation *rot, const cli_rotflags *r, const spq_config *c, spq_err *err) {
     const char *rs = r->rotation;
-    if (rs && strcmp(rs, "none")) {
-        int init = !strcmp(rs, "hadamard") ? SPQ_INIT_HADAMARD : !strcmp(rs, "random") ? SPQ_INIT_RANDOM : -1;
-        int rc = init >= 0 ? spq_rotation_build(&rot, &m->cfg, r->online, init, r->seed, err)
-                           : spq_rotation_load(&rot, NULL, rs, err);
-        if (rc == 0 && init < 0 && spq_rotation_check(&rot, &m->cfg, err)) {
-            spq_fail_prefix(err, "%s", rs);
-            spq_rotation_free(&rot);
-            rc = -1;
-        }
-        if (rc) {
-            spq_model_free(m);
-            return -1;
-        }
-        have_rot = 1;
+    int init = !strcmp(rs, "hadamard") ? SPQ_INIT_HADAMARD : !strcmp(rs, "random") ? SPQ_INIT_RANDOM : -1;
+    if (init >= 0) return spq_rotation_build(rot, c, r->online, init, r->seed, err);
+    if (spq_rotation_load(rot, NULL, rs, err)) return spq_fail_prefix(err, "%s", rs);
+    if (spq_rotation_check(rot, c, err)) {
+        spq_rotation_free(rot);
+        return spq_fail_prefix(err, "%s", rs);
     }
-    int rc = spq_qmodel_prepare(m, have_rot ? &rot : NULL, q, rtn, err);
-    if (have_rot) spq_rotation_free(&rot);
-    if (rc) spq_model_free(m);
-    return rc;
+    return 0;
 }

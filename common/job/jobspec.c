@@ -408,6 +408,14 @@ static int parse_eval(ctx *c, spq_jobspec *s, const json_t *o, const char *p) {
     return 0;
 }
 
+/* "MODEL w4a4kv4 spinquant" for a spec without a name */
+static char *default_name(const spq_jobspec *s) {
+    char buf[320];
+    snprintf(buf, sizeof buf, "%s w%da%dkv%d %s", s->model, s->quant.w_bits, s->quant.a_bits, s->quant.kv_bits,
+             spq_rot_mode_name(s->rotation.mode));
+    return spq_strdup(buf);
+}
+
 static int parse_top(ctx *c, spq_jobspec *s, const json_t *root) {
     static const char *const keys[] = {"name", "tags", "model", "seed", "quant", "rotation", "weights", "eval", NULL};
     if (!json_is_object(root)) return fail(c, "", "the job spec must be a JSON object, got %s", type_name(root));
@@ -445,12 +453,7 @@ static int parse_top(ctx *c, spq_jobspec *s, const json_t *root) {
         if (bad) return -1;
         if (o && parsers[i](c, s, o, p)) return -1;
     }
-    if (!s->name) {
-        char buf[320];
-        snprintf(buf, sizeof buf, "%s w%da%dkv%d %s", s->model, s->quant.w_bits, s->quant.a_bits, s->quant.kv_bits,
-                 spq_rot_mode_name(s->rotation.mode));
-        s->name = spq_strdup(buf);
-    }
+    if (!s->name) s->name = default_name(s);
     return 0;
 }
 
@@ -504,13 +507,14 @@ void *spq_jobspec_to_value(const spq_jobspec *s) {
     for (int i = 0; i < s->eval.n_tasks; i++)
         json_array_append_new(tasks, json_pack("{s:s,s:s}", "name", s->eval.tasks[i].name, "data", s->eval.tasks[i].data));
     spq_qcfg q = spq_jobspec_qcfg(s, s->quant.w_bits);
+    char *name = s->name ? NULL : default_name(s); /* a spec built in code may have none */
     json_t *v = json_pack(
         "{s:s,s:o,s:s,s:I,"
         "s:o,"
         "s:{s:s,s:b,s:s,s:{s:i,s:f,s:i,s:i,s:s,s:i,s:i}},"
         "s:{s:s,s:s,s:i,s:i,s:f,s:b,s:i},"
         "s:{s:o,s:b,s:o,s:i}}",
-        "name", s->name, "tags", tags, "model", s->model, "seed", (json_int_t)s->seed,
+        "name", s->name ? s->name : name, "tags", tags, "model", s->model, "seed", (json_int_t)s->seed,
         "quant", spq_qcfg_to_value(&q, 0), /* the quantizer settings are written one way (qmodel.h) */
         "rotation", "mode", spq_rot_mode_name(s->rotation.mode), "online_had", s->rotation.online_had, "init",
         spq_rot_init_name(s->rotation.init), "train", "steps", s->rotation.train.steps, "lr",
@@ -521,6 +525,7 @@ void *spq_jobspec_to_value(const spq_jobspec *s) {
         s->weights.nsamples, "seqlen", s->weights.seqlen, "damp", s->weights.damp, "act_order", s->weights.act_order,
         "blocksize", s->weights.blocksize,
         "eval", "ppl", ppl, "kld", s->eval.kld, "tasks", tasks, "limit", s->eval.limit);
+    free(name);
     if (s->rotation.file) json_object_set_new(json_object_get(v, "rotation"), "file", json_string(s->rotation.file));
     return v;
 }

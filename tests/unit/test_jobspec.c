@@ -157,6 +157,9 @@ Test(jobspec, a_spec_built_in_code_goes_through_the_same_rules) {
     char field[SPQ_FIELD_MAX] = "";
     spq_err err;
     cr_assert_eq(spq_jobspec_check(&s, field, &err), 0, "the defaults pass: %s", err.msg);
+    char *json = spq_jobspec_to_json(&s); /* written with the name a parsed spec would get */
+    cr_assert(json && strstr(json, "\"name\":\"m w4a4kv4 spinquant\""), "%s", json ? json : "(null)");
+    free(json);
     s.weights.method = SPQ_WQ_NONE;
     cr_assert_eq(spq_jobspec_check(&s, field, &err), -1);
     cr_assert_str_eq(field, "weights.method");
