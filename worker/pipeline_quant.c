@@ -41,7 +41,7 @@ static int run_gptq(pl_pipeline *p, const spq_wq_cfg *w) {
     size_t len;
     spq_gptq_cfg g = spq_gptq_defaults();
     g.nsamples = s->weights.nsamples;
-    g.seqlen = s->weights.seqlen;
+    g.seqlen = s->weights.seqlen < p->model.cfg.seq_len ? s->weights.seqlen : p->model.cfg.seq_len; /* as learn */
     g.damp = s->weights.damp;
     g.act_order = s->weights.act_order;
     g.blocksize = s->weights.blocksize;
