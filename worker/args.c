@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-int spq_arg_str(const char **out, int argc, char **argv, int *i, const char *cmd) {
+int cli_arg_str(const char **out, int argc, char **argv, int *i, const char *cmd) {
     if (*i + 1 >= argc) {
         fprintf(stderr, "spinq %s: %s needs a value\n", cmd, argv[*i]);
         return -1;
@@ -15,9 +15,9 @@ int spq_arg_str(const char **out, int argc, char **argv, int *i, const char *cmd
     return 0;
 }
 
-int spq_arg_int(int *out, int argc, char **argv, int *i, const char *cmd, long lo, long hi) {
+int cli_arg_int(int *out, int argc, char **argv, int *i, const char *cmd, long lo, long hi) {
     const char *flag = argv[*i], *v;
-    if (spq_arg_str(&v, argc, argv, i, cmd)) return -1;
+    if (cli_arg_str(&v, argc, argv, i, cmd)) return -1;
     char *end;
     errno = 0;
     long x = strtol(v, &end, 10);
@@ -29,9 +29,9 @@ int spq_arg_int(int *out, int argc, char **argv, int *i, const char *cmd, long l
     return 0;
 }
 
-int spq_arg_u64(uint64_t *out, int argc, char **argv, int *i, const char *cmd) {
+int cli_arg_u64(uint64_t *out, int argc, char **argv, int *i, const char *cmd) {
     const char *flag = argv[*i], *v;
-    if (spq_arg_str(&v, argc, argv, i, cmd)) return -1;
+    if (cli_arg_str(&v, argc, argv, i, cmd)) return -1;
     char *end;
     errno = 0;
     unsigned long long x = strtoull(v, &end, 10);
@@ -43,9 +43,9 @@ int spq_arg_u64(uint64_t *out, int argc, char **argv, int *i, const char *cmd) {
     return 0;
 }
 
-int spq_arg_float(float *out, int argc, char **argv, int *i, const char *cmd, double lo, double hi) {
+int cli_arg_float(float *out, int argc, char **argv, int *i, const char *cmd, double lo, double hi) {
     const char *flag = argv[*i], *v;
-    if (spq_arg_str(&v, argc, argv, i, cmd)) return -1;
+    if (cli_arg_str(&v, argc, argv, i, cmd)) return -1;
     char *end;
     errno = 0;
     double x = strtod(v, &end);
@@ -54,5 +54,15 @@ int spq_arg_float(float *out, int argc, char **argv, int *i, const char *cmd, do
         return -1;
     }
     *out = (float)x;
+    return 0;
+}
+
+int cli_arg_positional(const char **out, const char *arg, const char *cmd) {
+    if (arg[0] == '-' && arg[1]) {
+        fprintf(stderr, "spinq %s: unknown flag %s\n", cmd, arg);
+        return -1;
+    }
+    if (*out) return -1;
+    *out = arg;
     return 0;
 }

@@ -12,7 +12,7 @@
 
 static const char *yes(int b) { return b ? "true" : "false"; }
 
-int spq_cmd_cpu(int argc, char **argv) {
+int cli_cmd_cpu(int argc, char **argv) {
     const char *ct = spq_cpu_coretype();
     if (argc > 1 && !strcmp(argv[1], "--coretype")) {
         if (ct) printf("%s\n", ct);

@@ -27,23 +27,19 @@ static int usage(void) {
     return 2;
 }
 
-int spq_cmd_export_hf(int argc, char **argv) {
+int cli_cmd_export_hf(int argc, char **argv) {
     const char *model_path = NULL, *out = NULL, *dt = "bf16";
-    spq_rotflags rf = {.online = 0};
+    cli_rotflags rf = {.online = 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int bad = 0, f;
-        if ((f = spq_rotflag(&rf, argc, argv, &i, "export-hf"))) {
+        if ((f = cli_rotflag(&rf, argc, argv, &i, "export-hf"))) {
             if (f < 0) return 2;
             continue;
         }
-        if (!strcmp(a, "--out")) bad = spq_arg_str(&out, argc, argv, &i, "export-hf");
-        else if (!strcmp(a, "--dtype")) bad = spq_arg_str(&dt, argc, argv, &i, "export-hf");
-        else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "spinq export-hf: unknown flag %s\n", a);
-            return usage();
-        } else if (!model_path) model_path = a;
-        else return usage();
+        if (!strcmp(a, "--out")) bad = cli_arg_str(&out, argc, argv, &i, "export-hf");
+        else if (!strcmp(a, "--dtype")) bad = cli_arg_str(&dt, argc, argv, &i, "export-hf");
+        else if (cli_arg_positional(&model_path, a, "export-hf")) return usage();
         if (bad) return 2;
     }
     if (!model_path || !out || !rf.rotation) return usage();
@@ -65,15 +61,12 @@ int spq_cmd_export_hf(int argc, char **argv) {
         goto done;
     }
     const char *rs = rf.rotation;
-    int init = !strcmp(rs, "hadamard") ? SPQ_INIT_HADAMARD : !strcmp(rs, "random") ? SPQ_INIT_RANDOM : -1;
     if (!strcmp(rs, "none")) {
         fprintf(stderr, "spinq export-hf: --rotation none: nothing to export (the model is its own HF export)\n");
         goto done;
     }
-    if ((init >= 0 ? spq_rotation_build(&rot, &m.cfg, rf.online, init, rf.seed, &err)
-                   : spq_rotation_load(&rot, NULL, rs, &err)) ||
-        (init < 0 && spq_rotation_check(&rot, &m.cfg, &err))) {
-        fprintf(stderr, "spinq export-hf: %s: %s\n", rs, err.msg);
+    if (cli_rotation(&rot, &rf, &m.cfg, &err)) {
+        fprintf(stderr, "spinq export-hf: %s\n", err.msg);
         goto done;
     }
     if (rot.online) {

@@ -18,7 +18,7 @@ static int usage(void) {
     return 2;
 }
 
-int spq_cmd_generate(int argc, char **argv) {
+int cli_cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL;
     int n_gen = 256;
     float temp = 0.0f, top_p = 1.0f;
@@ -26,17 +26,13 @@ int spq_cmd_generate(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int bad = 0;
-        if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) bad = spq_arg_str(&prompt, argc, argv, &i, "generate");
-        else if (!strcmp(a, "-n")) bad = spq_arg_int(&n_gen, argc, argv, &i, "generate", 0, 1 << 24);
+        if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) bad = cli_arg_str(&prompt, argc, argv, &i, "generate");
+        else if (!strcmp(a, "-n")) bad = cli_arg_int(&n_gen, argc, argv, &i, "generate", 0, 1 << 24);
         else if (!strcmp(a, "-t") || !strcmp(a, "--temperature"))
-            bad = spq_arg_float(&temp, argc, argv, &i, "generate", 0, 100);
-        else if (!strcmp(a, "--top-p")) bad = spq_arg_float(&top_p, argc, argv, &i, "generate", 0, 1);
-        else if (!strcmp(a, "--seed")) bad = spq_arg_u64(&seed, argc, argv, &i, "generate");
-        else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "spinq generate: unknown flag %s\n", a);
-            return usage();
-        } else if (!model_path) model_path = a;
-        else return usage();
+            bad = cli_arg_float(&temp, argc, argv, &i, "generate", 0, 100);
+        else if (!strcmp(a, "--top-p")) bad = cli_arg_float(&top_p, argc, argv, &i, "generate", 0, 1);
+        else if (!strcmp(a, "--seed")) bad = cli_arg_u64(&seed, argc, argv, &i, "generate");
+        else if (cli_arg_positional(&model_path, a, "generate")) return usage();
         if (bad) return 2;
     }
     if (!model_path) return usage();

@@ -30,7 +30,7 @@ static json_t *weights_json(const char *dir, json_t *warnings) {
                      (json_int_t)wi.bytes, "dtypes", dt);
 }
 
-int spq_cmd_info(int argc, char **argv) {
+int cli_cmd_info(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: spinq info MODEL\n");
         return 2;

@@ -130,18 +130,18 @@ static int handle_stream(run *r, FILE *f, const char *name, int jsonl) {
     return rc;
 }
 
-int spq_cmd_tokenize(int argc, char **argv) {
+int cli_cmd_tokenize(int argc, char **argv) {
     const char *tok_path = NULL, *model_path = NULL, *lines = NULL, *jsonl = NULL, *file = NULL, *text = NULL;
     run r = {.add_special = 1, .skip_special = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int bad = 0;
-        if (!strcmp(a, "--tokenizer")) bad = spq_arg_str(&tok_path, argc, argv, &i, "tokenize");
-        else if (!strcmp(a, "--model")) bad = spq_arg_str(&model_path, argc, argv, &i, "tokenize");
-        else if (!strcmp(a, "--lines")) bad = spq_arg_str(&lines, argc, argv, &i, "tokenize");
-        else if (!strcmp(a, "--jsonl")) bad = spq_arg_str(&jsonl, argc, argv, &i, "tokenize");
-        else if (!strcmp(a, "--file")) bad = spq_arg_str(&file, argc, argv, &i, "tokenize");
-        else if (!strcmp(a, "--text")) bad = spq_arg_str(&text, argc, argv, &i, "tokenize");
+        if (!strcmp(a, "--tokenizer")) bad = cli_arg_str(&tok_path, argc, argv, &i, "tokenize");
+        else if (!strcmp(a, "--model")) bad = cli_arg_str(&model_path, argc, argv, &i, "tokenize");
+        else if (!strcmp(a, "--lines")) bad = cli_arg_str(&lines, argc, argv, &i, "tokenize");
+        else if (!strcmp(a, "--jsonl")) bad = cli_arg_str(&jsonl, argc, argv, &i, "tokenize");
+        else if (!strcmp(a, "--file")) bad = cli_arg_str(&file, argc, argv, &i, "tokenize");
+        else if (!strcmp(a, "--text")) bad = cli_arg_str(&text, argc, argv, &i, "tokenize");
         else if (!strcmp(a, "--no-special")) r.add_special = 0;
         else if (!strcmp(a, "--decode")) r.decode = 1;
         else if (!strcmp(a, "--keep-special")) r.skip_special = 0;

@@ -13,16 +13,16 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {"info", spq_cmd_info, "info MODEL                          shape, parameters, tokenizer"},
-    {"generate", spq_cmd_generate, "generate MODEL [-p TEXT] [-n N] [-t T] [--top-p P] [--seed S]"},
-    {"ppl", spq_cmd_ppl, "ppl MODEL --data FILE [--seqlen N]  perplexity over non-overlapping windows"},
-    {"eval", spq_cmd_eval, "eval MODEL [--ppl FILE] [--task NAME=PATH] ...  perplexity, KLD, zero-shot tasks"},
-    {"tokenize", spq_cmd_tokenize, "tokenize (--tokenizer P | --model P) [--lines F | --jsonl F | --file F | --text T] [--no-special] [--decode]"},
-    {"rotate", spq_cmd_rotate, "rotate MODEL --calib FILE --out R.safetensors [...]  learn SpinQuant rotations"},
-    {"quantize", spq_cmd_quantize, "quantize MODEL --out MODEL.spq [--method rtn|gptq --calib FILE ...]  packed low-bit model"},
-    {"export-hf", spq_cmd_export_hf, "export-hf MODEL --rotation R --mode no-had --out DIR  rotated model as a HF directory"},
-    {"run", spq_cmd_run, "run SPEC.json [--out DIR]              a job spec through the pipeline, no daemon"},
-    {"cpu", spq_cmd_cpu, "cpu [--coretype]                   CPU features and OpenBLAS kernels"},
+    {"info", cli_cmd_info, "info MODEL                          shape, parameters, tokenizer"},
+    {"generate", cli_cmd_generate, "generate MODEL [-p TEXT] [-n N] [-t T] [--top-p P] [--seed S]"},
+    {"ppl", cli_cmd_ppl, "ppl MODEL --data FILE [--seqlen N]  perplexity over non-overlapping windows"},
+    {"eval", cli_cmd_eval, "eval MODEL [--ppl FILE] [--task NAME=PATH] ...  perplexity, KLD, zero-shot tasks"},
+    {"tokenize", cli_cmd_tokenize, "tokenize (--tokenizer P | --model P) [--lines F | --jsonl F | --file F | --text T] [--no-special] [--decode]"},
+    {"rotate", cli_cmd_rotate, "rotate MODEL --calib FILE --out R.safetensors [...]  learn SpinQuant rotations"},
+    {"quantize", cli_cmd_quantize, "quantize MODEL --out MODEL.spq [--method rtn|gptq --calib FILE ...]  packed low-bit model"},
+    {"export-hf", cli_cmd_export_hf, "export-hf MODEL --rotation R --mode no-had --out DIR  rotated model as a HF directory"},
+    {"run", cli_cmd_run, "run SPEC.json [--out DIR]              a job spec through the pipeline, no daemon"},
+    {"cpu", cli_cmd_cpu, "cpu [--coretype]                   CPU features and OpenBLAS kernels"},
 };
 
 static void usage(FILE *f) {

@@ -32,7 +32,7 @@
 #include "worker/wire.h"
 
 typedef struct {
-    spq_wire w;
+    wk_wire w;
     const char *name;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -59,7 +59,7 @@ static void wlog(const worker *wk, const char *fmt, ...) {
 }
 
 static void send_buf(worker *wk, proto_buf *b) {
-    if (spq_wire_send(&wk->w, b)) {
+    if (wk_wire_send(&wk->w, b)) {
         pthread_mutex_lock(&wk->mu);
         wk->lost = 1;
         pthread_cond_broadcast(&wk->cv);
@@ -75,7 +75,7 @@ static void *reader(void *arg) {
     spq_err err;
     proto_frame f;
     int rc;
-    while ((rc = spq_wire_recv(&wk->w, &f, &err)) == 1) {
+    while ((rc = wk_wire_recv(&wk->w, &f, &err)) == 1) {
         int bad = 0;
         switch (f.type) {
         case PROTO_JOB: {
@@ -233,7 +233,7 @@ static int rep_artifact(void *ud, const char *name, const char *path, spq_err *e
 static int rep_should_stop(void *ud) {
     worker *wk = ud;
     pthread_mutex_lock(&wk->mu);
-    int s = wk->lost || wk->shutdown ? SPQ_STOP_SHUTDOWN : wk->cancel ? SPQ_STOP_CANCEL : SPQ_STOP_NONE;
+    int s = wk->lost || wk->shutdown ? PL_STOP_SHUTDOWN : wk->cancel ? PL_STOP_CANCEL : PL_STOP_NONE;
     pthread_mutex_unlock(&wk->mu);
     return s;
 }
@@ -277,9 +277,9 @@ static void clean_stale_dirs(void) {
 /* Runs the current job; returns its DONE frame, which the caller sends once
  * the worker is idle again (the daemon answers it with the next job). */
 static proto_buf run_job(worker *wk, const char *models_dir, const char *datasets_dir) {
-    spq_reporter rep = {wk,          rep_stage,      rep_metric,      rep_progress,
+    pl_reporter rep = {wk,          rep_stage,      rep_metric,      rep_progress,
                         rep_log,     rep_checkpoint, rep_artifact,    rep_should_stop};
-    spq_pipeline p;
+    pl_pipeline p;
     memset(&p, 0, sizeof p);
     p.models_dir = models_dir;
     p.datasets_dir = datasets_dir;
@@ -300,18 +300,18 @@ static proto_buf run_job(worker *wk, const char *models_dir, const char *dataset
     } else if (!mkdtemp(dir)) {
         done.outcome = PROTO_OUT_FAILED;
         snprintf(reason, sizeof reason, "cannot create a work directory: %s", strerror(errno));
-        spq_jobspec_free(&p.spec);
+        pl_pipeline_free(&p);
     } else {
         p.work_dir = dir;
-        int rc = spq_pipeline_run(&p);
-        if (rc == SPQ_STAGE_FAILED) {
+        int rc = pl_pipeline_run(&p);
+        if (rc == PL_STAGE_FAILED) {
             done.outcome = PROTO_OUT_FAILED;
             snprintf(reason, sizeof reason, "%s", p.err.msg);
-        } else if (rc == SPQ_STAGE_STOPPED) {
-            done.outcome = p.stop == SPQ_STOP_CANCEL ? PROTO_OUT_CANCELED : PROTO_OUT_INTERRUPTED;
-            snprintf(reason, sizeof reason, "%s", p.stop == SPQ_STOP_CANCEL ? "canceled" : "worker stopping");
+        } else if (rc == PL_STAGE_STOPPED) {
+            done.outcome = p.stop == PL_STOP_CANCEL ? PROTO_OUT_CANCELED : PROTO_OUT_INTERRUPTED;
+            snprintf(reason, sizeof reason, "%s", p.stop == PL_STOP_CANCEL ? "canceled" : "worker stopping");
         }
-        spq_jobspec_free(&p.spec);
+        pl_pipeline_free(&p);
         remove_tree(dir);
     }
     done.reason = reason;
@@ -325,29 +325,29 @@ static proto_buf run_job(worker *wk, const char *models_dir, const char *dataset
 /* One connection's life: handshake, then jobs until it ends. Returns 1 when
  * the worker should exit (shutdown), 0 when the connection was lost. */
 static int serve(worker *wk, int fd, const char *token, const char *models_dir, const char *datasets_dir) {
-    spq_wire_init(&wk->w, fd);
+    wk_wire_init(&wk->w, fd);
     wk->have_job = wk->cancel = wk->shutdown = wk->lost = 0;
     wk->current_run = 0;
     proto_buf b = {0};
     proto_enc_hello(&b, &(proto_hello){PROTO_VERSION, (char *)wk->name, (uint32_t)getpid(), (char *)token, 1});
-    int sent = spq_wire_send(&wk->w, &b);
+    int sent = wk_wire_send(&wk->w, &b);
     proto_buf_free(&b);
     proto_frame f;
     spq_err err = {{0}};
-    int rc = sent ? -1 : spq_wire_recv(&wk->w, &f, &err);
+    int rc = sent ? -1 : wk_wire_recv(&wk->w, &f, &err);
     if (rc == 1 && f.type == PROTO_REJECT) {
         proto_reject r;
         if (!proto_dec_reject(&r, f.payload, f.len, &err)) {
             wlog(wk, "the daemon refused this worker: %s", r.reason);
             proto_free_reject(&r);
         }
-        spq_wire_close(&wk->w);
+        wk_wire_close(&wk->w);
         return 2;
     }
     proto_welcome wel;
     if (rc != 1 || f.type != PROTO_WELCOME || proto_dec_welcome(&wel, f.payload, f.len, &err)) {
         wlog(wk, "handshake failed: %s", err.msg[0] ? err.msg : "no welcome from the daemon");
-        spq_wire_close(&wk->w);
+        wk_wire_close(&wk->w);
         return 0;
     }
     wlog(wk, "connected as worker %llu", (unsigned long long)wel.worker_id);
@@ -377,7 +377,7 @@ static int serve(worker *wk, int fd, const char *token, const char *models_dir, 
     }
     shutdown(wk->w.fd, SHUT_RDWR); /* ends the reader */
     pthread_join(th, NULL);
-    spq_wire_close(&wk->w);
+    wk_wire_close(&wk->w);
     return exit_now;
 }
 
@@ -430,7 +430,7 @@ int main(int argc, char **argv) {
     double backoff = 0.5;
     for (;;) {
         spq_err err;
-        int s = spq_wire_connect(connect_to, &err);
+        int s = wk_wire_connect(connect_to, &err);
         if (s >= 0) {
             double t0 = spq_now();
             int rc = serve(&wk, s, token ? token : "", models_dir, datasets_dir);

@@ -1,45 +1,61 @@
-/* pipeline.c - the stage table and the runner (see pipeline.h).
- *
- * The runner checks every needed stage's availability before it loads
- * anything, so a spec this build cannot run fails at once with the reason,
- * then runs the needed stages in order, announcing each. */
+/* pipeline.c - the stage table and the runner (see pipeline.h): the needed
+ * stages in order, each announced; the state they built freed at the end,
+ * the scores kept for the caller. */
 #include "worker/pipeline.h"
 
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static int always(const spq_jobspec *s) { return 1; }
-static int yes(const spq_jobspec *s, char *why, size_t cap) { return 1; }
 static int rotated(const spq_jobspec *s) { return s->rotation.mode != SPQ_ROT_NONE; }
 static int learned(const spq_jobspec *s) { return s->rotation.mode == SPQ_ROT_SPINQUANT; }
 static int quantized(const spq_jobspec *s) { return s->quant.w_bits < 16 || s->quant.a_bits < 16 || s->quant.kv_bits < 16; }
 static int evaluated(const spq_jobspec *s) { return s->eval.n_ppl > 0 || s->eval.kld || s->eval.n_tasks > 0; }
 
-static int quantize_available(const spq_jobspec *s, char *why, size_t cap) {
-    if (s->quant.w_bits == 16 || s->weights.method != SPQ_WQ_NONE) return 1;
-    snprintf(why, cap, "quant.w_bits %d needs weights.method \"rtn\" or \"gptq\" (or quant.w_bits 16)",
-             s->quant.w_bits);
+const pl_stage pl_stages[] = {
+    {"load", always, pl_stage_load},
+    {"fuse", rotated, pl_stage_fuse},
+    {"rotate", rotated, pl_stage_rotate},
+    {"learn", learned, pl_stage_learn},
+    {"quantize", quantized, pl_stage_quantize},
+    {"evaluate", evaluated, pl_stage_evaluate},
+    {"write", always, pl_stage_write},
+    {NULL, NULL, NULL},
+};
+
+int pl_dataset_path(pl_pipeline *p, char **path, const char *name, const char *field) {
+    if (p->local.paths) {
+        *path = spq_strdup(name);
+        return 0;
+    }
+    if (spq_resolve_under(path, p->datasets_dir, name, &p->err)) return spq_fail_prefix(&p->err, "%s", field);
     return 0;
 }
 
-const spq_stage spq_stages[] = {
-    {"load", always, yes, spq_stage_load},
-    {"fuse", rotated, yes, spq_stage_fuse},
-    {"rotate", rotated, yes, spq_stage_rotate},
-    {"learn", learned, yes, spq_stage_learn},
-    {"quantize", quantized, quantize_available, spq_stage_quantize},
-    {"evaluate", evaluated, yes, spq_stage_evaluate},
-    {"write", always, yes, spq_stage_write},
-    {NULL, NULL, NULL, NULL},
-};
-
-int spq_pipeline_should_stop(spq_pipeline *p) {
+int pl_pipeline_should_stop(pl_pipeline *p) {
     if (!p->stop && p->rep->should_stop) p->stop = p->rep->should_stop(p->rep->ud);
     return p->stop;
 }
 
-static void cleanup(spq_pipeline *p) {
+void pl_score(pl_pipeline *p, const char *key, double v) {
+    if (!isfinite(v)) return;
+    p->rep->metric(p->rep->ud, key, 0, v);
+    json_object_set_new(p->results, key, json_real(v));
+}
+
+void pl_log(pl_pipeline *p, const char *level, const char *fmt, ...) {
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    p->rep->log(p->rep->ud, level, line);
+}
+
+static void cleanup(pl_pipeline *p) {
     if (p->model_loaded) spq_model_free(&p->model);
     p->model_loaded = 0;
     if (p->have_rot) spq_rotation_free(&p->rot);
@@ -50,31 +66,31 @@ static void cleanup(spq_pipeline *p) {
     p->tok = NULL;
     free(p->model_path);
     p->model_path = NULL;
-    json_decref(p->results);
-    p->results = NULL;
 }
 
-int spq_pipeline_run(spq_pipeline *p) {
+void pl_pipeline_free(pl_pipeline *p) {
+    spq_jobspec_free(&p->spec);
+    json_decref(p->results);
+    json_decref(p->report);
+    p->results = p->report = NULL;
+}
+
+int pl_pipeline_run(pl_pipeline *p) {
+    json_decref(p->results);
+    json_decref(p->report);
     p->results = json_object();
-    p->stop = SPQ_STOP_NONE;
-    for (const spq_stage *s = spq_stages; s->name; s++) {
-        char why[512];
-        if (s->needed(&p->spec) && !s->available(&p->spec, why, sizeof why)) {
-            spq_fail(&p->err, "%s: not available yet: %s", s->name, why);
-            cleanup(p);
-            return SPQ_STAGE_FAILED;
-        }
-    }
-    int rc = SPQ_STAGE_OK;
-    for (const spq_stage *s = spq_stages; s->name && rc == SPQ_STAGE_OK; s++) {
+    p->report = NULL;
+    p->stop = PL_STOP_NONE;
+    int rc = PL_STAGE_OK;
+    for (const pl_stage *s = pl_stages; s->name && rc == PL_STAGE_OK; s++) {
         if (!s->needed(&p->spec)) continue;
-        if (spq_pipeline_should_stop(p)) {
-            rc = SPQ_STAGE_STOPPED;
+        if (pl_pipeline_should_stop(p)) {
+            rc = PL_STAGE_STOPPED;
             break;
         }
         p->rep->stage(p->rep->ud, s->name);
         rc = s->run(p);
-        if (rc == SPQ_STAGE_FAILED) spq_fail_prefix(&p->err, "%s", s->name);
+        if (rc == PL_STAGE_FAILED) spq_fail_prefix(&p->err, "%s", s->name);
     }
     cleanup(p);
     return rc;

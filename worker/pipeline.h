@@ -1,18 +1,19 @@
-/* pipeline.h - a job's pipeline, as spinq-worker runs it:
+/* pipeline.h - a job's pipeline, the one driver of the library for a run:
+ * spinq-worker runs the daemon's jobs through it (worker/main_worker.c), and
+ * the spinq commands `run`, `eval`, `quantize` and `rotate` run the spec
+ * they build from their flags through it (worker/cli_session.c).
  *
  *   load -> fuse -> rotate -> learn -> quantize -> evaluate -> write -> done
  *
- * Each stage is one function `int stage(spq_pipeline *p)` returning
- * SPQ_STAGE_OK, SPQ_STAGE_FAILED (p->err says why) or SPQ_STAGE_STOPPED (the
- * reporter asked to stop: cancel or shutdown). A stage whose library code
- * has not landed yet says so in its `available` check, and a spec that needs
- * it fails before anything runs with "<stage>: not available yet: ..."; no
- * stage fakes a result. A stage the spec does not need is skipped (`needed`).
+ * Each stage is one function `int stage(pl_pipeline *p)` returning
+ * PL_STAGE_OK, PL_STAGE_FAILED (p->err says why) or PL_STAGE_STOPPED (the
+ * reporter asked to stop: cancel or shutdown). A stage the spec does not
+ * need is skipped (`needed`). The spec is a parsed one (jobspec.h): every
+ * rule between its fields has been checked, so a stage refuses only what
+ * depends on the model or the data.
  *
- * Wiring in a new stage (for the numerical core as it lands): implement its
- * run function in worker/pipeline_<stage>.c against the state below, make its
- * `available` check return 1 for the specs it handles, and report through
- * p->rep:
+ * A stage is a run function in worker/pipeline_<stage>.c against the state
+ * below, reporting through p->rep:
  *   stage(name)                    when it starts (the pipeline does this)
  *   metric(key, step, value)       loss/lr per step ("train/loss",
  *                                  "train/lr"), scores ("ppl/<data>", ...)
@@ -23,22 +24,26 @@
  *                                  daemon stores it and hands it back in
  *                                  p->resume_* when the run restarts elsewhere
  *   artifact(name, path)           a finished file (uploaded with its sha256)
- *   should_stop()                  poll between steps; SPQ_STOP_SHUTDOWN
+ *   should_stop()                  poll between steps; PL_STOP_SHUTDOWN
  *                                  means: checkpoint now, then stop
- * Rotations: rotate builds p->rot (seeded, rotation.init; or loaded from the
- * resume checkpoint for spinquant) and absorbs it at once for the fixed
- * modes; for spinquant it leaves p->rot to learn, which updates it, reports
- * checkpoint() every checkpoint_every steps (bytes of spq_rotation_save's
- * file, with p->rot_meta.step set) and absorbs it with spq_rotation_apply
- * when done. write saves p->rot as the artifact rotation.safetensors.
+ * Rotations: rotate builds p->rot (seeded, rotation.init; loaded from
+ * rotation.file; or loaded from the resume checkpoint for spinquant) and
+ * absorbs it at once for the fixed modes; for spinquant it leaves p->rot to
+ * learn, which updates it, reports checkpoint() every checkpoint_every steps
+ * (bytes of spq_rotation_save's file, with p->rot_meta.step set) and absorbs
+ * it with spq_rotation_apply when done. write saves p->rot as the artifact
+ * rotation.safetensors.
  * Weights: quantize rounds them (RTN) or runs GPTQ on weights.calib, keeping
  * their parameters in p->wq; write packs the model into the artifact
  * model.spq (packed.h) when the weights are 2..4 bits.
+ * Scores: evaluate (worker/pipeline_eval.c, the one evaluation of the
+ * project) reports them as metrics, keeps them in p->results and writes the
+ * full report to p->report; write puts both into the artifact results.json.
  *
- * The reporter is implemented over proto by the worker (worker/report.c) and
- * can be any other sink (the spinq CLI, tests). */
-#ifndef SPQ_PIPELINE_H
-#define SPQ_PIPELINE_H
+ * The reporter is implemented over proto by the worker and on the terminal
+ * by the spinq commands (worker/cli_session.c); tests record it. */
+#ifndef PL_PIPELINE_H
+#define PL_PIPELINE_H
 
 #include <jansson.h>
 #include <stdint.h>
@@ -49,7 +54,7 @@
 #include "common/rot/rotation.h"
 #include "common/tok/tokenizer.h"
 
-enum { SPQ_STOP_NONE = 0, SPQ_STOP_CANCEL = 1, SPQ_STOP_SHUTDOWN = 2 };
+enum { PL_STOP_NONE = 0, PL_STOP_CANCEL = 1, PL_STOP_SHUTDOWN = 2 };
 
 typedef struct {
     void *ud;
@@ -61,19 +66,50 @@ typedef struct {
     /* Uploads the file at path as artifact `name`; 0 or -1 (err set). */
     int (*artifact)(void *ud, const char *name, const char *path, spq_err *err);
     int (*should_stop)(void *ud);
-} spq_reporter;
+} pl_reporter;
 
-enum { SPQ_STAGE_OK = 0, SPQ_STAGE_FAILED = 1, SPQ_STAGE_STOPPED = 2 };
+enum { PL_STAGE_OK = 0, PL_STAGE_FAILED = 1, PL_STAGE_STOPPED = 2 };
+
+/* artifacts of the write stage, for pl_local.skip */
+enum { PL_ART_RESULTS = 1, PL_ART_ROTATION = 2, PL_ART_MODEL = 4 };
+
+/* What the spinq commands add to a spec: files on this machine and choices
+ * the service does not offer. spinq-worker leaves it all zero, which is the
+ * service's behaviour. */
+typedef struct {
+    int paths;           /* the spec's model and dataset names are paths as given (no models/datasets dirs) */
+    unsigned skip;       /* PL_ART_* the run does not write */
+    /* quantize */
+    int calib_seed_set;  /* GPTQ's calibration windows from calib_seed, not from the spec's seed */
+    uint64_t calib_seed;
+    int calib_act_quant; /* GPTQ calibrates with the activation quantizers on */
+    int emb_dtype;       /* the packed model's embeddings: 0 (f32), SPQ_ST_F16 or SPQ_ST_BF16 */
+    /* evaluate */
+    int seqlen;          /* window of the tasks and default of eval.ppl[i].seqlen; 0: the model's, at most 2048 */
+    int batch;           /* perplexity windows per forward call; 0: 4, fewer for large vocabularies */
+    int rolling;         /* also lm-eval's rolling word/byte perplexity */
+    int limit_tasks;     /* eval.limit counts task items only, not perplexity windows */
+    int strict;          /* a bad task item fails the run (the service skips it and says so) */
+    int add_bos;         /* BOS before task contexts */
+    int max_groups;      /* questions scored together; 0: mc.h's default */
+    unsigned char rows[SPQ_SPEC_MAX_EVALS];      /* eval.ppl[i]'s lines are dataset rows (textprep.h) */
+    const char *task_label[SPQ_SPEC_MAX_EVALS];  /* eval.tasks[i] reported as; NULL: its name (= its format) */
+    const char *kld_base;    /* eval.kld against this model, not the run's own in full precision */
+    const char *kld_logits;  /* eval.kld against log-probs saved earlier (one eval.ppl) */
+    const char *save_logits; /* save this model's top-k log-probs (one eval.ppl) */
+    int save_topk;           /* k; 0: 64 */
+} pl_local;
 
 typedef struct {
     /* inputs */
     spq_jobspec spec;
-    const char *models_dir, *datasets_dir;
+    const char *models_dir, *datasets_dir; /* unused with local.paths */
     const char *work_dir;     /* scratch space for files the run writes */
     int64_t resume_step;      /* -1: fresh start; else the checkpoint below */
     const void *resume_ckpt;
     size_t resume_len;
-    const spq_reporter *rep;
+    const pl_reporter *rep;
+    pl_local local;
     /* state the stages build up */
     char *model_path;
     spq_model model;
@@ -84,41 +120,50 @@ typedef struct {
     int have_rot;
     spq_wquant wq;            /* the weights' quantization parameters (quantize), for the packed model */
     int have_wq;
-    json_t *results;          /* {"key": value} of final scores, for results.json */
-    int stop;                 /* SPQ_STOP_* seen by a stage */
+    int stop;                 /* PL_STOP_* seen by a stage */
     spq_err err;
-} spq_pipeline;
+    /* outputs, kept after the run (also a failed one) until pl_pipeline_free */
+    json_t *results;          /* {"key": value} of final scores, as reported by metric() */
+    json_t *report;           /* the evaluation in full (worker/pipeline_eval.c), or NULL */
+} pl_pipeline;
 
 typedef struct {
     const char *name;
     int (*needed)(const spq_jobspec *s);
-    /* 1 when this build can run the stage for s; else 0 and why in `why` */
-    int (*available)(const spq_jobspec *s, char *why, size_t cap);
-    int (*run)(spq_pipeline *p);
-} spq_stage;
+    int (*run)(pl_pipeline *p);
+} pl_stage;
 
 /* The stages in order (NULL-terminated by name). */
-extern const spq_stage spq_stages[];
+extern const pl_stage pl_stages[];
 
-/* Runs the whole pipeline for a parsed spec. Returns SPQ_STAGE_OK, _FAILED
+/* Runs the whole pipeline for a parsed spec. Returns PL_STAGE_OK, _FAILED
  * (p->err: "<stage>: reason") or _STOPPED (p->stop says why). Frees the
- * state it built but not p->spec. */
-int spq_pipeline_run(spq_pipeline *p);
+ * state it built; the inputs and outputs stay for pl_pipeline_free. */
+int pl_pipeline_run(pl_pipeline *p);
+/* Frees p->spec and the outputs. */
+void pl_pipeline_free(pl_pipeline *p);
 
 /* Stage implementations (worker/pipeline_*.c). */
-int spq_stage_load(spq_pipeline *p);
-int spq_stage_fuse(spq_pipeline *p);
-int spq_stage_rotate(spq_pipeline *p);
-int spq_stage_learn(spq_pipeline *p);
-int spq_stage_quantize(spq_pipeline *p);
-int spq_stage_evaluate(spq_pipeline *p);
-int spq_stage_write(spq_pipeline *p);
+int pl_stage_load(pl_pipeline *p);
+int pl_stage_fuse(pl_pipeline *p);
+int pl_stage_rotate(pl_pipeline *p);
+int pl_stage_learn(pl_pipeline *p);
+int pl_stage_quantize(pl_pipeline *p);
+int pl_stage_evaluate(pl_pipeline *p);
+int pl_stage_write(pl_pipeline *p);
 
-/* The quantizer settings of a spec, with the weights at w_bits (the spec's
- * quant.w_bits, or rotation.train.w_bits while learning). */
-spq_qcfg spq_pipeline_qcfg(const spq_jobspec *s, int w_bits);
+/* A dataset name of the spec (field: its path, for the message) as a path
+ * inside the datasets dir (as given with local.paths); 0 or -1 with p->err
+ * set. */
+int pl_dataset_path(pl_pipeline *p, char **path, const char *name, const char *field);
 
 /* Polls the reporter; records the reason in p->stop. */
-int spq_pipeline_should_stop(spq_pipeline *p);
+int pl_pipeline_should_stop(pl_pipeline *p);
+
+/* Reports a final score: metric(key, 0, v) and results[key] (NaN: neither). */
+void pl_score(pl_pipeline *p, const char *key, double v);
+
+/* log(level, ...) with printf formatting. */
+void pl_log(pl_pipeline *p, const char *level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -1,121 +1,294 @@
-/* pipeline_eval.c - the evaluate stage: perplexity of the model on each
- * eval.ppl dataset (design notes, section 4: the text tokenized once,
- * non-overlapping windows, tail dropped), with progress per window; with
- * eval.kld, the KL divergence of its next-token distributions from the
- * full-precision model's on the same windows (kld.h, llama.cpp's figures);
- * then the zero-shot tasks (mc.h), each item's choices scored after their
- * shared context.
+/* pipeline_eval.c - the evaluate stage, the project's one evaluation: the
+ * daemon's runs and `spinq eval` both come here (the command builds a spec
+ * and runs the pipeline). Per eval.ppl file: perplexity over non-overlapping
+ * windows (design notes, section 4: the text tokenized once with BOS, tail
+ * dropped; the same figure as `spinq ppl`), with eval.kld the KL divergence
+ * of the model's next-token distributions from a base's on the same windows
+ * (kld.h, llama.cpp's figures), and, when the command asks, lm-eval's
+ * rolling word/byte perplexity (rolling.h, the text tokenized again without
+ * special tokens). Then the zero-shot tasks (mc.h), each item's choices
+ * scored after their shared context.
  *
- * Windows are independent, so the stage scores a few windows at a time and
- * sums: the result equals one call over the whole text, and between calls it
- * reports progress and honours a stop. The full-precision base for KLD is
- * the model file loaded once more, untouched by the rotate and quantize
- * stages. */
+ * The KLD base is the run's own model loaded once more from its file, in
+ * full precision (untouched by the rotate and quantize stages), unless the
+ * command names another model or a file of saved log-probs (logitfile.h).
+ *
+ * Windows are independent, so the stage scores `batch` windows per call and
+ * sums: the result equals one call over the whole text, and between calls
+ * it honours a stop (a logits file is matched against the whole text, so
+ * with one the windows go in one call). Progress goes to the reporter as
+ * stage "evaluate", per pass (windows, rolling windows, items).
+ *
+ * What it finds goes three ways: metrics (pl_score: "ppl", "ppl/<data>",
+ * "kld", "top1", "kld_p99", "dp_rms", "ppl_ratio" and their "/<data>"
+ * forms, "acc/<task>", "acc_norm/<task>", "task_ppl/<task>"), log lines, and
+ * p->report, the whole evaluation as one JSON object (also after a failure:
+ * what was done so far, and the failing task's "error"):
+ *   {"model", "rotation", "quant", "scorer", "seqlen", "bos", "limit",
+ *    "ppl": [{"data", "join" ("file" or "rows"), "tokens", "windows", "scored", "nll", "ppl", "seconds",
+ *             "rolling": {"max_len", "tokens", "windows", "words", "bytes", "ll",
+ *                         "token_perplexity", "word_perplexity",
+ *                         "byte_perplexity", "bits_per_byte"},
+ *             "kld": {"base", "source", "topk", "positions", "kld", "kld_unc",
+ *                     "kld_pct": {"max", "p99.9", ..., "min"}, "same_top",
+ *                     "same_top_unc", "dp", "dp_unc", "dp_rms", "dp_rms_unc",
+ *                     "dp_pct": {...}, "ppl", "ppl_unc", "ppl_base",
+ *                     "ppl_base_unc", "ppl_ratio", "ppl_ratio_unc",
+ *                     "ln_ppl_ratio", "ln_ppl_ratio_unc", "ppl_diff",
+ *                     "ppl_diff_unc", "nll_cor"},
+ *             "saved_logits": {"path", "topk", "positions"}}],
+ *    "tasks": [{"name", "format", "data", "items", "skipped", "skipped_log", "too_long",
+ *               "acc", "acc_stderr", "acc_norm", "acc_norm_stderr",
+ *               "perplexity", "requests", "context_tokens",
+ *               "continuation_tokens", "rows_run", "rows_naive", "seconds", "error"}]}
+ * Probabilities (same_top, dp, acc) are fractions; figures that do not
+ * apply are left out (JSON has no NaN). `spinq eval` prints it as tables and
+ * writes it with --json; results.json carries it as "eval". */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base/textprep.h"
 #include "common/eval/kld.h"
+#include "common/eval/logitfile.h"
 #include "common/eval/mc.h"
 #include "common/eval/ppl.h"
+#include "common/eval/rolling.h"
 #include "common/eval/scorer.h"
 #include "common/eval/tasks.h"
 #include "common/io/load.h"
+#include "common/quant/qmodel.h"
 #include "worker/pipeline.h"
 
-enum { WINDOWS_PER_CALL = 4 };
+typedef struct {
+    pl_pipeline *p;
+    spq_scorer sc;          /* the model */
+    spq_scorer base;        /* the KLD base, when it runs here */
+    spq_model base_model;
+    int have_base;
+    const char *base_name;
+    int seqlen;             /* the tasks' window and eval.ppl's default */
+} evaluation;
 
-static void emit(spq_pipeline *p, const char *key, double v) {
-    if (!isfinite(v)) return;
-    p->rep->metric(p->rep->ud, key, 0, v);
-    json_object_set_new(p->results, key, json_real(v));
+/* one pass (windows, rolling windows, items) as the stage's progress */
+typedef struct {
+    pl_pipeline *p;
+    long offset, total;
+} progress_ctx;
+
+static void on_progress(void *ud, long done, long total) {
+    progress_ctx *c = ud;
+    c->p->rep->progress(c->p->rep->ud, "evaluate", c->offset + done, c->total > 0 ? c->total : total);
 }
 
-static int eval_ppl(spq_pipeline *p, int idx, spq_scorer *base) {
+/* sets key to x unless x is not a number */
+static void set_num(json_t *o, const char *key, double x) {
+    if (isfinite(x)) json_object_set_new(o, key, json_real(x));
+}
+
+/* the KLD figures of the report, in its order; the "_pct" ones are tables of percentiles */
+static const struct {
+    const char *key;
+    size_t off;
+} kld_keys[] = {
+    {"kld", offsetof(spq_kld_stats, kld)},           {"kld_unc", offsetof(spq_kld_stats, kld_unc)},
+    {"kld_pct", offsetof(spq_kld_stats, kld_pct)},   {"same_top", offsetof(spq_kld_stats, same_top)},
+    {"same_top_unc", offsetof(spq_kld_stats, same_top_unc)}, {"dp", offsetof(spq_kld_stats, dp)},
+    {"dp_unc", offsetof(spq_kld_stats, dp_unc)},     {"dp_rms", offsetof(spq_kld_stats, dp_rms)},
+    {"dp_rms_unc", offsetof(spq_kld_stats, dp_rms_unc)}, {"dp_pct", offsetof(spq_kld_stats, dp_pct)},
+    {"ppl", offsetof(spq_kld_stats, ppl_q)},         {"ppl_unc", offsetof(spq_kld_stats, ppl_q_unc)},
+    {"ppl_base", offsetof(spq_kld_stats, ppl_b)},    {"ppl_base_unc", offsetof(spq_kld_stats, ppl_b_unc)},
+    {"ppl_ratio", offsetof(spq_kld_stats, ratio)},   {"ppl_ratio_unc", offsetof(spq_kld_stats, ratio_unc)},
+    {"ln_ppl_ratio", offsetof(spq_kld_stats, ln_ratio)}, {"ln_ppl_ratio_unc", offsetof(spq_kld_stats, ln_ratio_unc)},
+    {"ppl_diff", offsetof(spq_kld_stats, diff)},     {"ppl_diff_unc", offsetof(spq_kld_stats, diff_unc)},
+    {"nll_cor", offsetof(spq_kld_stats, cor)},
+};
+
+static json_t *kld_json(const spq_kld_stats *s) {
+    json_t *o = json_object();
+    json_object_set_new(o, "positions", json_integer(s->n));
+    for (size_t i = 0; i < sizeof kld_keys / sizeof *kld_keys; i++) {
+        const double *v = (const double *)((const char *)s + kld_keys[i].off);
+        if (!strstr(kld_keys[i].key, "_pct")) {
+            set_num(o, kld_keys[i].key, *v);
+            continue;
+        }
+        json_t *pct = json_object();
+        for (int k = 0; k < SPQ_KLD_NPCT; k++) set_num(pct, spq_kld_pct_names[k], v[k]);
+        json_object_set_new(o, kld_keys[i].key, pct);
+    }
+    return o;
+}
+
+/* a score as "name/data" and, for the first dataset, as "name" (the
+ * headline that listings sort by) */
+static void score(pl_pipeline *p, int idx, const char *name, const char *data, double v) {
+    char key[300];
+    snprintf(key, sizeof key, "%s/%s", name, data);
+    pl_score(p, key, v);
+    if (idx == 0) pl_score(p, name, v);
+}
+
+/* windows per call: 4, fewer when their logits would pass 512 MB */
+static int ppl_batch(const pl_pipeline *p, int seqlen, int V) {
+    if (p->local.batch > 0) return p->local.batch;
+    long b = (512L << 20) / ((long)seqlen * V * (long)sizeof(float));
+    return (int)(b < 1 ? 1 : b > 4 ? 4 : b);
+}
+
+static void kld_report(evaluation *ev, int idx, json_t *out, spq_kld_acc *acc, const spq_logit_file *base_file) {
+    pl_pipeline *p = ev->p;
+    const char *data = p->spec.eval.ppl[idx].data;
+    spq_kld_stats st;
+    spq_kld_stats_compute(&st, acc);
+    json_t *k = kld_json(&st);
+    json_object_set_new(k, "base", json_string(base_file ? p->local.kld_logits : ev->base_name));
+    json_object_set_new(k, "source", json_string(base_file ? "file" : "model"));
+    if (base_file) json_object_set_new(k, "topk", json_integer(base_file->k));
+    json_object_set_new(out, "kld", k);
+    const char *names[] = {"kld", "top1", "kld_p99", "dp_rms", "ppl_ratio"};
+    double vals[] = {st.kld, st.same_top, st.kld_pct[2], st.dp_rms, st.ratio};
+    for (int i = 0; i < 5; i++) score(p, idx, names[i], data, vals[i]);
+    pl_log(p, "info", "kld %s = %.5f +- %.5f, same top token %.2f%%, ppl ratio %.4f", data, st.kld, st.kld_unc,
+           100 * st.same_top, st.ratio);
+}
+
+/* lm-eval's rolling windows over the text, tokenized without special tokens */
+static int rolling(evaluation *ev, json_t *out, const char *text, size_t len, int seqlen, int batch) {
+    pl_pipeline *p = ev->p;
+    int *ids = NULL, n = 0;
+    if (spq_tok_encode(p->tok, text, len, 0, &ids, &n, &p->err)) return -1;
+    int prefix = ev->sc.bos_id >= 0 ? ev->sc.bos_id : ev->sc.eos_id;
+    spq_rolling_window *w;
+    long nw = spq_rolling_windows(&w, n, seqlen);
+    free(w);
+    progress_ctx pc = {p, 0, nw};
+    spq_rolling_result rr;
+    int bad = spq_rolling_score(&rr, &ev->sc, ids, n, seqlen, prefix, batch, on_progress, &pc, &p->err);
+    free(ids);
+    if (bad) return spq_fail_prefix(&p->err, "rolling windows");
+    spq_rolling_finish(&rr, text, len);
+    json_t *o = json_object();
+    json_object_set_new(o, "max_len", json_integer(seqlen));
+    json_object_set_new(o, "tokens", json_integer(rr.n_tokens));
+    json_object_set_new(o, "windows", json_integer(rr.n_windows));
+    json_object_set_new(o, "words", json_integer(rr.n_words));
+    json_object_set_new(o, "bytes", json_integer(rr.n_bytes));
+    set_num(o, "ll", rr.ll);
+    set_num(o, "token_perplexity", rr.token_perplexity);
+    set_num(o, "word_perplexity", rr.word_perplexity);
+    set_num(o, "byte_perplexity", rr.byte_perplexity);
+    set_num(o, "bits_per_byte", rr.bits_per_byte);
+    json_object_set_new(out, "rolling", o);
+    return 0;
+}
+
+static int eval_ppl(evaluation *ev, int idx, json_t *out) {
+    pl_pipeline *p = ev->p;
+    const pl_local *L = &p->local;
     const spq_spec_ppl *e = &p->spec.eval.ppl[idx];
-    char field[64], key[300];
+    int seqlen = e->seqlen ? e->seqlen : ev->seqlen, V = ev->sc.vocab_size;
+    char field[64], data_field[80];
     snprintf(field, sizeof field, "eval.ppl[%d]", idx);
-    int seqlen = e->seqlen ? e->seqlen : (p->model.cfg.seq_len < 2048 ? p->model.cfg.seq_len : 2048);
+    snprintf(data_field, sizeof data_field, "%s.data", field);
+    json_object_set_new(out, "data", json_string(e->data));
+    json_object_set_new(out, "join", json_string(L->rows[idx] ? "rows" : "file"));
     if (seqlen > p->model.cfg.seq_len) {
         spq_fail(&p->err, "%s.seqlen: %d is longer than the model's context %d", field, seqlen, p->model.cfg.seq_len);
-        return SPQ_STAGE_FAILED;
+        return PL_STAGE_FAILED;
     }
     char *path = NULL, *text = NULL;
-    int *ids = NULL, n_ids = 0, rc = SPQ_STAGE_FAILED;
     size_t len;
-    if (spq_resolve_under(&path, p->datasets_dir, e->data, &p->err)) {
-        spq_fail_prefix(&p->err, "%s.data", field);
-        goto done;
+    int *ids = NULL, n = 0, rc = PL_STAGE_FAILED;
+    spq_logit_file base_file = {0}, save = {0};
+    spq_kld_acc acc;
+    spq_kld_acc_init(&acc);
+    if (pl_dataset_path(p, &path, e->data, data_field) || spq_read_file(&text, &len, path, &p->err)) goto done;
+    if (L->rows[idx]) {
+        size_t n_len;
+        char *joined = spq_text_join_rows(text, len, &n_len);
+        free(text);
+        text = joined;
+        len = n_len;
     }
-    if (spq_read_file(&text, &len, path, &p->err)) goto done;
-    if (spq_tok_encode(p->tok, text, len, 1, &ids, &n_ids, &p->err)) {
+    if (spq_tok_encode(p->tok, text, len, 1, &ids, &n, &p->err)) {
         spq_fail_prefix(&p->err, "%s", e->data);
         goto done;
     }
-    long nw = n_ids / seqlen;
-    if (p->spec.eval.limit > 0 && nw > p->spec.eval.limit) nw = p->spec.eval.limit;
+    json_object_set_new(out, "tokens", json_integer(n));
+    spq_kld_src src = {.base = ev->have_base ? &ev->base : NULL};
+    if (p->spec.eval.kld && L->kld_logits) {
+        if (spq_logit_file_open(&base_file, L->kld_logits, &p->err)) goto done;
+        src.base_file = &base_file;
+    }
+    if (L->save_logits) {
+        int k = L->save_topk > 0 ? L->save_topk : 64;
+        if (k > V) k = V;
+        if (spq_logit_file_create(&save, L->save_logits, V, k, seqlen, ids, n, &p->err)) goto done;
+        src.save = &save;
+    }
+    int files = src.base_file || src.save, want_kld = src.base || src.base_file;
+    long nw = n / seqlen;
+    if (p->spec.eval.limit > 0 && !L->limit_tasks && !files && nw > p->spec.eval.limit) nw = p->spec.eval.limit;
     if (nw < 1) {
-        spq_fail(&p->err, "%s: %s has %d tokens, fewer than one window of %d", field, e->data, n_ids, seqlen);
+        spq_fail(&p->err, "%s: %s has %d tokens, fewer than one window of %d", field, e->data, n, seqlen);
         goto done;
     }
-    char line[400];
-    snprintf(line, sizeof line, "ppl %s: %d tokens, %ld windows of %d", e->data, n_ids, nw, seqlen);
-    p->rep->log(p->rep->ud, "info", line);
-    double nll = 0;
-    long scored = 0;
-    spq_scorer sc;
-    spq_scorer_model(&sc, &p->model);
-    spq_kld_acc acc;
-    spq_kld_acc_init(&acc);
-    spq_kld_src src = {.base = base};
-    for (long w = 0; w < nw; w += WINDOWS_PER_CALL) {
-        if (spq_pipeline_should_stop(p)) {
-            rc = SPQ_STAGE_STOPPED;
+    pl_log(p, "info", "ppl %s: %d tokens, %ld windows of %d%s", e->data, n, nw, seqlen, want_kld ? ", with KLD" : "");
+    int batch = ppl_batch(p, seqlen, V);
+    long per_call = files ? nw : batch;
+    spq_ppl_result sum = {0};
+    progress_ctx pc = {p, 0, nw};
+    double t0 = spq_now();
+    for (long w = 0; w < nw; w += per_call) {
+        if (pl_pipeline_should_stop(p)) {
+            rc = PL_STAGE_STOPPED;
             goto done;
         }
-        long k = nw - w < WINDOWS_PER_CALL ? nw - w : WINDOWS_PER_CALL;
+        long k = nw - w < per_call ? nw - w : per_call;
         spq_ppl_result r;
-        int bad = base ? spq_kld_windows(&r, &acc, &sc, &src, ids + w * seqlen, k * seqlen, seqlen, (int)k, NULL,
-                                         NULL, &p->err)
-                       : spq_ppl_windows_sc(&r, &sc, ids + w * seqlen, k * seqlen, seqlen, (int)k, NULL, NULL,
-                                            &p->err);
-        if (bad) {
+        pc.offset = w;
+        if (spq_kld_windows(&r, want_kld ? &acc : NULL, &ev->sc, &src, files ? ids : ids + w * seqlen,
+                            files ? n : k * seqlen, seqlen, batch, on_progress, &pc, &p->err)) {
             spq_fail_prefix(&p->err, "%s", field);
             goto done;
         }
-        nll += r.nll_sum;
-        scored += r.n_scored;
-        p->rep->progress(p->rep->ud, "evaluate", w + k, nw);
+        sum.nll_sum += r.nll_sum;
+        sum.n_scored += r.n_scored;
+        sum.n_windows += r.n_windows;
     }
-    double ppl = exp(nll / (double)scored);
-    snprintf(key, sizeof key, "ppl/%s", e->data);
-    p->rep->metric(p->rep->ud, key, 0, ppl);
-    json_object_set_new(p->results, key, json_real(ppl));
-    if (idx == 0) { /* the headline score: what listings sort by */
-        p->rep->metric(p->rep->ud, "ppl", 0, ppl);
-        json_object_set_new(p->results, "ppl", json_real(ppl));
+    double ppl = exp(sum.nll_sum / (double)sum.n_scored);
+    json_object_set_new(out, "windows", json_integer(sum.n_windows));
+    json_object_set_new(out, "scored", json_integer(sum.n_scored));
+    set_num(out, "nll", sum.nll_sum / (double)sum.n_scored);
+    set_num(out, "ppl", ppl);
+    set_num(out, "seconds", spq_now() - t0);
+    score(p, idx, "ppl", e->data, ppl);
+    pl_log(p, "info", "ppl %s = %.4f over %ld scored tokens", e->data, ppl, (long)sum.n_scored);
+    if (want_kld) kld_report(ev, idx, out, &acc, src.base_file);
+    if (src.save) {
+        long recs = (long)save.done;
+        int k = (int)save.k;
+        if (spq_logit_file_close(&save, &p->err)) goto done;
+        json_object_set_new(out, "saved_logits",
+                            json_pack("{s:s, s:i, s:I}", "path", L->save_logits, "topk", k, "positions", (json_int_t)recs));
     }
-    snprintf(line, sizeof line, "ppl %s = %.4f over %ld scored tokens", e->data, ppl, scored);
-    p->rep->log(p->rep->ud, "info", line);
-    if (base) {
-        spq_kld_stats st;
-        spq_kld_stats_compute(&st, &acc);
-        const char *names[] = {"kld", "top1", "kld_p99", "dp_rms", "ppl_ratio"};
-        double vals[] = {st.kld, st.same_top, st.kld_pct[2], st.dp_rms, st.ratio};
-        for (int i = 0; i < 5; i++) {
-            snprintf(key, sizeof key, "%s/%s", names[i], e->data);
-            emit(p, key, vals[i]);
-            if (idx == 0) emit(p, names[i], vals[i]);
-        }
-        snprintf(line, sizeof line, "kld %s = %.5f +- %.5f, same top token %.2f%%, ppl ratio %.4f", e->data, st.kld,
-                 st.kld_unc, 100 * st.same_top, st.ratio);
-        p->rep->log(p->rep->ud, "info", line);
+    if (L->rolling && rolling(ev, out, text, len, seqlen, batch)) {
+        spq_fail_prefix(&p->err, "%s %s", field, e->data);
+        goto done;
     }
-    rc = SPQ_STAGE_OK;
+    rc = PL_STAGE_OK;
 done:
+    if (save.f) {
+        /* a file that did not get all its records must not look complete */
+        fclose(save.f);
+        remove(save.path);
+        free(save.path);
+    }
+    if (base_file.f) spq_logit_file_close(&base_file, NULL);
     spq_kld_acc_free(&acc);
-    spq_scorer_free(&sc);
     free(ids);
     free(text);
     free(path);
@@ -126,80 +299,138 @@ static int encode_plain(void *ud, const char *text, size_t len, int **ids, int *
     return spq_tok_encode((const spq_tokenizer *)ud, text, len, 0, ids, n, err);
 }
 
-typedef struct {
-    spq_pipeline *p;
-    const char *name;
-} task_progress;
-
-static void on_task_progress(void *ud, long done, long total) {
-    task_progress *tp = ud;
-    tp->p->rep->progress(tp->p->rep->ud, "evaluate", done, total);
+static void task_report(json_t *out, const spq_task_result *r) {
+    json_object_set_new(out, "items", json_integer(r->n));
+    if (r->n_too_long) json_object_set_new(out, "too_long", json_integer(r->n_too_long));
+    set_num(out, "acc", r->acc);
+    set_num(out, "acc_stderr", r->acc_stderr);
+    set_num(out, "acc_norm", r->acc_norm);
+    set_num(out, "acc_norm_stderr", r->acc_norm_stderr);
+    set_num(out, "perplexity", r->ppl);
+    json_object_set_new(out, "requests", json_integer(r->n_requests));
+    json_object_set_new(out, "context_tokens", json_integer(r->ctx_tokens));
+    json_object_set_new(out, "continuation_tokens", json_integer(r->cont_tokens));
+    json_object_set_new(out, "rows_run", json_integer(r->ll.rows_run));
+    json_object_set_new(out, "rows_naive", json_integer(r->ll.rows_naive));
+    set_num(out, "seconds", r->seconds);
 }
 
-static int eval_task(spq_pipeline *p, int idx) {
+static int eval_task(evaluation *ev, int idx, json_t *out) {
+    pl_pipeline *p = ev->p;
+    const pl_local *L = &p->local;
     const spq_spec_task *e = &p->spec.eval.tasks[idx];
-    char field[64], key[160], line[400];
+    const char *label = L->task_label[idx] ? L->task_label[idx] : e->name;
+    long limit = p->spec.eval.limit;
+    char field[64], data_field[80], key[200];
     snprintf(field, sizeof field, "eval.tasks[%d]", idx);
+    snprintf(data_field, sizeof data_field, "%s.data", field);
+    json_object_set_new(out, "name", json_string(label));
+    json_object_set_new(out, "format", json_string(e->name));
+    json_object_set_new(out, "data", json_string(e->data));
     char *path = NULL;
-    if (spq_resolve_under(&path, p->datasets_dir, e->data, &p->err)) {
-        spq_fail_prefix(&p->err, "%s.data", field);
-        return SPQ_STAGE_FAILED;
-    }
+    if (pl_dataset_path(p, &path, e->data, data_field)) return PL_STAGE_FAILED;
     spq_task t;
-    if (spq_task_load(&t, e->name, e->name, path, NULL, 1, &p->err)) {
-        spq_fail_prefix(&p->err, "%s", field);
-        free(path);
-        return SPQ_STAGE_FAILED;
-    }
-    if (t.n_skipped) {
-        snprintf(line, sizeof line, "%s: skipped %ld bad items", e->name, (long)t.n_skipped);
-        p->rep->log(p->rep->ud, "warn", line);
-    }
-    int ctx = p->model.cfg.seq_len < 2048 ? p->model.cfg.seq_len : 2048;
-    spq_eval_opts o = {.max_len = ctx, .limit = p->spec.eval.limit};
-    spq_scorer sc;
-    spq_scorer_model(&sc, &p->model);
-    spq_task_result r;
-    task_progress tp = {p, e->name};
-    int rc = spq_task_eval(&r, &t, &sc, encode_plain, p->tok, &o, on_task_progress, &tp, &p->err);
-    spq_scorer_free(&sc);
-    spq_task_free(&t);
+    int bad = spq_task_load(&t, label, e->name, path, NULL, !L->strict, &p->err);
     free(path);
-    if (rc) {
-        spq_fail_prefix(&p->err, "%s (%s)", field, e->name);
-        return SPQ_STAGE_FAILED;
+    if (!bad) {
+        json_object_set_new(out, "skipped", json_integer(t.n_skipped));
+        if (t.skipped) json_object_set_new(out, "skipped_log", json_string(t.skipped));
+        if (t.n_skipped) pl_log(p, "warn", "%s: skipped %ld bad items", label, (long)t.n_skipped);
+        spq_eval_opts o = {.max_len = ev->seqlen, .add_bos = L->add_bos, .limit = limit, .max_groups = L->max_groups};
+        progress_ctx pc = {p, 0, limit > 0 && limit < t.n_items ? limit : t.n_items};
+        spq_task_result r;
+        bad = spq_task_eval(&r, &t, &ev->sc, encode_plain, p->tok, &o, on_progress, &pc, &p->err);
+        spq_task_free(&t);
+        if (!bad) {
+            task_report(out, &r);
+            if (r.n_too_long)
+                pl_log(p, "warn", "%s: left out %ld items whose continuation is longer than the window of %d tokens "
+                       "(the first at %s:%ld)", label, r.n_too_long, ev->seqlen, e->data, r.first_too_long_line);
+            snprintf(key, sizeof key, "acc/%s", label);
+            pl_score(p, key, r.acc);
+            snprintf(key, sizeof key, "acc_norm/%s", label);
+            pl_score(p, key, r.acc_norm);
+            snprintf(key, sizeof key, "task_ppl/%s", label);
+            pl_score(p, key, r.ppl);
+            pl_log(p, "info", "%s: acc %.4f +- %.4f over %ld items", label, r.acc, r.acc_stderr, r.n);
+            return PL_STAGE_OK;
+        }
     }
-    snprintf(key, sizeof key, "acc/%s", e->name);
-    emit(p, key, r.acc);
-    snprintf(key, sizeof key, "acc_norm/%s", e->name);
-    emit(p, key, r.acc_norm);
-    snprintf(key, sizeof key, "task_ppl/%s", e->name);
-    emit(p, key, r.ppl);
-    snprintf(line, sizeof line, "%s: acc %.4f +- %.4f over %ld items", e->name, r.acc, r.acc_stderr, r.n);
-    p->rep->log(p->rep->ud, "info", line);
-    return SPQ_STAGE_OK;
+    json_object_set_new(out, "error", json_string(p->err.msg)); /* the report says which task stopped it */
+    spq_fail_prefix(&p->err, "%s (%s)", field, label);
+    return PL_STAGE_FAILED;
 }
 
-int spq_stage_evaluate(spq_pipeline *p) {
-    spq_model base;
-    spq_scorer base_sc;
-    int have_base = 0, rc = SPQ_STAGE_OK;
-    if (p->spec.eval.kld && p->spec.eval.n_ppl > 0) {
-        if (spq_model_load(&base, p->model_path, &p->err)) {
-            spq_fail_prefix(&p->err, "eval.kld: the full-precision base");
-            return SPQ_STAGE_FAILED;
+/* the base that eval.kld compares with, when it runs here */
+static int load_base(evaluation *ev) {
+    pl_pipeline *p = ev->p;
+    const char *other = p->local.kld_base;
+    if (!other && p->model.packed)
+        return spq_fail(&p->err, "eval.kld: %s is a packed model and holds no full-precision weights to compare with",
+                        p->spec.model);
+    if (spq_model_load(&ev->base_model, other ? other : p->model_path, &p->err))
+        return spq_fail_prefix(&p->err, "eval.kld: the base %s", other ? other : "in full precision");
+    ev->have_base = 1;
+    if (ev->base_model.cfg.vocab_size != p->model.cfg.vocab_size)
+        return spq_fail(&p->err, "eval.kld: the base %s has vocabulary %d, the model %d", other ? other : p->spec.model,
+                        ev->base_model.cfg.vocab_size, p->model.cfg.vocab_size);
+    spq_scorer_model(&ev->base, &ev->base_model);
+    ev->base_name = other ? other : p->spec.model;
+    return 0;
+}
+
+static void report_header(evaluation *ev, json_t *rep) {
+    pl_pipeline *p = ev->p;
+    const spq_jobspec *s = &p->spec;
+    const spq_qcfg *q = &p->model.q;
+    json_object_set_new(rep, "model", json_string(s->model));
+    json_object_set_new(rep, "rotation", json_string(s->rotation.mode == SPQ_ROT_FILE ? s->rotation.file
+                                                                                   : spq_rot_mode_name(s->rotation.mode)));
+    if (p->model.packed || q->w.bits < 16 || q->a.bits < 16 || q->kv.bits < 16) {
+        char d[256];
+        spq_qcfg_describe(d, sizeof d, q);
+        json_object_set_new(rep, "quant", json_string(d));
+    }
+    json_object_set_new(rep, "scorer", json_string(ev->sc.kind));
+    json_object_set_new(rep, "seqlen", json_integer(ev->seqlen));
+    json_object_set_new(rep, "bos", json_boolean(p->local.add_bos));
+    if (s->eval.limit > 0) json_object_set_new(rep, "limit", json_integer(s->eval.limit));
+}
+
+int pl_stage_evaluate(pl_pipeline *p) {
+    const spq_jobspec *s = &p->spec;
+    int ctx = p->model.cfg.seq_len;
+    evaluation ev = {.p = p, .seqlen = p->local.seqlen ? p->local.seqlen : ctx < 2048 ? ctx : 2048};
+    spq_scorer_model(&ev.sc, &p->model);
+    json_t *rep = p->report = json_object(), *ppl = json_array(), *tasks = json_array();
+    report_header(&ev, rep);
+    json_object_set_new(rep, "ppl", ppl);
+    json_object_set_new(rep, "tasks", tasks);
+    int rc = PL_STAGE_OK;
+    if (ev.seqlen > ctx) { /* only a command's --seqlen (local.seqlen) can be */
+        spq_fail(&p->err, "--seqlen %d is longer than the model's context %d", ev.seqlen, ctx);
+        rc = PL_STAGE_FAILED;
+    } else if (s->eval.kld && s->eval.n_ppl > 0 && !p->local.kld_logits && load_base(&ev)) {
+        rc = PL_STAGE_FAILED;
+    }
+    for (int i = 0; i < s->eval.n_ppl && rc == PL_STAGE_OK; i++) {
+        json_t *o = json_object();
+        json_array_append_new(ppl, o);
+        rc = eval_ppl(&ev, i, o);
+    }
+    for (int i = 0; i < s->eval.n_tasks && rc == PL_STAGE_OK; i++) {
+        if (pl_pipeline_should_stop(p)) {
+            rc = PL_STAGE_STOPPED;
+            break;
         }
-        spq_scorer_model(&base_sc, &base);
-        have_base = 1;
+        json_t *o = json_object();
+        json_array_append_new(tasks, o);
+        rc = eval_task(&ev, i, o);
     }
-    for (int i = 0; i < p->spec.eval.n_ppl && rc == SPQ_STAGE_OK; i++) rc = eval_ppl(p, i, have_base ? &base_sc : NULL);
-    if (have_base) {
-        spq_scorer_free(&base_sc);
-        spq_model_free(&base);
+    if (ev.have_base) {
+        spq_scorer_free(&ev.base);
+        spq_model_free(&ev.base_model);
     }
-    for (int i = 0; i < p->spec.eval.n_tasks && rc == SPQ_STAGE_OK; i++) {
-        if (spq_pipeline_should_stop(p)) return SPQ_STAGE_STOPPED;
-        rc = eval_task(p, i);
-    }
+    spq_scorer_free(&ev.sc);
     return rc;
 }

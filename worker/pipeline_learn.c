@@ -19,13 +19,13 @@
 #include "worker/pipeline.h"
 
 typedef struct {
-    spq_pipeline *p;
+    pl_pipeline *p;
     char qjson[256];
 } learn_ctx;
 
 static void on_step(void *ud, int step, int steps, double loss, double lr, double gnorm, double tps) {
     learn_ctx *c = ud;
-    const spq_reporter *r = c->p->rep;
+    const pl_reporter *r = c->p->rep;
     r->metric(r->ud, "train/loss", step, loss);
     r->metric(r->ud, "train/lr", step, lr);
     r->metric(r->ud, "train/grad_norm", step, gnorm);
@@ -34,7 +34,7 @@ static void on_step(void *ud, int step, int steps, double loss, double lr, doubl
 
 static int on_checkpoint(void *ud, const spq_rotation *rot, const spq_rotation_meta *meta) {
     learn_ctx *c = ud;
-    spq_pipeline *p = c->p;
+    pl_pipeline *p = c->p;
     spq_rotation_meta m = *meta;
     snprintf(m.extra, sizeof m.extra, "%s", c->qjson);
     char *path = spq_path_join(p->work_dir, "checkpoint.safetensors");
@@ -50,9 +50,9 @@ static int on_checkpoint(void *ud, const spq_rotation *rot, const spq_rotation_m
     return rc;
 }
 
-static int should_stop(void *ud) { return spq_pipeline_should_stop(((learn_ctx *)ud)->p); }
+static int should_stop(void *ud) { return pl_pipeline_should_stop(((learn_ctx *)ud)->p); }
 
-int spq_stage_learn(spq_pipeline *p) {
+int pl_stage_learn(pl_pipeline *p) {
     const spq_jobspec *s = &p->spec;
     spq_learn_cfg lc = spq_learn_defaults();
     lc.steps = s->rotation.train.steps;
@@ -61,24 +61,26 @@ int spq_stage_learn(spq_pipeline *p) {
     lc.seqlen = s->rotation.train.seqlen < p->model.cfg.seq_len ? s->rotation.train.seqlen : p->model.cfg.seq_len;
     lc.seed = s->seed;
     lc.checkpoint_every = s->rotation.train.checkpoint_every;
-    spq_qcfg q = spq_pipeline_qcfg(s, s->rotation.train.w_bits);
-    if (spq_qcfg_check(&q, &p->model.cfg, &p->err)) return SPQ_STAGE_FAILED;
-    char *path = NULL, *text = NULL;
-    int *ids = NULL, n_ids = 0, rc = SPQ_STAGE_FAILED;
-    size_t len;
-    if (spq_resolve_under(&path, p->datasets_dir, s->rotation.train.calib, &p->err)) {
-        spq_fail_prefix(&p->err, "rotation.train.calib");
-        goto done;
+    spq_qcfg q = spq_jobspec_qcfg(s, s->rotation.train.w_bits);
+    if (spq_qcfg_check(&q, &p->model.cfg, &p->err)) return PL_STAGE_FAILED;
+    learn_ctx ctx = {.p = p};
+    spq_qcfg_to_json(ctx.qjson, sizeof ctx.qjson, &q);
+    /* the learning quantizers travel with the rotation, whether or not the run was resumed, so that the final
+     * file does not depend on the run's history */
+    snprintf(p->rot_meta.extra, sizeof p->rot_meta.extra, "%s", ctx.qjson);
+    if (lc.steps == 0) { /* `spinq rotate --steps 0` (the API asks for 1 or more): the initial rotation, a baseline */
+        p->rot_meta.steps = 0;
+        p->rep->log(p->rep->ud, "info", "no learning steps: the initial rotation is kept");
+        return spq_rotation_apply(&p->model, &p->rot, &p->err) ? PL_STAGE_FAILED : PL_STAGE_OK;
     }
+    char *path = NULL, *text = NULL;
+    int *ids = NULL, n_ids = 0, rc = PL_STAGE_FAILED;
+    size_t len;
+    if (pl_dataset_path(p, &path, s->rotation.train.calib, "rotation.train.calib")) goto done;
     if (spq_read_file(&text, &len, path, &p->err) || spq_tok_encode(p->tok, text, len, 1, &ids, &n_ids, &p->err)) {
         spq_fail_prefix(&p->err, "%s", s->rotation.train.calib);
         goto done;
     }
-    learn_ctx ctx = {.p = p};
-    spq_qcfg_to_json(ctx.qjson, sizeof ctx.qjson, &q);
-    /* the learning quantizers travel with the rotation (as `spinq rotate` saves them), whether or not the run
-     * was resumed, so that the final file does not depend on the run's history */
-    snprintf(p->rot_meta.extra, sizeof p->rot_meta.extra, "%s", ctx.qjson);
     spq_learn_hooks hooks = {.on_step = on_step, .on_checkpoint = on_checkpoint, .should_stop = should_stop, .ud = &ctx};
     char line[256];
     snprintf(line, sizeof line, "learning rotations: %d steps of %d x %d tokens, lr %g, seed %llu%s", lc.steps,
@@ -87,18 +89,18 @@ int spq_stage_learn(spq_pipeline *p) {
     p->rep->log(p->rep->ud, "info", line);
     if (spq_learn(&p->rot, &p->rot_meta, &p->model, &q, ids, n_ids, &lc, &hooks, &p->err)) goto done;
     if (p->rot_meta.step < lc.steps) { /* asked to stop */
-        if (p->stop == SPQ_STOP_SHUTDOWN && on_checkpoint(&ctx, &p->rot, &p->rot_meta)) {
+        if (p->stop == PL_STOP_SHUTDOWN && on_checkpoint(&ctx, &p->rot, &p->rot_meta)) {
             spq_fail(&p->err, "could not checkpoint before stopping");
             goto done;
         }
-        rc = SPQ_STAGE_STOPPED;
+        rc = PL_STAGE_STOPPED;
         goto done;
     }
     json_object_set_new(p->results, "train/loss", json_real(p->rot_meta.loss));
     if (spq_rotation_apply(&p->model, &p->rot, &p->err)) goto done;
     snprintf(line, sizeof line, "rotations learned (final loss %.4f) and absorbed", p->rot_meta.loss);
     p->rep->log(p->rep->ud, "info", line);
-    rc = SPQ_STAGE_OK;
+    rc = PL_STAGE_OK;
 done:
     free(ids);
     free(text);

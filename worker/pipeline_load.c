@@ -1,31 +1,42 @@
 /* pipeline_load.c - the load and fuse stages: the model named by the spec
  * (resolved inside the models dir) and its tokenizer; RMSNorm weights folded
- * into the linears when the run rotates. */
+ * into the linears when the run rotates. A packed model (packed.h) carries
+ * its own rotations and quantizers: it is evaluated as it is, and a spec
+ * that would rotate or quantize it again is refused here, where the model's
+ * kind is known. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "common/io/load.h"
 #include "common/rot/fuse.h"
 #include "worker/pipeline.h"
 
-int spq_stage_load(spq_pipeline *p) {
-    if (spq_jobspec_resolve_model(&p->model_path, p->models_dir, p->spec.model, &p->err)) {
+int pl_stage_load(pl_pipeline *p) {
+    const spq_jobspec *s = &p->spec;
+    if (p->local.paths) {
+        p->model_path = spq_strdup(s->model);
+    } else if (spq_jobspec_resolve_model(&p->model_path, p->models_dir, s->model, &p->err)) {
         spq_fail_prefix(&p->err, "model");
-        return SPQ_STAGE_FAILED;
+        return PL_STAGE_FAILED;
     }
-    if (spq_model_load(&p->model, p->model_path, &p->err)) return SPQ_STAGE_FAILED;
+    if (spq_model_load(&p->model, p->model_path, &p->err)) return PL_STAGE_FAILED;
     p->model_loaded = 1;
-    if (spq_tok_load_for_model(&p->tok, p->model_path, &p->err)) return SPQ_STAGE_FAILED;
+    if (p->model.packed &&
+        (s->rotation.mode != SPQ_ROT_NONE || s->quant.w_bits < 16 || s->quant.a_bits < 16 || s->quant.kv_bits < 16)) {
+        spq_fail(&p->err, "model: %s is a packed model: it carries its own rotations and quantization settings "
+                          "and takes no others", s->model);
+        return PL_STAGE_FAILED;
+    }
+    if (spq_tok_load_for_model(&p->tok, p->model_path, &p->err)) return PL_STAGE_FAILED;
     const spq_config *c = &p->model.cfg;
-    char line[256];
-    snprintf(line, sizeof line, "loaded %s (%s): dim %d, %d layers, %d heads (%d kv), vocab %d, %zu parameters",
-             p->spec.model, p->model.format, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size,
-             spq_model_nparams(&p->model));
-    p->rep->log(p->rep->ud, "info", line);
-    return SPQ_STAGE_OK;
+    pl_log(p, "info", "loaded %s (%s): dim %d, %d layers, %d heads (%d kv), vocab %d, %zu parameters", s->model,
+           p->model.format, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size,
+           spq_model_nparams(&p->model));
+    return PL_STAGE_OK;
 }
 
-int spq_stage_fuse(spq_pipeline *p) {
+int pl_stage_fuse(pl_pipeline *p) {
     spq_fuse_norms(&p->model);
     p->rep->log(p->rep->ud, "info", "RMSNorm weights fused into the following linears");
-    return SPQ_STAGE_OK;
+    return PL_STAGE_OK;
 }

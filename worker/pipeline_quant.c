@@ -13,23 +13,9 @@
 #include "common/quant/gptq.h"
 #include "common/quant/qmodel.h"
 #include "worker/pipeline.h"
-#include "worker/qflags.h"
-
-spq_qcfg spq_pipeline_qcfg(const spq_jobspec *s, int w_bits) {
-    spq_qcfg q = spq_qcfg_off();
-    q.w.bits = w_bits;
-    q.w.sym = s->quant.w_sym;
-    q.w.groupsize = s->quant.w_groupsize;
-    q.w.mse = s->quant.w_clip;
-    q.a.bits = s->quant.a_bits;
-    q.a.clip = (float)s->quant.a_clip;
-    q.kv.bits = s->quant.kv_bits;
-    q.kv.clip = (float)s->quant.kv_clip;
-    return q;
-}
 
 static int on_layer(void *ud, int layer, int n_layers, const spq_gptq_stat *st, double seconds) {
-    spq_pipeline *p = ud;
+    pl_pipeline *p = ud;
     double g = 0, r = 0;
     for (int w = 0; w < SPQ_N_LIN; w++) {
         g += st[w].err_gptq / SPQ_N_LIN;
@@ -44,36 +30,51 @@ static int on_layer(void *ud, int layer, int n_layers, const spq_gptq_stat *st, 
     p->rep->metric(p->rep->ud, "gptq/err", layer, g);
     p->rep->metric(p->rep->ud, "gptq/err_rtn", layer, r);
     p->rep->progress(p->rep->ud, "quantize", layer + 1, n_layers);
-    return spq_pipeline_should_stop(p);
+    return pl_pipeline_should_stop(p);
 }
 
 /* GPTQ on weights.calib, tokenized with the model's tokenizer */
-static int run_gptq(spq_pipeline *p, const spq_wq_cfg *w) {
+static int run_gptq(pl_pipeline *p, const spq_wq_cfg *w) {
     const spq_jobspec *s = &p->spec;
     char *path = NULL, *text = NULL;
-    int *ids = NULL, n_ids = 0, rc = SPQ_STAGE_FAILED;
+    int *ids = NULL, n_ids = 0, rc = PL_STAGE_FAILED;
     size_t len;
     spq_gptq_cfg g = spq_gptq_defaults();
     g.nsamples = s->weights.nsamples;
-    g.seqlen = s->weights.seqlen ? s->weights.seqlen : (p->model.cfg.seq_len < 2048 ? p->model.cfg.seq_len : 2048);
+    g.seqlen = s->weights.seqlen < p->model.cfg.seq_len ? s->weights.seqlen : p->model.cfg.seq_len; /* as learn */
     g.damp = s->weights.damp;
     g.act_order = s->weights.act_order;
     g.blocksize = s->weights.blocksize;
-    g.seed = s->seed;
+    g.seed = p->local.calib_seed_set ? p->local.calib_seed : s->seed;
+    g.calib_aq = p->local.calib_act_quant;
     if (spq_gptq_check(&g, &p->model.cfg, &p->err)) {
         spq_fail_prefix(&p->err, "weights");
-        return SPQ_STAGE_FAILED;
+        return PL_STAGE_FAILED;
     }
-    if (spq_resolve_under(&path, p->datasets_dir, s->weights.calib, &p->err) ||
-        spq_read_file(&text, &len, path, &p->err) || spq_tok_encode(p->tok, text, len, 1, &ids, &n_ids, &p->err)) {
+    if (pl_dataset_path(p, &path, s->weights.calib, "weights.calib")) goto done;
+    if (spq_read_file(&text, &len, path, &p->err) || spq_tok_encode(p->tok, text, len, 1, &ids, &n_ids, &p->err)) {
         spq_fail_prefix(&p->err, "weights.calib");
         goto done;
     }
-    spq_gptq_stat *stats = spq_calloc((size_t)p->model.cfg.n_layers * SPQ_N_LIN, sizeof *stats);
+    pl_log(p, "info", "gptq on %d windows of %d tokens from %s (%d tokens), damp %g%s", g.nsamples, g.seqlen,
+           s->weights.calib, n_ids, g.damp, g.act_order ? ", act-order" : "");
+    int n_lin = p->model.cfg.n_layers * SPQ_N_LIN;
+    spq_gptq_stat *stats = spq_calloc((size_t)n_lin, sizeof *stats);
     int r = spq_gptq_model(&p->wq, stats, &p->model, w, ids, n_ids, &g, on_layer, p, &p->err);
+    if (r == 0) { /* the layer-output errors of the whole model */
+        double sg = 0, sr = 0;
+        int better = 0;
+        for (int i = 0; i < n_lin; i++) {
+            sg += stats[i].err_gptq;
+            sr += stats[i].err_rtn;
+            better += stats[i].err_gptq < stats[i].err_rtn;
+        }
+        pl_log(p, "info", "gptq: mean relative output error %.5f (rtn %.5f), lower on %d of %d linears", sg / n_lin,
+               sr / n_lin, better, n_lin);
+    }
     free(stats);
     if (r < 0) spq_fail_prefix(&p->err, "weights.calib %s", s->weights.calib);
-    rc = r < 0 ? SPQ_STAGE_FAILED : r > 0 ? SPQ_STAGE_STOPPED : SPQ_STAGE_OK;
+    rc = r < 0 ? PL_STAGE_FAILED : r > 0 ? PL_STAGE_STOPPED : PL_STAGE_OK;
     p->have_wq = r == 0;
 done:
     free(ids);
@@ -82,22 +83,20 @@ done:
     return rc;
 }
 
-int spq_stage_quantize(spq_pipeline *p) {
-    spq_qcfg q = spq_pipeline_qcfg(&p->spec, p->spec.quant.w_bits);
+int pl_stage_quantize(pl_pipeline *p) {
+    spq_qcfg q = spq_jobspec_qcfg(&p->spec, p->spec.quant.w_bits);
     /* settings checked and switched on; weights left for the method below */
-    if (spq_qmodel_prepare(&p->model, NULL, &q, 0, &p->err)) return SPQ_STAGE_FAILED;
+    if (spq_qmodel_prepare(&p->model, NULL, &q, 0, &p->err)) return PL_STAGE_FAILED;
     int gptq = q.w.bits < 16 && p->spec.weights.method == SPQ_WQ_GPTQ;
     if (q.w.bits < 16 && !gptq) {
-        if (spq_wquant_rtn(&p->wq, &p->model, &q.w, &p->err)) return SPQ_STAGE_FAILED;
+        if (spq_wquant_rtn(&p->wq, &p->model, &q.w, &p->err)) return PL_STAGE_FAILED;
         p->have_wq = 1;
     } else if (gptq) {
         int rc = run_gptq(p, &q.w);
-        if (rc != SPQ_STAGE_OK) return rc;
+        if (rc != PL_STAGE_OK) return rc;
     }
-    char desc[160], line[256];
+    char desc[160];
     spq_qcfg_describe(desc, sizeof desc, &q);
-    snprintf(line, sizeof line, "quantized: %s%s", desc,
-             gptq ? " (weights GPTQ)" : q.w.bits < 16 ? " (weights round-to-nearest)" : "");
-    p->rep->log(p->rep->ud, "info", line);
-    return SPQ_STAGE_OK;
+    pl_log(p, "info", "quantized: %s%s", desc, gptq ? " (weights GPTQ)" : q.w.bits < 16 ? " (weights round-to-nearest)" : "");
+    return PL_STAGE_OK;
 }

@@ -1,9 +1,11 @@
 /* pipeline_write.c - the write stage: the run's outputs as artifacts.
- * results.json (the normalized spec, the model path and every final score)
- * always; the rotation (rotation.safetensors) when the run rotated; the
- * packed low-bit model (model.spq, packed.h: what the run evaluated, with
- * integer kernels and its tokenizer inside) when the weights were quantized
- * to 2..4 bits. */
+ * results.json ({"spec": the normalized spec, "results": every final score,
+ * "eval": the evaluation's full report when there is one}) always; the
+ * rotation (rotation.safetensors) when the run rotated; the packed low-bit
+ * model (model.spq, packed.h: what the run evaluated, with integer kernels,
+ * its tokenizer and the spec that made it inside) when the weights were
+ * quantized to 2..4 bits. A spinq command leaves out what it does not
+ * output (local.skip). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,21 +13,22 @@
 #include "common/io/packed.h"
 #include "worker/pipeline.h"
 
-static int write_packed(spq_pipeline *p) {
+static int write_packed(pl_pipeline *p) {
     if (p->wq.cfg.bits > 4) {
         p->rep->log(p->rep->ud, "warn", "no packed model: packed weights are 2..4 bits");
-        return SPQ_STAGE_OK;
+        return PL_STAGE_OK;
     }
     char *info = spq_jobspec_to_json(&p->spec);
-    spq_pack_opts o = {.emb_dtype = SPQ_ST_F32, .info = info, .tokenizer_from = p->model_path};
+    spq_pack_opts o = {.emb_dtype = p->local.emb_dtype ? (spq_st_dtype)p->local.emb_dtype : SPQ_ST_F32, .info = info,
+                       .tokenizer_from = p->model_path};
     spq_model pm;
     char *path = spq_path_join(p->work_dir, "model.spq");
-    int rc = SPQ_STAGE_OK;
+    int rc = PL_STAGE_OK;
     if (spq_packed_build(&pm, &p->model, &p->wq, &o, &p->err)) {
-        rc = SPQ_STAGE_FAILED;
+        rc = PL_STAGE_FAILED;
     } else {
         if (spq_packed_save(&pm, path, &p->err) || p->rep->artifact(p->rep->ud, "model.spq", path, &p->err))
-            rc = SPQ_STAGE_FAILED;
+            rc = PL_STAGE_FAILED;
         spq_model_free(&pm);
     }
     remove(path);
@@ -34,29 +37,36 @@ static int write_packed(spq_pipeline *p) {
     return rc;
 }
 
-int spq_stage_write(spq_pipeline *p) {
+static int write_results(pl_pipeline *p) {
     char *path = spq_path_join(p->work_dir, "results.json");
     json_t *spec = spq_jobspec_to_value(&p->spec);
     json_t *doc = json_pack("{s:o,s:O}", "spec", spec, "results", p->results);
+    if (p->report) json_object_set(doc, "eval", p->report);
     int bad = json_dump_file(doc, path, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
     json_decref(doc);
-    int rc = SPQ_STAGE_OK;
+    int rc = PL_STAGE_OK;
     if (bad) {
         spq_fail(&p->err, "cannot write %s", path);
-        rc = SPQ_STAGE_FAILED;
+        rc = PL_STAGE_FAILED;
     } else if (p->rep->artifact(p->rep->ud, "results.json", path, &p->err)) {
-        rc = SPQ_STAGE_FAILED;
+        rc = PL_STAGE_FAILED;
     }
     remove(path);
     free(path);
-    if (rc == SPQ_STAGE_OK && p->have_rot) {
-        path = spq_path_join(p->work_dir, "rotation.safetensors");
+    return rc;
+}
+
+int pl_stage_write(pl_pipeline *p) {
+    unsigned skip = p->local.skip;
+    int rc = skip & PL_ART_RESULTS ? PL_STAGE_OK : write_results(p);
+    if (rc == PL_STAGE_OK && p->have_rot && !(skip & PL_ART_ROTATION)) {
+        char *path = spq_path_join(p->work_dir, "rotation.safetensors");
         if (spq_rotation_save(path, &p->rot, &p->rot_meta, &p->err) ||
             p->rep->artifact(p->rep->ud, "rotation.safetensors", path, &p->err))
-            rc = SPQ_STAGE_FAILED;
+            rc = PL_STAGE_FAILED;
         remove(path);
         free(path);
     }
-    if (rc == SPQ_STAGE_OK && p->have_wq) rc = write_packed(p);
+    if (rc == PL_STAGE_OK && p->have_wq && !(skip & PL_ART_MODEL)) rc = write_packed(p);
     return rc;
 }

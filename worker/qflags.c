@@ -4,20 +4,18 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/io/load.h"
-#include "common/quant/qmodel.h"
 #include "common/rot/rotation.h"
 #include "worker/args.h"
 
-int spq_qflag(spq_qcfg *q, int argc, char **argv, int *i, const char *cmd) {
+int cli_qflag(spq_qcfg *q, int argc, char **argv, int *i, const char *cmd) {
     const char *a = argv[*i];
     int bad;
-    if (!strcmp(a, "--w-bits")) bad = spq_arg_int(&q->w.bits, argc, argv, i, cmd, 2, 16);
-    else if (!strcmp(a, "--a-bits")) bad = spq_arg_int(&q->a.bits, argc, argv, i, cmd, 2, 16);
-    else if (!strcmp(a, "--kv-bits")) bad = spq_arg_int(&q->kv.bits, argc, argv, i, cmd, 2, 16);
-    else if (!strcmp(a, "--w-groupsize")) bad = spq_arg_int(&q->w.groupsize, argc, argv, i, cmd, 0, 1 << 20);
-    else if (!strcmp(a, "--a-clip")) bad = spq_arg_float(&q->a.clip, argc, argv, i, cmd, 1e-3, 1);
-    else if (!strcmp(a, "--kv-clip")) bad = spq_arg_float(&q->kv.clip, argc, argv, i, cmd, 1e-3, 1);
+    if (!strcmp(a, "--w-bits")) bad = cli_arg_int(&q->w.bits, argc, argv, i, cmd, 2, 16);
+    else if (!strcmp(a, "--a-bits")) bad = cli_arg_int(&q->a.bits, argc, argv, i, cmd, 2, 16);
+    else if (!strcmp(a, "--kv-bits")) bad = cli_arg_int(&q->kv.bits, argc, argv, i, cmd, 2, 16);
+    else if (!strcmp(a, "--w-groupsize")) bad = cli_arg_int(&q->w.groupsize, argc, argv, i, cmd, 0, 1 << 20);
+    else if (!strcmp(a, "--a-clip")) bad = cli_arg_float(&q->a.clip, argc, argv, i, cmd, 1e-3, 1);
+    else if (!strcmp(a, "--kv-clip")) bad = cli_arg_float(&q->kv.clip, argc, argv, i, cmd, 1e-3, 1);
     else if (!strcmp(a, "--w-asym")) { q->w.sym = 0; bad = 0; }
     else if (!strcmp(a, "--w-clip")) { q->w.mse = 1; bad = 0; }
     else if (!strcmp(a, "--no-w-clip")) { q->w.mse = 0; bad = 0; }
@@ -31,20 +29,13 @@ int spq_qflag(spq_qcfg *q, int argc, char **argv, int *i, const char *cmd) {
     return 1;
 }
 
-void spq_qcfg_describe(char *buf, size_t cap, const spq_qcfg *q) {
-    char g[32] = "per channel";
-    if (q->w.groupsize > 0) snprintf(g, sizeof g, "groups of %d", q->w.groupsize);
-    snprintf(buf, cap, "W%dA%dKV%d (w: %s, %s%s; a clip %.2f; kv clip %.2f)", q->w.bits, q->a.bits, q->kv.bits,
-             q->w.sym ? "sym" : "asym", g, q->w.mse ? ", clip search" : "", (double)q->a.clip, (double)q->kv.clip);
-}
-
-int spq_rotflag(spq_rotflags *r, int argc, char **argv, int *i, const char *cmd) {
+int cli_rotflag(cli_rotflags *r, int argc, char **argv, int *i, const char *cmd) {
     const char *a = argv[*i];
-    if (!strcmp(a, "--rotation")) return spq_arg_str(&r->rotation, argc, argv, i, cmd) ? -1 : 1;
-    if (!strcmp(a, "--seed")) return spq_arg_u64(&r->seed, argc, argv, i, cmd) ? -1 : 1;
+    if (!strcmp(a, "--rotation")) return cli_arg_str(&r->rotation, argc, argv, i, cmd) ? -1 : 1;
+    if (!strcmp(a, "--seed")) return cli_arg_u64(&r->seed, argc, argv, i, cmd) ? -1 : 1;
     if (!strcmp(a, "--mode")) {
         const char *v;
-        if (spq_arg_str(&v, argc, argv, i, cmd)) return -1;
+        if (cli_arg_str(&v, argc, argv, i, cmd)) return -1;
         if (!strcmp(v, "had")) r->online = 1;
         else if (!strcmp(v, "no-had")) r->online = 0;
         else {
@@ -56,43 +47,14 @@ int spq_rotflag(spq_rotflags *r, int argc, char **argv, int *i, const char *cmd)
     return 0;
 }
 
-int spq_load_quantized(spq_model *m, const char *model_path, const spq_rotflags *r, const spq_qcfg *q,
-                       spq_err *err) {
-    return spq_load_prepared(m, model_path, r, q, 1, err);
-}
-
-int spq_load_prepared(spq_model *m, const char *model_path, const spq_rotflags *r, const spq_qcfg *q, int rtn,
-                      spq_err *err) {
-    if (spq_model_load(m, model_path, err)) return -1;
-    if (m->packed) {
-        int rot = r->rotation && strcmp(r->rotation, "none");
-        if (rot || q->w.bits != SPQ_QUANT_OFF || q->a.bits != SPQ_QUANT_OFF || q->kv.bits != SPQ_QUANT_OFF) {
-            spq_model_free(m);
-            return spq_fail(err, "%s is a packed model: it carries its own rotations and quantization settings "
-                                 "(drop --rotation and the --w/--a/--kv flags)", model_path);
-        }
-        return 0;
-    }
-    spq_rotation rot;
-    int have_rot = 0;
+int cli_rotation(spq_rotation *rot, const cli_rotflags *r, const spq_config *c, spq_err *err) {
     const char *rs = r->rotation;
-    if (rs && strcmp(rs, "none")) {
-        int init = !strcmp(rs, "hadamard") ? SPQ_INIT_HADAMARD : !strcmp(rs, "random") ? SPQ_INIT_RANDOM : -1;
-        int rc = init >= 0 ? spq_rotation_build(&rot, &m->cfg, r->online, init, r->seed, err)
-                           : spq_rotation_load(&rot, NULL, rs, err);
-        if (rc == 0 && init < 0 && spq_rotation_check(&rot, &m->cfg, err)) {
-            spq_fail_prefix(err, "%s", rs);
-            spq_rotation_free(&rot);
-            rc = -1;
-        }
-        if (rc) {
-            spq_model_free(m);
-            return -1;
-        }
-        have_rot = 1;
+    int init = !strcmp(rs, "hadamard") ? SPQ_INIT_HADAMARD : !strcmp(rs, "random") ? SPQ_INIT_RANDOM : -1;
+    if (init >= 0) return spq_rotation_build(rot, c, r->online, init, r->seed, err);
+    if (spq_rotation_load(rot, NULL, rs, err)) return spq_fail_prefix(err, "%s", rs);
+    if (spq_rotation_check(rot, c, err)) {
+        spq_rotation_free(rot);
+        return spq_fail_prefix(err, "%s", rs);
     }
-    int rc = spq_qmodel_prepare(m, have_rot ? &rot : NULL, q, rtn, err);
-    if (have_rot) spq_rotation_free(&rot);
-    if (rc) spq_model_free(m);
-    return rc;
+    return 0;
 }

@@ -11,20 +11,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-void spq_wire_init(spq_wire *w, int fd) {
+void wk_wire_init(wk_wire *w, int fd) {
     memset(w, 0, sizeof *w);
     w->fd = fd;
     pthread_mutex_init(&w->wmu, NULL);
 }
 
-void spq_wire_close(spq_wire *w) {
+void wk_wire_close(wk_wire *w) {
     if (w->fd >= 0) close(w->fd);
     w->fd = -1;
     proto_buf_free(&w->rbuf);
     pthread_mutex_destroy(&w->wmu);
 }
 
-int spq_wire_send(spq_wire *w, const proto_buf *b) {
+int wk_wire_send(wk_wire *w, const proto_buf *b) {
     pthread_mutex_lock(&w->wmu);
     size_t off = 0;
     int rc = 0;
@@ -42,7 +42,7 @@ int spq_wire_send(spq_wire *w, const proto_buf *b) {
     return rc;
 }
 
-int spq_wire_recv(spq_wire *w, proto_frame *f, spq_err *err) {
+int wk_wire_recv(wk_wire *w, proto_frame *f, spq_err *err) {
     proto_buf_consume(&w->rbuf, w->consumed);
     w->consumed = 0;
     for (;;) {
@@ -63,7 +63,7 @@ int spq_wire_recv(spq_wire *w, proto_frame *f, spq_err *err) {
     }
 }
 
-int spq_wire_connect(const char *hostport, spq_err *err) {
+int wk_wire_connect(const char *hostport, spq_err *err) {
     char host[256];
     const char *colon = strrchr(hostport, ':');
     if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof host)

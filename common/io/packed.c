@@ -23,6 +23,7 @@
 #include "common/base/half.h"
 #include "common/base/json_util.h"
 #include "common/model/linear.h"
+#include "common/quant/qmodel.h"
 
 /* the allocation of a packed model without linears: norms, embedding and
  * classifier storage, rotations, settings */
@@ -201,42 +202,12 @@ int spq_packed_build(spq_model *pm, const spq_model *fq, const spq_wquant *wq, c
 /* ---- metadata ---- */
 
 
-static json_t *quant_json(const spq_qcfg *q) {
-    return json_pack("{s:i, s:b, s:i, s:b, s:i, s:b, s:i, s:f, s:i, s:b, s:f}", "w_bits", q->w.bits, "w_sym", q->w.sym,
-                     "w_groupsize", q->w.groupsize, "w_clip", q->w.mse, "a_bits", q->a.bits, "a_sym", q->a.sym,
-                     "a_groupsize", q->a.groupsize, "a_clip", (double)q->a.clip, "kv_bits", q->kv.bits, "kv_sym",
-                     q->kv.sym, "kv_clip", (double)q->kv.clip);
-}
-
-static int get_bool(int *out, const json_t *o, const char *key, const char *src, spq_err *err) {
-    json_t *v = json_object_get(o, key);
-    if (!json_is_boolean(v)) return v ? spq_json_type_error(err, src, key, "true or false", v)
-                                      : spq_fail(err, "%s: %s: missing", src, key);
-    *out = json_is_true(v);
-    return 0;
-}
-
-static int get_float(float *out, const json_t *o, const char *key, const char *src, spq_err *err) {
-    double d;
-    if (spq_json_get_num(&d, o, key, src, err)) return -1;
-    *out = (float)d;
-    return 0;
-}
-
-
+/* the settings as every writer of them (qmodel.h), with what packed weights allow */
 static int parse_quant(spq_qcfg *q, const json_t *j, const char *src, spq_err *err) {
-    *q = spq_qcfg_off();
-    if (!json_is_object(j)) return spq_fail(err, "%s: not a JSON object", src);
-    if (spq_json_get_int(&q->w.bits, j, "w_bits", 2, 4, src, err) || get_bool(&q->w.sym, j, "w_sym", src, err) ||
-        spq_json_get_int(&q->w.groupsize, j, "w_groupsize", 0, SPQ_QMAX_COLS, src, err) ||
-        get_bool(&q->w.mse, j, "w_clip", src, err) || spq_json_get_int(&q->a.bits, j, "a_bits", 2, 16, src, err) ||
-        get_bool(&q->a.sym, j, "a_sym", src, err) ||
-        spq_json_get_int(&q->a.groupsize, j, "a_groupsize", 0, SPQ_QMAX_COLS, src, err) ||
-        get_float(&q->a.clip, j, "a_clip", src, err) || spq_json_get_int(&q->kv.bits, j, "kv_bits", 2, 16, src, err) ||
-        get_bool(&q->kv.sym, j, "kv_sym", src, err) || get_float(&q->kv.clip, j, "kv_clip", src, err))
-        return -1;
-    if (q->a.bits > 8 && q->a.bits != 16) return spq_fail(err, "%s: a_bits: %d is not 2..8 or 16", src, q->a.bits);
-    if (q->kv.bits > 8 && q->kv.bits != 16) return spq_fail(err, "%s: kv_bits: %d is not 2..8 or 16", src, q->kv.bits);
+    if (spq_qcfg_from_value(q, j, 1, src, err)) return -1;
+    if (q->w.bits > 4) return spq_fail(err, "%s: w_bits: packed weights are 2..4 bits, got %d", src, q->w.bits);
+    if (q->w.groupsize > SPQ_QMAX_COLS)
+        return spq_fail(err, "%s: w_groupsize: %d is more than %d columns", src, q->w.groupsize, SPQ_QMAX_COLS);
     return 0;
 }
 
@@ -285,7 +256,7 @@ int spq_packed_save(const spq_model *pm, const char *path, spq_err *err) {
     spq_st_writer_meta(&w, "format", SPQ_PACKED_FORMAT);
     spq_st_writer_meta(&w, "version", ver);
     meta_json(&w, "config", spq_hf_config_json(c));
-    meta_json(&w, "quant", quant_json(&pm->q));
+    meta_json(&w, "quant", spq_qcfg_to_value(&pm->q, 1));
     spq_st_writer_meta(&w, "embedding_dtype", spq_st_dtype_name(emb_to_st(p->emb_dtype)));
     spq_st_writer_meta(&w, "r3", rot_kind(pm->r3));
     spq_st_writer_meta(&w, "r4", rot_kind(pm->r4));

@@ -16,6 +16,9 @@
 #include <sys/stat.h>
 #include <dirent.h>
 
+#include "common/quant/qmodel.h"
+#include "common/rot/rotation.h"
+
 typedef struct {
     char *field; /* out: path of the failing field */
     spq_err *err;
@@ -194,9 +197,10 @@ static const json_t *get_obj(ctx *c, const json_t *obj, const char *path, const 
     return v;
 }
 
-static const char *const rot_modes[] = {"none", "hadamard", "random", "spinquant", NULL};
+static const char *const rot_modes[] = {"none", "hadamard", "random", "spinquant", "file", NULL};
 static const char *const wq_methods[] = {"none", "rtn", "gptq", NULL};
-static const char *const rot_inits[] = {"random", "hadamard", NULL};
+/* indexed by SPQ_INIT_IDENTITY, _HADAMARD, _RANDOM (rot/rotation.h) */
+static const char *const rot_inits[] = {"identity", "hadamard", "random", NULL};
 static const char *const task_names[] = {"arc_easy",   "arc_challenge", "piqa",    "hellaswag",
                                          "winogrande", "boolq",         "openbookqa", "siqa",
                                          "lambada",    "tinystories_cloze", "jsonl", NULL};
@@ -206,43 +210,76 @@ static const int kv_bits_set[] = {2, 4, 8, 16};
 
 const char *spq_rot_mode_name(spq_rot_mode m) { return rot_modes[m]; }
 const char *spq_wq_method_name(spq_wq_method m) { return wq_methods[m]; }
+const char *spq_rot_init_name(int init) { return rot_inits[init]; }
 
-static void set_defaults(spq_jobspec *s) {
-    memset(s, 0, sizeof *s);
-    s->seed = 0;
-    s->quant.w_bits = 4;
-    s->quant.w_sym = 1;
-    s->quant.w_groupsize = 0;
-    s->quant.w_clip = 1;
-    s->quant.a_bits = 4;
-    s->quant.a_clip = 1.0;
-    s->quant.kv_bits = 4;
-    s->quant.kv_clip = 1.0;
-    s->rotation.mode = SPQ_ROT_SPINQUANT;
-    s->rotation.online_had = 1;
-    s->rotation.init_hadamard = 1;
-    s->rotation.train.steps = 100;
-    s->rotation.train.lr = 1.5;
-    s->rotation.train.batch = 8;
-    s->rotation.train.seqlen = 512;
-    s->rotation.train.calib = spq_strdup("tinystories/calib.txt");
-    s->rotation.train.w_bits = 16;
-    s->rotation.train.checkpoint_every = 10;
-    s->weights.method = SPQ_WQ_GPTQ;
-    s->weights.calib = spq_strdup("tinystories/calib.txt");
-    s->weights.nsamples = 128;
-    s->weights.seqlen = 512;
-    s->weights.damp = 0.01;
-    s->weights.act_order = 0;
-    s->weights.blocksize = 128;
-    s->eval.n_ppl = 1;
-    s->eval.ppl[0].data = spq_strdup("tinystories/test.txt");
-    s->eval.ppl[0].seqlen = 512;
-    s->eval.kld = 1;
-    s->eval.n_tasks = 1;
-    s->eval.tasks[0].name = spq_strdup("arc_easy");
-    s->eval.tasks[0].data = spq_strdup("eval/arc/ARC-Easy-Test.jsonl");
-    s->eval.limit = 0;
+/* Every default of a spec, in one place: the paper's settings at the size
+ * of stories260K (design notes, section 5). The worker and the spinq
+ * commands take every setting from the spec, so no other default applies;
+ * spq_jobspec_defaults copies the strings. */
+static const spq_jobspec defaults = {
+    .seed = 0,
+    .quant = {.w_bits = 4, .w_sym = 1, .w_groupsize = 0, .w_clip = 1,
+              .a_bits = 4, .a_clip = 1.0, .kv_bits = 4, .kv_clip = 1.0},
+    .rotation = {.mode = SPQ_ROT_SPINQUANT, .online_had = 1, .init = SPQ_INIT_HADAMARD, .file = NULL,
+                 .train = {.steps = 100, .lr = 1.5, .batch = 8, .seqlen = 512, .calib = "tinystories/calib.txt",
+                           .w_bits = 16, .checkpoint_every = 10}},
+    .weights = {.method = SPQ_WQ_GPTQ, .calib = "tinystories/calib.txt", .nsamples = 128, .seqlen = 512,
+                .damp = 0.01, .act_order = 0, .blocksize = 128},
+    .eval = {.ppl = {{.data = "tinystories/test.txt", .seqlen = 512}}, .n_ppl = 1, .kld = 1,
+             .tasks = {{.name = "arc_easy", .data = "eval/arc/ARC-Easy-Test.jsonl"}}, .n_tasks = 1, .limit = 0},
+};
+
+static char *dup_or_null(const char *x) { return x ? spq_strdup(x) : NULL; }
+
+void spq_jobspec_defaults(spq_jobspec *s) {
+    *s = defaults;
+    s->rotation.file = dup_or_null(defaults.rotation.file);
+    s->rotation.train.calib = dup_or_null(defaults.rotation.train.calib);
+    s->weights.calib = dup_or_null(defaults.weights.calib);
+    for (int i = 0; i < s->eval.n_ppl; i++) s->eval.ppl[i].data = dup_or_null(defaults.eval.ppl[i].data);
+    for (int i = 0; i < s->eval.n_tasks; i++) {
+        s->eval.tasks[i].name = dup_or_null(defaults.eval.tasks[i].name);
+        s->eval.tasks[i].data = dup_or_null(defaults.eval.tasks[i].data);
+    }
+}
+
+spq_qcfg spq_jobspec_qcfg(const spq_jobspec *s, int w_bits) {
+    spq_qcfg q = spq_qcfg_off();
+    q.w.bits = w_bits;
+    q.w.sym = s->quant.w_sym;
+    q.w.groupsize = s->quant.w_groupsize;
+    q.w.mse = s->quant.w_clip;
+    q.a.bits = s->quant.a_bits;
+    q.a.clip = (float)s->quant.a_clip;
+    q.kv.bits = s->quant.kv_bits;
+    q.kv.clip = (float)s->quant.kv_clip;
+    return q;
+}
+
+void spq_jobspec_set_qcfg(spq_jobspec *s, const spq_qcfg *q) {
+    s->quant.w_bits = q->w.bits;
+    s->quant.w_sym = q->w.sym;
+    s->quant.w_groupsize = q->w.groupsize;
+    s->quant.w_clip = q->w.mse;
+    s->quant.a_bits = q->a.bits;
+    s->quant.a_clip = q->a.clip;
+    s->quant.kv_bits = q->kv.bits;
+    s->quant.kv_clip = q->kv.clip;
+}
+
+/* ---- the rules between fields ---- */
+
+int spq_jobspec_check(const spq_jobspec *s, char *field, spq_err *err) {
+    ctx c = {field, err};
+    if (s->quant.w_bits < 16 && s->weights.method == SPQ_WQ_NONE)
+        return fail(&c, "weights.method", "must be \"rtn\" or \"gptq\" with quant.w_bits %d (quant.w_bits 16 keeps "
+                    "the weights in full precision)", s->quant.w_bits);
+    if (s->rotation.mode == SPQ_ROT_FILE && !s->rotation.file)
+        return fail(&c, "rotation.file", "is required with rotation.mode \"file\"");
+    if (s->rotation.mode != SPQ_ROT_FILE && s->rotation.file)
+        return fail(&c, "rotation.file", "only goes with rotation.mode \"file\" (rotation.mode is \"%s\")",
+                    spq_rot_mode_name(s->rotation.mode));
+    return 0;
 }
 
 static int parse_quant(ctx *c, spq_jobspec *s, const json_t *o, const char *p) {
@@ -274,14 +311,14 @@ static int parse_train(ctx *c, spq_jobspec *s, const json_t *o, const char *p) {
 }
 
 static int parse_rotation(ctx *c, spq_jobspec *s, const json_t *o, const char *p) {
-    static const char *const keys[] = {"mode", "online_had", "init", "train", NULL};
+    static const char *const keys[] = {"mode", "online_had", "init", "file", "train", NULL};
     if (check_keys(c, o, p, keys)) return -1;
-    int mode = s->rotation.mode, init = s->rotation.init_hadamard;
+    int mode = s->rotation.mode;
     if (get_enum(c, &mode, o, p, "mode", rot_modes)) return -1;
     s->rotation.mode = (spq_rot_mode)mode;
     if (get_bool(c, &s->rotation.online_had, o, p, "online_had")) return -1;
-    if (get_enum(c, &init, o, p, "init", rot_inits)) return -1;
-    s->rotation.init_hadamard = init;
+    if (get_enum(c, &s->rotation.init, o, p, "init", rot_inits)) return -1;
+    if (get_name(c, &s->rotation.file, o, p, "file")) return -1;
     char tp[SPQ_FIELD_MAX];
     int bad;
     const json_t *t = get_obj(c, o, p, "train", tp, &bad);
@@ -299,7 +336,7 @@ static int parse_weights(ctx *c, spq_jobspec *s, const json_t *o, const char *p)
     if (get_name(c, &s->weights.calib, o, p, "calib")) return -1;
     if (get_int(c, &s->weights.nsamples, o, p, "nsamples", 1, 1 << 20)) return -1;
     if (get_int(c, &s->weights.seqlen, o, p, "seqlen", 2, 1 << 20)) return -1;
-    if (get_num(c, &s->weights.damp, o, p, "damp", 0, 1, 0)) return -1;
+    if (get_num(c, &s->weights.damp, o, p, "damp", 0, 1, 1)) return -1; /* GPTQ divides by it */
     if (get_bool(c, &s->weights.act_order, o, p, "act_order")) return -1;
     if (get_int(c, &s->weights.blocksize, o, p, "blocksize", 1, 1 << 16)) return -1;
     return 0;
@@ -371,6 +408,14 @@ static int parse_eval(ctx *c, spq_jobspec *s, const json_t *o, const char *p) {
     return 0;
 }
 
+/* "MODEL w4a4kv4 spinquant" for a spec without a name */
+static char *default_name(const spq_jobspec *s) {
+    char buf[320];
+    snprintf(buf, sizeof buf, "%s w%da%dkv%d %s", s->model, s->quant.w_bits, s->quant.a_bits, s->quant.kv_bits,
+             spq_rot_mode_name(s->rotation.mode));
+    return spq_strdup(buf);
+}
+
 static int parse_top(ctx *c, spq_jobspec *s, const json_t *root) {
     static const char *const keys[] = {"name", "tags", "model", "seed", "quant", "rotation", "weights", "eval", NULL};
     if (!json_is_object(root)) return fail(c, "", "the job spec must be a JSON object, got %s", type_name(root));
@@ -408,20 +453,15 @@ static int parse_top(ctx *c, spq_jobspec *s, const json_t *root) {
         if (bad) return -1;
         if (o && parsers[i](c, s, o, p)) return -1;
     }
-    if (!s->name) {
-        char buf[320];
-        snprintf(buf, sizeof buf, "%s w%da%dkv%d %s", s->model, s->quant.w_bits, s->quant.a_bits, s->quant.kv_bits,
-                 spq_rot_mode_name(s->rotation.mode));
-        s->name = spq_strdup(buf);
-    }
+    if (!s->name) s->name = default_name(s);
     return 0;
 }
 
 int spq_jobspec_parse_value(spq_jobspec *s, const void *json_value, char *field, spq_err *err) {
     ctx c = {field, err};
     if (field) field[0] = 0;
-    set_defaults(s);
-    if (parse_top(&c, s, json_value)) {
+    spq_jobspec_defaults(s);
+    if (parse_top(&c, s, json_value) || spq_jobspec_check(s, field, err)) {
         spq_jobspec_free(s);
         return -1;
     }
@@ -443,6 +483,7 @@ void spq_jobspec_free(spq_jobspec *s) {
     free(s->name);
     free(s->model);
     for (int i = 0; i < s->n_tags; i++) free(s->tags[i]);
+    free(s->rotation.file);
     free(s->rotation.train.calib);
     free(s->weights.calib);
     for (int i = 0; i < s->eval.n_ppl; i++) free(s->eval.ppl[i].data);
@@ -465,18 +506,18 @@ void *spq_jobspec_to_value(const spq_jobspec *s) {
     json_t *tasks = json_array();
     for (int i = 0; i < s->eval.n_tasks; i++)
         json_array_append_new(tasks, json_pack("{s:s,s:s}", "name", s->eval.tasks[i].name, "data", s->eval.tasks[i].data));
-    return json_pack(
+    spq_qcfg q = spq_jobspec_qcfg(s, s->quant.w_bits);
+    char *name = s->name ? NULL : default_name(s); /* a spec built in code may have none */
+    json_t *v = json_pack(
         "{s:s,s:o,s:s,s:I,"
-        "s:{s:i,s:b,s:i,s:b,s:i,s:f,s:i,s:f},"
+        "s:o,"
         "s:{s:s,s:b,s:s,s:{s:i,s:f,s:i,s:i,s:s,s:i,s:i}},"
         "s:{s:s,s:s,s:i,s:i,s:f,s:b,s:i},"
         "s:{s:o,s:b,s:o,s:i}}",
-        "name", s->name, "tags", tags, "model", s->model, "seed", (json_int_t)s->seed,
-        "quant", "w_bits", s->quant.w_bits, "w_sym", s->quant.w_sym, "w_groupsize", s->quant.w_groupsize, "w_clip",
-        s->quant.w_clip, "a_bits", s->quant.a_bits, "a_clip", s->quant.a_clip, "kv_bits", s->quant.kv_bits, "kv_clip",
-        s->quant.kv_clip,
+        "name", s->name ? s->name : name, "tags", tags, "model", s->model, "seed", (json_int_t)s->seed,
+        "quant", spq_qcfg_to_value(&q, 0), /* the quantizer settings are written one way (qmodel.h) */
         "rotation", "mode", spq_rot_mode_name(s->rotation.mode), "online_had", s->rotation.online_had, "init",
-        s->rotation.init_hadamard ? "hadamard" : "random", "train", "steps", s->rotation.train.steps, "lr",
+        spq_rot_init_name(s->rotation.init), "train", "steps", s->rotation.train.steps, "lr",
         s->rotation.train.lr, "batch", s->rotation.train.batch, "seqlen", s->rotation.train.seqlen, "calib",
         s->rotation.train.calib, "w_bits", s->rotation.train.w_bits, "checkpoint_every",
         s->rotation.train.checkpoint_every,
@@ -484,6 +525,9 @@ void *spq_jobspec_to_value(const spq_jobspec *s) {
         s->weights.nsamples, "seqlen", s->weights.seqlen, "damp", s->weights.damp, "act_order", s->weights.act_order,
         "blocksize", s->weights.blocksize,
         "eval", "ppl", ppl, "kld", s->eval.kld, "tasks", tasks, "limit", s->eval.limit);
+    free(name);
+    if (s->rotation.file) json_object_set_new(json_object_get(v, "rotation"), "file", json_string(s->rotation.file));
+    return v;
 }
 
 char *spq_jobspec_to_json(const spq_jobspec *s) {
@@ -609,10 +653,11 @@ int spq_jobspec_check_paths(const spq_jobspec *s, const char *models_dir, const 
         const char *path;
         const char *name;
     } need_t;
-    need_t need[2 + 2 * SPQ_SPEC_MAX_EVALS];
+    need_t need[3 + 2 * SPQ_SPEC_MAX_EVALS];
     int n = 0;
     char paths[2 * SPQ_SPEC_MAX_EVALS][SPQ_FIELD_MAX];
     if (s->rotation.mode == SPQ_ROT_SPINQUANT) need[n++] = (need_t){"rotation.train.calib", s->rotation.train.calib};
+    if (s->rotation.mode == SPQ_ROT_FILE) need[n++] = (need_t){"rotation.file", s->rotation.file};
     if (s->weights.method == SPQ_WQ_GPTQ && s->quant.w_bits < 16)
         need[n++] = (need_t){"weights.calib", s->weights.calib};
     for (int i = 0; i < s->eval.n_ppl; i++) {

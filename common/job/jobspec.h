@@ -3,9 +3,13 @@
  * spec the daemon accepted is a spec the worker can run.
  *
  * Every field is optional but `model`; the defaults are the paper's (the
- * example in the design notes). Unknown fields, wrong types and values out of
- * range are errors that name the field by its path ("quant.a_bits",
- * "eval.ppl[1].data"). spq_jobspec_to_json() writes the spec back with every
+ * example in the design notes), kept in one table in jobspec.c. Unknown
+ * fields, wrong types, values out of range and values that do not go with
+ * another field (spq_jobspec_check: "weights.method" "none" with
+ * quant.w_bits 4) are errors that name the field by its path
+ * ("quant.a_bits", "eval.ppl[1].data"). The worker trusts a parsed spec:
+ * what it still refuses depends on the model (a window longer than its
+ * context) or on the data. spq_jobspec_to_json() writes the spec back with every
  * default filled in: the daemon stores that form, so a run's spec never
  * changes meaning when a default does.
  *
@@ -19,12 +23,13 @@
 #include <stdint.h>
 
 #include "common/base/util.h"
+#include "common/model/model.h"
 
 #define SPQ_FIELD_MAX 128
 #define SPQ_SPEC_MAX_TAGS 32
 #define SPQ_SPEC_MAX_EVALS 16
 
-typedef enum { SPQ_ROT_NONE, SPQ_ROT_HADAMARD, SPQ_ROT_RANDOM, SPQ_ROT_SPINQUANT } spq_rot_mode;
+typedef enum { SPQ_ROT_NONE, SPQ_ROT_HADAMARD, SPQ_ROT_RANDOM, SPQ_ROT_SPINQUANT, SPQ_ROT_FILE } spq_rot_mode;
 typedef enum { SPQ_WQ_NONE, SPQ_WQ_RTN, SPQ_WQ_GPTQ } spq_wq_method;
 
 typedef struct {
@@ -52,8 +57,9 @@ typedef struct {
     } quant;
     struct {
         spq_rot_mode mode;
-        int online_had;
-        int init_hadamard; /* 1: "hadamard", 0: "random" */
+        int online_had;  /* "had" mode: online R3/R4 (not for "file": the file says) */
+        int init;        /* SPQ_INIT_HADAMARD, _RANDOM or _IDENTITY (rot/rotation.h) */
+        char *file;      /* mode "file": a rotation file (spq_rotation_save), a dataset name */
         struct {
             int steps;
             double lr;
@@ -81,6 +87,16 @@ typedef struct {
     } eval;
 } spq_jobspec;
 
+/* The defaults (one table in jobspec.c), strings malloc'd; `model` NULL.
+ * Callers that build a spec themselves (the spinq commands) start here and
+ * finish with spq_jobspec_check. */
+void spq_jobspec_defaults(spq_jobspec *s);
+/* The rules between fields (a value that is fine alone but not with
+ * another), which parsing applies after the fields: 0, or -1 naming the
+ * field like the parser. A spec that passes is one the worker runs without
+ * checking it again. */
+int spq_jobspec_check(const spq_jobspec *s, char *field, spq_err *err);
+
 /* Parses a spec from JSON text. On failure returns -1 with err->msg saying
  * what was wrong and `field` (SPQ_FIELD_MAX bytes, may be NULL) the path of
  * the offending field ("" when the document itself is bad). */
@@ -97,6 +113,14 @@ char *spq_jobspec_to_json(const spq_jobspec *s);
 
 const char *spq_rot_mode_name(spq_rot_mode m);
 const char *spq_wq_method_name(spq_wq_method m);
+const char *spq_rot_init_name(int init);
+
+/* The quantizer settings of a spec (its quant section), with the weights at
+ * w_bits (quant.w_bits, or rotation.train.w_bits while learning). */
+spq_qcfg spq_jobspec_qcfg(const spq_jobspec *s, int w_bits);
+/* The other way: q into the quant section (q's settings that a spec does
+ * not hold, such as asymmetric activations, are left out). */
+void spq_jobspec_set_qcfg(spq_jobspec *s, const spq_qcfg *q);
 
 /* Checks a name for use under a configured directory: not empty, relative,
  * no "." or ".." component, no NUL or backslash. */

@@ -3,7 +3,9 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 
+#include "common/base/json_util.h"
 #include "common/rot/fuse.h"
 
 void spq_rtn_model(spq_model *m, const spq_wq_cfg *w) {
@@ -47,49 +49,93 @@ int spq_qmodel_prepare(spq_model *m, const spq_rotation *rot, const spq_qcfg *q,
     return 0;
 }
 
+/* ---- the settings as JSON: one writer and one reader ---- */
+
+/* The shortest decimal that reads back as the same float, as a double: a
+ * clip ratio of 0.9f is written 0.9, not 0.89999997615814209. */
+static double float_decimal(float x) {
+    char b[40];
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(b, sizeof b, "%.*g", digits, (double)x);
+        if (strtof(b, NULL) == x) return strtod(b, NULL);
+    }
+    return x;
+}
+
+struct json_t *spq_qcfg_to_value(const spq_qcfg *q, int full) {
+    json_t *o = json_object();
+    json_object_set_new(o, "w_bits", json_integer(q->w.bits));
+    json_object_set_new(o, "w_sym", json_boolean(q->w.sym));
+    json_object_set_new(o, "w_groupsize", json_integer(q->w.groupsize));
+    json_object_set_new(o, "w_clip", json_boolean(q->w.mse));
+    json_object_set_new(o, "a_bits", json_integer(q->a.bits));
+    if (full) json_object_set_new(o, "a_sym", json_boolean(q->a.sym));
+    if (full) json_object_set_new(o, "a_groupsize", json_integer(q->a.groupsize));
+    json_object_set_new(o, "a_clip", json_real(float_decimal(q->a.clip)));
+    json_object_set_new(o, "kv_bits", json_integer(q->kv.bits));
+    if (full) json_object_set_new(o, "kv_sym", json_boolean(q->kv.sym));
+    json_object_set_new(o, "kv_clip", json_real(float_decimal(q->kv.clip)));
+    return o;
+}
+
+static int get_bits(int *out, const json_t *o, const char *key, const char *src, spq_err *err) {
+    if (spq_json_get_int(out, o, key, 2, SPQ_QUANT_OFF, src, err)) return -1;
+    if (*out > 8 && *out != SPQ_QUANT_OFF) return spq_fail(err, "%s: %s: %d is not 2..8 or 16 (off)", src, key, *out);
+    return 0;
+}
+
+static int get_bool(int *out, const json_t *o, const char *key, const char *src, spq_err *err) {
+    json_t *v = json_object_get(o, key);
+    if (!v) return spq_fail(err, "%s: %s: missing", src, key);
+    if (!json_is_boolean(v)) return spq_json_type_error(err, src, key, "true or false", v);
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int get_clip(float *out, const json_t *o, const char *key, const char *src, spq_err *err) {
+    double d;
+    if (spq_json_get_num(&d, o, key, src, err)) return -1;
+    *out = (float)d;
+    return 0;
+}
+
+int spq_qcfg_from_value(spq_qcfg *q, const struct json_t *o, int full, const char *src, spq_err *err) {
+    *q = spq_qcfg_off();
+    if (!json_is_object(o)) return spq_fail(err, "%s: not a JSON object", src);
+    enum { G = 1 << 24 };
+    if (get_bits(&q->w.bits, o, "w_bits", src, err) || get_bool(&q->w.sym, o, "w_sym", src, err) ||
+        spq_json_get_int(&q->w.groupsize, o, "w_groupsize", 0, G, src, err) ||
+        get_bool(&q->w.mse, o, "w_clip", src, err) || get_bits(&q->a.bits, o, "a_bits", src, err) ||
+        get_clip(&q->a.clip, o, "a_clip", src, err) || get_bits(&q->kv.bits, o, "kv_bits", src, err) ||
+        get_clip(&q->kv.clip, o, "kv_clip", src, err))
+        return -1;
+    if (full && (get_bool(&q->a.sym, o, "a_sym", src, err) ||
+                 spq_json_get_int(&q->a.groupsize, o, "a_groupsize", 0, G, src, err) ||
+                 get_bool(&q->kv.sym, o, "kv_sym", src, err)))
+        return -1;
+    return 0;
+}
+
 void spq_qcfg_to_json(char *buf, size_t cap, const spq_qcfg *q) {
-    snprintf(buf, cap,
-             "{\"w_bits\":%d,\"w_sym\":%s,\"w_groupsize\":%d,\"w_clip\":%s,\"a_bits\":%d,\"a_clip\":%.9g,"
-             "\"kv_bits\":%d,\"kv_clip\":%.9g}",
-             q->w.bits, q->w.sym ? "true" : "false", q->w.groupsize, q->w.mse ? "true" : "false", q->a.bits,
-             (double)q->a.clip, q->kv.bits, (double)q->kv.clip);
+    json_t *o = spq_qcfg_to_value(q, 0);
+    char *t = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+    snprintf(buf, cap, "%s", t ? t : "{}");
+    free(t);
+    json_decref(o);
 }
 
 int spq_qcfg_from_json(spq_qcfg *q, const char *text, spq_err *err) {
     json_error_t je;
     json_t *o = json_loads(text, 0, &je);
-    if (!o || !json_is_object(o)) {
-        json_decref(o);
-        return spq_fail(err, "quantization settings: not a JSON object");
-    }
-    *q = spq_qcfg_off();
-    int rc = -1;
-    json_t *v;
-#define INT(key, dst)                                                                         \
-    if (!json_is_integer(v = json_object_get(o, key))) {                                      \
-        spq_fail(err, "quantization settings: %s must be an integer", key);                   \
-        goto done;                                                                            \
-    }                                                                                         \
-    dst = (int)json_integer_value(v);
-#define BOOL(key, dst)                                                                        \
-    if (!json_is_boolean(v = json_object_get(o, key))) {                                      \
-        spq_fail(err, "quantization settings: %s must be true or false", key);                \
-        goto done;                                                                            \
-    }                                                                                         \
-    dst = json_is_true(v);
-#define NUM(key, dst)                                                                         \
-    if (!json_is_number(v = json_object_get(o, key))) {                                       \
-        spq_fail(err, "quantization settings: %s must be a number", key);                     \
-        goto done;                                                                            \
-    }                                                                                         \
-    dst = (float)json_number_value(v);
-    INT("w_bits", q->w.bits) BOOL("w_sym", q->w.sym) INT("w_groupsize", q->w.groupsize) BOOL("w_clip", q->w.mse)
-    INT("a_bits", q->a.bits) NUM("a_clip", q->a.clip) INT("kv_bits", q->kv.bits) NUM("kv_clip", q->kv.clip)
-#undef INT
-#undef BOOL
-#undef NUM
-    rc = 0;
-done:
+    if (!o) return spq_fail(err, "quantization settings: not JSON (%s)", je.text);
+    int rc = spq_qcfg_from_value(q, o, 0, "quantization settings", err);
     json_decref(o);
     return rc;
+}
+
+void spq_qcfg_describe(char *buf, size_t cap, const spq_qcfg *q) {
+    char g[32] = "per channel";
+    if (q->w.groupsize > 0) snprintf(g, sizeof g, "groups of %d", q->w.groupsize);
+    snprintf(buf, cap, "W%dA%dKV%d (w: %s, %s%s; a clip %.2f; kv clip %.2f)", q->w.bits, q->a.bits, q->kv.bits,
+             q->w.sym ? "sym" : "asym", g, q->w.mse ? ", clip search" : "", (double)q->a.clip, (double)q->kv.clip);
 }

@@ -1,5 +1,6 @@
 // spinqd_malformed.test.js - hundreds of malformed requests, generated
-// programmatically (bad JSON, wrong types, unknown fields, oversized bodies,
+// programmatically (bad JSON, wrong types, unknown fields, values that do not
+// go with another field, oversized bodies,
 // path traversal in model and dataset names, bad ids, bad query parameters,
 // bad tokens, bad sweeps, control characters in paths, unknown orders,
 // invalid UTF-8): each gets the right 4xx with the field named, and the
@@ -63,6 +64,17 @@ function cases(adminToken) {
       // a wrong-typed container is reported at the container; a wrong leaf at the leaf
       add({ name: `${path} = ${JSON.stringify(v)}`, body: setPath(fullSpec(), path, v), status: 422, field: path });
     }
+  // values that are fine alone but not with another field: a 422 naming the field to change, not a run that
+  // fails later (fullSpec has 16-bit weights and weights.method "none")
+  const rules = [
+    ['4-bit weights without a weight method', { quant: { w_bits: 4 } }, 'weights.method'],
+    ['2-bit weights without a weight method', { quant: { w_bits: 2 }, weights: { method: 'none' } }, 'weights.method'],
+    ['rotation mode file without a file', { rotation: { mode: 'file' } }, 'rotation.file'],
+    ['a rotation file with another mode', { rotation: { mode: 'hadamard', file: 'tinystories/test.txt' } }, 'rotation.file'],
+    ['a rotation file that is not there', { rotation: { mode: 'file', file: 'no/such.safetensors' } }, 'rotation.file'],
+    ['GPTQ without damping', { weights: { method: 'gptq', damp: 0 } }, 'weights.damp'],
+  ];
+  for (const [name, extra, field] of rules) add({ name, body: fullSpec(extra), status: 422, field });
   const arr = fullSpec();
   arr.eval.ppl = Array.from({ length: 17 }, () => ({ data: 'tinystories/test.txt' }));
   add({ name: 'too many ppl entries', body: arr, status: 422, field: 'eval.ppl' });

@@ -114,6 +114,60 @@ Test(jobspec, values_out_of_range_are_refused) {
     expect_error("{\"model\":\"m\",\"eval\":{\"limit\":-3}}", "eval.limit", "must be in [0");
 }
 
+Test(jobspec, values_that_do_not_go_with_another_field_are_refused_by_name) {
+    /* 4-bit weights need a way to round them */
+    expect_error("{\"model\":\"m\",\"quant\":{\"w_bits\":4},\"weights\":{\"method\":\"none\"}}",
+                 "weights.method", "quant.w_bits 4");
+    expect_error("{\"model\":\"m\",\"quant\":{\"w_bits\":2},\"weights\":{\"method\":\"none\"}}",
+                 "weights.method", "\"rtn\" or \"gptq\"");
+    /* a rotation file goes with mode "file", and mode "file" needs one */
+    expect_error("{\"model\":\"m\",\"rotation\":{\"mode\":\"file\"}}", "rotation.file", "is required");
+    expect_error("{\"model\":\"m\",\"rotation\":{\"mode\":\"hadamard\",\"file\":\"r.safetensors\"}}",
+                 "rotation.file", "only goes with rotation.mode \"file\"");
+    /* GPTQ divides by the damping */
+    expect_error("{\"model\":\"m\",\"weights\":{\"damp\":0}}", "weights.damp", "must be in (0, 1]");
+    /* ...and the same values are fine where they make sense */
+    const char *ok[] = {
+        "{\"model\":\"m\",\"quant\":{\"w_bits\":16},\"weights\":{\"method\":\"none\"}}",
+        "{\"model\":\"m\",\"quant\":{\"w_bits\":4},\"weights\":{\"method\":\"rtn\"}}",
+        "{\"model\":\"m\",\"rotation\":{\"mode\":\"file\",\"file\":\"runs/r.safetensors\"}}",
+        "{\"model\":\"m\",\"rotation\":{\"init\":\"identity\"}}",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        spq_jobspec s;
+        spq_err err;
+        char field[SPQ_FIELD_MAX];
+        cr_assert_eq(parse(&s, ok[i], field, &err), 0, "%s: %s: %s", ok[i], field, err.msg);
+        char *out = spq_jobspec_to_json(&s), *again;
+        spq_jobspec t;
+        cr_assert_eq(parse(&t, out, field, &err), 0, "%s: %s", out, err.msg);
+        again = spq_jobspec_to_json(&t);
+        cr_assert_str_eq(out, again);
+        free(out);
+        free(again);
+        spq_jobspec_free(&t);
+        spq_jobspec_free(&s);
+    }
+}
+
+Test(jobspec, a_spec_built_in_code_goes_through_the_same_rules) {
+    spq_jobspec s;
+    spq_jobspec_defaults(&s);
+    s.model = spq_strdup("m");
+    char field[SPQ_FIELD_MAX] = "";
+    spq_err err;
+    cr_assert_eq(spq_jobspec_check(&s, field, &err), 0, "the defaults pass: %s", err.msg);
+    char *json = spq_jobspec_to_json(&s); /* written with the name a parsed spec would get */
+    cr_assert(json && strstr(json, "\"name\":\"m w4a4kv4 spinquant\""), "%s", json ? json : "(null)");
+    free(json);
+    s.weights.method = SPQ_WQ_NONE;
+    cr_assert_eq(spq_jobspec_check(&s, field, &err), -1);
+    cr_assert_str_eq(field, "weights.method");
+    s.quant.w_bits = 16;
+    cr_assert_eq(spq_jobspec_check(&s, field, &err), 0, "%s", err.msg);
+    spq_jobspec_free(&s);
+}
+
 Test(jobspec, required_fields_are_named) {
     expect_error("{}", "model", "is required");
     expect_error("{\"model\":\"m\",\"eval\":{\"ppl\":[{\"seqlen\":8}]}}", "eval.ppl[0].data", "is required");

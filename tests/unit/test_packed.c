@@ -683,11 +683,11 @@ Test(packed, rotation_file_for_another_shape_is_rejected) {
     snprintf(meta.mode, sizeof meta.mode, "had");
     cr_assert(spq_rotation_save(path, &rot, &meta, &err) == 0, "%s", err.msg);
     spq_rotation_free(&rot);
-    spq_rotflags rf = {.rotation = path, .online = 1};
-    spq_qcfg q = spq_qcfg_off();
-    q.w.bits = 4;
-    cr_assert(spq_load_prepared(&m, stories_path(), &rf, &q, 0, &err) == -1);
+    cr_assert(spq_model_load(&m, stories_path(), &err) == 0);
+    cli_rotflags rf = {.rotation = path, .online = 1};
+    cr_assert(cli_rotation(&rot, &rf, &m.cfg, &err) == -1);
     cr_assert(strstr(err.msg, path) && strstr(err.msg, "num_hidden_layers 3, the model has num_hidden_layers 5"), "%s",
               err.msg);
+    spq_model_free(&m);
     unlink(path);
 }
