@@ -83,8 +83,6 @@ void store_job_free(store_job *j);
  * 0 when none, -1. */
 int store_claim_next(sqlite3 *db, int64_t worker_id, const char *worker_name, const char *worker_host,
                      store_job *job);
-/* A queued run back in the queue's hands when the claim could not be sent. */
-int store_run_unclaim(sqlite3 *db, int64_t run_id);
 int store_run_stage(sqlite3 *db, int64_t run_id, const char *stage);
 /* Final states: "done", "failed" (reason), "canceled". */
 int store_run_finish(sqlite3 *db, int64_t run_id, const char *status, const char *reason);

@@ -97,14 +97,6 @@ static int change_run_alone(sqlite3 *db, const char *sql, int64_t run_id, const 
     return store_step_commit(db, st, what, run_id, "status", event);
 }
 
-int store_run_unclaim(sqlite3 *db, int64_t run_id) {
-    static const char why[] = "could not be sent to the worker";
-    return change_run_alone(db,
-                            "UPDATE runs SET status = 'queued', worker_id = NULL, attempts = attempts - 1, "
-                            "reason = ?1 WHERE id = ?2 AND status = 'running'",
-                            run_id, why, "unclaim", store_status_event("queued", NULL, why));
-}
-
 int store_run_stage(sqlite3 *db, int64_t run_id, const char *stage) {
     return change_run_alone(db, "UPDATE runs SET stage = ?1 WHERE id = ?2", run_id, stage, "stage",
                             store_status_event("running", stage, NULL));
