@@ -121,6 +121,17 @@ static int get_num(ctx *c, double *out, const json_t *obj, const char *path, con
     return 0;
 }
 
+/* A clip ratio in (0, 1]: the quantizers hold it in fp32 (and the stored
+ * spec writes that fp32 value), so one that rounds to 0 there is refused
+ * now rather than when the stored spec is read again. */
+static int get_clip(ctx *c, double *out, const json_t *obj, const char *path, const char *key) {
+    if (get_num(c, out, obj, path, key, 0, 1, 1)) return -1;
+    if ((float)*out > 0) return 0;
+    char p[SPQ_FIELD_MAX];
+    join(p, path, key);
+    return fail(c, p, "must be in (0, 1] as a 32-bit float, got %g", *out);
+}
+
 static int get_bool(ctx *c, int *out, const json_t *obj, const char *path, const char *key) {
     json_t *v = json_object_get(obj, key);
     if (!v) return 0;
@@ -291,9 +302,9 @@ static int parse_quant(ctx *c, spq_jobspec *s, const json_t *o, const char *p) {
     if (get_int(c, &s->quant.w_groupsize, o, p, "w_groupsize", 0, 65536)) return -1;
     if (get_bool(c, &s->quant.w_clip, o, p, "w_clip")) return -1;
     if (get_int_in(c, &s->quant.a_bits, o, p, "a_bits", a_bits_set, 3)) return -1;
-    if (get_num(c, &s->quant.a_clip, o, p, "a_clip", 0, 1, 1)) return -1;
+    if (get_clip(c, &s->quant.a_clip, o, p, "a_clip")) return -1;
     if (get_int_in(c, &s->quant.kv_bits, o, p, "kv_bits", kv_bits_set, 4)) return -1;
-    if (get_num(c, &s->quant.kv_clip, o, p, "kv_clip", 0, 1, 1)) return -1;
+    if (get_clip(c, &s->quant.kv_clip, o, p, "kv_clip")) return -1;
     return 0;
 }
 
