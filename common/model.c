@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gguf_model.h"
 #include "packed.h"
 
 int spq_config_check(const spq_config *c, const char *src, spq_err *err) {
@@ -126,9 +127,11 @@ void spq_model_free(spq_model *m) {
 int spq_model_load(spq_model *m, const char *path, spq_err *err) {
     memset(m, 0, sizeof *m);
     if (spq_is_dir(path)) return spq_model_load_hf(m, path, err);
+    if (spq_gguf_is_file(path)) return spq_model_load_gguf(m, path, err);
     if (spq_packed_is_file(path)) return spq_packed_load(m, path, err);
     if (spq_file_exists(path)) return spq_model_load_llama2c(m, path, err);
-    return spq_fail(err, "%s: no such model (expected a Hugging Face directory, a llama2.c .bin or a packed model)",
+    return spq_fail(err, "%s: no such model (expected a Hugging Face directory, a llama2.c .bin, a GGUF file or a "
+                         "packed model)",
                     path);
 }
 

@@ -8,11 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ggml_quant.h"
+
 static int bits_ok(int bits) { return bits == SPQ_QUANT_OFF || (bits >= 2 && bits <= 8); }
 
 int spq_wq_validate(const spq_wq_cfg *c, int in, spq_err *err) {
     if (!bits_ok(c->bits)) return spq_fail(err, "w_bits: %d is not 2..8 or 16 (off)", c->bits);
     if (c->groupsize < 0) return spq_fail(err, "w_groupsize: %d must be 0 (per channel) or positive", c->groupsize);
+    if (c->grid && (c->grid > SPQ_GRID_Q8_0 || c->bits != (c->grid == SPQ_GRID_Q4_0 ? 4 : 8) || !c->sym ||
+                    c->groupsize != SPQ_QK || c->mse))
+        return spq_fail(err, "w_grid: a GGUF block grid is Q4_0 at 4 bits or Q8_0 at 8, symmetric, groupsize %d, "
+                             "no clip search", SPQ_QK);
     if (in < 1) return spq_fail(err, "weight quantizer: row length %d must be positive", in);
     return 0;
 }
@@ -71,6 +77,11 @@ void spq_wq_find(float *scale, float *zero, float *p_best, const float *x, int l
     if (p_best) *p_best = 1;
     if (c->bits >= SPQ_QUANT_OFF) {
         *scale = 1;
+        *zero = 0;
+        return;
+    }
+    if (c->grid) {
+        *scale = spq_ggml_grid_scale(c->grid, x, len);
         *zero = 0;
         return;
     }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gguf_model.h"
 #include "packed.h"
 #include "tok_internal.h"
 #include "tok_pre.h"
@@ -126,6 +127,7 @@ void spq_tok_free(spq_tokenizer *t) {
     for (int i = 0; i < t->n_pre; i++) {
         pcre2_code_free(t->pre[i].re);
         free(t->pre[i].repl);
+        free(t->pre[i].src);
     }
     for (int i = 0; i < t->n_dec; i++) free(t->dec[i].a), free(t->dec[i].b);
     free(t->norm);
@@ -146,6 +148,7 @@ int spq_tok_load(spq_tokenizer **t, const char *path, spq_err *err) {
         free(json);
         return rc;
     }
+    if (spq_gguf_is_file(path)) return spq_gguf_tokenizer(t, path, err);
     FILE *f = fopen(path, "rb");
     if (!f) return spq_fail(err, "%s: cannot open the tokenizer file", path);
     int c;
@@ -223,6 +226,7 @@ int spq_tok_files_for_model(char **tok_path, char **cfg_path, const char *model_
 int spq_tok_load_for_model(spq_tokenizer **t, const char *model_path, spq_err *err) {
     *t = NULL;
     if (spq_is_dir(model_path)) return spq_tok_load(t, model_path, err);
+    if (spq_gguf_is_file(model_path)) return spq_gguf_tokenizer(t, model_path, err);
     if (spq_packed_is_file(model_path)) return spq_packed_tokenizer(t, model_path, err);
     char *bin = NULL;
     if (find_bin_tokenizer(&bin, model_path, err)) return -1;

@@ -22,9 +22,11 @@ typedef struct spq_tokenizer spq_tokenizer;
 /* Loads the tokenizer that belongs to a model path: for a directory its
  * tokenizer.json (+ tokenizer_config.json), for a llama2.c checkpoint the
  * tokenizer.bin (or tok*.bin) in the same folder, for a packed model
- * (packed.h) the tokenizer files embedded in it. */
+ * (packed.h) the tokenizer files embedded in it, for a GGUF file its
+ * tokenizer.ggml.* keys (gguf_model.h). */
 int spq_tok_load_for_model(spq_tokenizer **t, const char *model_path, spq_err *err);
-/* Loads an explicit file: a tokenizer.json or a llama2.c tokenizer.bin. */
+/* Loads an explicit file: a tokenizer.json, a llama2.c tokenizer.bin or a
+ * GGUF file. */
 int spq_tok_load(spq_tokenizer **t, const char *path, spq_err *err);
 /* The files spq_tok_load_for_model reads for a Hugging Face directory or a
  * llama2.c checkpoint: *tok_path (tokenizer.json or tokenizer.bin) and

@@ -13,9 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/fuse.h"
 #include "common/hf.h"
-#include "common/rotation.h"
 #include "worker/args.h"
 #include "worker/commands.h"
 #include "worker/qflags.h"
@@ -51,41 +49,19 @@ int spq_cmd_export_hf(int argc, char **argv) {
         fprintf(stderr, "spinq export-hf: --dtype: expected f32, f16 or bf16, got '%s'\n", dt);
         return 2;
     }
+    if (!strcmp(rf.rotation, "none")) {
+        fprintf(stderr, "spinq export-hf: --rotation none: nothing to export (the model is its own HF export)\n");
+        return 1;
+    }
     spq_err err;
     spq_model m;
-    if (spq_model_load(&m, model_path, &err)) {
+    if (spq_load_plain_rotated(&m, model_path, &rf, &err)) {
         fprintf(stderr, "spinq export-hf: %s\n", err.msg);
         return 1;
     }
     int rc = 1;
-    spq_rotation rot = {0};
-    if (m.packed) {
-        fprintf(stderr, "spinq export-hf: %s is a packed model; export the full-precision model\n", model_path);
-        goto done;
-    }
     const char *rs = rf.rotation;
-    int init = !strcmp(rs, "hadamard") ? SPQ_INIT_HADAMARD : !strcmp(rs, "random") ? SPQ_INIT_RANDOM : -1;
-    if (!strcmp(rs, "none")) {
-        fprintf(stderr, "spinq export-hf: --rotation none: nothing to export (the model is its own HF export)\n");
-        goto done;
-    }
-    if ((init >= 0 ? spq_rotation_build(&rot, &m.cfg, rf.online, init, rf.seed, &err)
-                   : spq_rotation_load(&rot, NULL, rs, &err)) ||
-        (init < 0 && spq_rotation_check(&rot, &m.cfg, &err))) {
-        fprintf(stderr, "spinq export-hf: %s: %s\n", rs, err.msg);
-        goto done;
-    }
-    if (rot.online) {
-        fprintf(stderr,
-                "spinq export-hf: %s is a \"had\" rotation: its online Hadamards (R3 on Q/K, R4 on the down_proj "
-                "input, whose transpose is folded into down_proj) cannot be expressed in a plain Hugging Face LLaMA, "
-                "so the export would not be equivalent. Use a no-had rotation (spinq rotate --mode no-had, or "
-                "--mode no-had with hadamard/random).\n", rs);
-        goto done;
-    }
-    spq_fuse_norms(&m);
-    if (spq_rotation_apply(&m, &rot, &err) || spq_model_save_hf(&m, out, dtype, &err) ||
-        spq_hf_copy_tokenizer(model_path, out, &err)) {
+    if (spq_model_save_hf(&m, out, dtype, &err) || spq_hf_copy_tokenizer(model_path, out, &err)) {
         fprintf(stderr, "spinq export-hf: %s\n", err.msg);
         goto done;
     }
@@ -95,7 +71,6 @@ int spq_cmd_export_hf(int argc, char **argv) {
     printf("{\"out\": \"%s\", \"rotation\": \"%s\", \"dtype\": \"%s\"}\n", out, rs, spq_st_dtype_name(dtype));
     rc = 0;
 done:
-    if (rot.R1) spq_rotation_free(&rot);
     spq_model_free(&m);
     return rc;
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/fuse.h"
 #include "common/qmodel.h"
 #include "common/rotation.h"
 #include "worker/args.h"
@@ -92,6 +93,34 @@ int spq_load_prepared(spq_model *m, const char *model_path, const spq_rotflags *
     }
     int rc = spq_qmodel_prepare(m, have_rot ? &rot : NULL, q, rtn, err);
     if (have_rot) spq_rotation_free(&rot);
+    if (rc) spq_model_free(m);
+    return rc;
+}
+
+int spq_load_plain_rotated(spq_model *m, const char *model_path, const spq_rotflags *r, spq_err *err) {
+    if (spq_model_load(m, model_path, err)) return -1;
+    if (m->packed) {
+        spq_model_free(m);
+        return spq_fail(err, "%s is a packed model; export the full-precision model", model_path);
+    }
+    const char *rs = r->rotation;
+    if (!rs || !strcmp(rs, "none")) return 0;
+    spq_rotation rot = {0};
+    int init = !strcmp(rs, "hadamard") ? SPQ_INIT_HADAMARD : !strcmp(rs, "random") ? SPQ_INIT_RANDOM : -1;
+    int rc = init >= 0 ? spq_rotation_build(&rot, &m->cfg, r->online, init, r->seed, err)
+                       : spq_rotation_load(&rot, NULL, rs, err);
+    if (!rc && init < 0) rc = spq_rotation_check(&rot, &m->cfg, err);
+    if (rc) spq_fail_prefix(err, "%s", rs);
+    else if (rot.online)
+        rc = spq_fail(err, "%s is a \"had\" rotation: its online Hadamards (R3 on Q/K, R4 on the down_proj input, "
+                           "whose transpose is folded into down_proj) cannot be expressed in a plain LLaMA, so the "
+                           "export would not be equivalent. Use a no-had rotation (spinq rotate --mode no-had, or "
+                           "--mode no-had with hadamard/random)", rs);
+    if (!rc) {
+        spq_fuse_norms(m);
+        rc = spq_rotation_apply(m, &rot, err);
+    }
+    if (rot.R1) spq_rotation_free(&rot);
     if (rc) spq_model_free(m);
     return rc;
 }

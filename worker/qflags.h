@@ -37,4 +37,13 @@ int spq_load_quantized(spq_model *m, const char *model_path, const spq_rotflags 
  * bits other than 16 in q) is an error. */
 int spq_load_prepared(spq_model *m, const char *model_path, const spq_rotflags *r, const spq_qcfg *q, int rtn,
                       spq_err *err);
+
+/* Loads model_path for an export as a plain LLaMA (export-hf, export-gguf):
+ * the full-precision model with r's rotation (built in r->online's mode, or
+ * loaded from a file) fused and merged into the weights; without a rotation
+ * (NULL or "none") the model as it loads. Refused with the reason: a packed
+ * model, and a "had" rotation, whose online Hadamards (R3 on Q/K, R4 on the
+ * down_proj input with its transpose folded into down_proj) a plain LLaMA
+ * cannot run, so the export would not be equivalent. */
+int spq_load_plain_rotated(spq_model *m, const char *model_path, const spq_rotflags *r, spq_err *err);
 #endif
