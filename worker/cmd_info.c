@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/gguf_model.h"
 #include "common/hf.h"
 #include "common/model.h"
 #include "common/tokenizer.h"
@@ -49,6 +50,10 @@ int spq_cmd_info(int argc, char **argv) {
     json_object_set_new(out, "parameters", json_integer((json_int_t)spq_model_nparams(&m)));
     json_object_set_new(out, "load_seconds", json_real(load_s));
     if (spq_is_dir(argv[1])) json_object_set_new(out, "weights", weights_json(argv[1], warnings));
+    if (spq_gguf_is_file(argv[1])) {
+        json_t *g = spq_gguf_describe(argv[1], &err);
+        json_object_set_new(out, "gguf", g ? g : json_null());
+    }
 
     spq_tokenizer *t;
     if (spq_tok_load_for_model(&t, argv[1], &err) == 0) {

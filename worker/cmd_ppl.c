@@ -13,7 +13,7 @@
 #include "worker/qflags.h"
 
 static int usage(void) {
-    fprintf(stderr, "usage: spinq ppl MODEL --data FILE [--seqlen N] [--batch B]\n"
+    fprintf(stderr, "usage: spinq ppl MODEL --data FILE [--seqlen N] [--batch B] [--windows N (the first N only)]\n"
                     "         [--rotation FILE|hadamard|random] [--mode had|no-had] [--seed S]\n"
                     "         [--w-bits B --w-asym --w-groupsize G --w-clip --a-bits B --a-clip R --kv-bits B --kv-clip R]\n");
     return 2;
@@ -27,7 +27,7 @@ static void show_progress(void *ud, long done, long total) {
 
 int spq_cmd_ppl(int argc, char **argv) {
     const char *model_path = NULL, *data = NULL;
-    int seqlen = 0, batch = 4;
+    int seqlen = 0, batch = 4, max_windows = 0;
     spq_qcfg q = spq_qcfg_off();
     spq_rotflags rf = {.online = 1};
     for (int i = 1; i < argc; i++) {
@@ -40,6 +40,7 @@ int spq_cmd_ppl(int argc, char **argv) {
         if (!strcmp(a, "--data")) bad = spq_arg_str(&data, argc, argv, &i, "ppl");
         else if (!strcmp(a, "--seqlen")) bad = spq_arg_int(&seqlen, argc, argv, &i, "ppl", 2, 1 << 20);
         else if (!strcmp(a, "--batch")) bad = spq_arg_int(&batch, argc, argv, &i, "ppl", 1, 1024);
+        else if (!strcmp(a, "--windows")) bad = spq_arg_int(&max_windows, argc, argv, &i, "ppl", 1, 1 << 30);
         else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "spinq ppl: unknown flag %s\n", a);
             return usage();
@@ -73,6 +74,7 @@ int spq_cmd_ppl(int argc, char **argv) {
         fprintf(stderr, "spinq ppl: %s: %s\n", data, err.msg);
         goto done;
     }
+    if (max_windows && (long)max_windows * seqlen < n_ids) n_ids = max_windows * seqlen;
     spq_progress bar;
     spq_progress_start(&bar, "ppl", n_ids / seqlen);
     spq_ppl_result r;
