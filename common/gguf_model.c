@@ -378,21 +378,21 @@ static int read_rope_freqs(spq_config *c, const spq_gguf_file *f, const spq_gguf
     return rc;
 }
 
-/* out (rows x cols, or rows when cols is 0) = tensor name as fp32 after its
- * shape is checked */
+/* *tp = tensor name after checking its type and its shape (rows x cols, or
+ * rows when cols is 0) */
 static int check_tensor(const spq_gguf_tensor **tp, const spq_gguf_file *f, const char *name, int64_t rows,
                         int64_t cols, spq_err *err) {
     const spq_gguf_tensor *t = *tp = spq_gguf_find_tensor(f, name);
     if (!t) return spq_fail(err, "%s: tensor \"%s\" is missing", f->path, name);
+    if (t->type != SPQ_GGML_F32 && t->type != SPQ_GGML_F16 && t->type != SPQ_GGML_BF16 && t->type != SPQ_GGML_Q8_0 &&
+        t->type != SPQ_GGML_Q4_0)
+        return spq_fail(err, "%s: tensor \"%s\": type %s is not supported (F32, F16, BF16, Q8_0, Q4_0)", f->path, name,
+                        spq_ggml_type_name(t->type));
     int64_t want0 = cols ? cols : rows, want1 = cols ? rows : 1;
     if (t->n_dims != (cols ? 2u : 1u) || t->ne[0] != want0 || t->ne[1] != want1 || t->ne[2] != 1 || t->ne[3] != 1)
         return spq_fail(err, "%s: tensor \"%s\" has shape [%lld, %lld, %lld, %lld], expected [%lld%s%lld]", f->path,
                         name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
                         (long long)want0, cols ? ", " : "", cols ? (long long)want1 : 0LL);
-    if (t->type != SPQ_GGML_F32 && t->type != SPQ_GGML_F16 && t->type != SPQ_GGML_BF16 && t->type != SPQ_GGML_Q8_0 &&
-        t->type != SPQ_GGML_Q4_0)
-        return spq_fail(err, "%s: tensor \"%s\": type %s is not supported (F32, F16, BF16, Q8_0, Q4_0)", f->path, name,
-                        spq_ggml_type_name(t->type));
     return 0;
 }
 
