@@ -249,28 +249,24 @@ Test(gguf, broken_headers_name_the_key_or_tensor) {
 
 /* ---- models ---- */
 
+/* a small LLaMA-3.2-shaped model: GQA, head_dim 16, down_proj rows of 80
+ * (not whole blocks of 32), LLaMA 3 rope scaling or plain RoPE */
 static spq_config tiny_config(int tied, int llama3) {
-    spq_config c = {0};
+    spq_config c = spq_config_llama32_1b(2);
     c.dim = 64;
-    c.hidden_dim = 80; /* down_proj rows of 80: not whole blocks of 32 */
-    c.n_layers = 2;
+    c.hidden_dim = 80;
     c.n_heads = 4;
     c.n_kv_heads = 2;
     c.head_dim = 16;
     c.vocab_size = 512;
     c.seq_len = 128;
-    c.norm_eps = 1e-5f;
-    c.rope_theta = 10000.0f;
     c.tied = tied;
     c.bos_id = 1;
     c.eos_id = 2;
-    if (llama3) {
-        c.rope_theta = 500000.0f;
-        c.rope_llama3 = 1;
-        c.rope_factor = 32;
-        c.rope_low_freq_factor = 1;
-        c.rope_high_freq_factor = 4;
-        c.rope_orig_ctx = 64;
+    c.rope_orig_ctx = 64;
+    if (!llama3) {
+        c.rope_llama3 = 0;
+        c.rope_theta = 10000.0f;
     }
     return c;
 }
@@ -290,6 +286,15 @@ static void save_ok(const spq_model *m, uint32_t lin, uint32_t emb, const char *
     spq_err err;
     cr_assert_eq(spq_gguf_save_model(m, &o, path, &err), 0, "%s", err.msg);
     spq_tok_free(tok);
+}
+
+/* a random model of tiny_config written as GGUF */
+static spq_config save_random(spq_model *m, int tied, int llama3, uint64_t seed, uint32_t lin, uint32_t emb,
+                              const char *path) {
+    spq_config c = tiny_config(tied, llama3);
+    spq_model_init_random(m, &c, seed);
+    save_ok(m, lin, emb, path);
+    return c;
 }
 
 static void load_ok(spq_model *m, const char *path) {
@@ -319,11 +324,9 @@ static void expect_config(const spq_config *a, const spq_config *b) {
 }
 
 static void round_trip_float(int tied, int llama3, uint32_t type, value_fn f) {
-    spq_config c = tiny_config(tied, llama3);
     spq_model m, g;
-    spq_model_init_random(&m, &c, 11);
     char *p = tmp_path("m.gguf");
-    save_ok(&m, type, type, p);
+    spq_config c = save_random(&m, tied, llama3, 11, type, type, p);
     load_ok(&g, p);
     expect_config(&g.cfg, &m.cfg);
     size_t d = c.dim;
@@ -352,11 +355,9 @@ Test(gguf, f16_round_trip_rounds_to_fp16) { round_trip_float(0, 0, SPQ_GGML_F16,
 
 /* the q rows in the file are in llama.cpp's interleaved order */
 Test(gguf, q_rows_are_interleaved_in_the_file) {
-    spq_config c = tiny_config(1, 0);
     spq_model m;
-    spq_model_init_random(&m, &c, 3);
     char *p = tmp_path("m.gguf");
-    save_ok(&m, SPQ_GGML_F32, SPQ_GGML_F32, p);
+    spq_config c = save_random(&m, 1, 0, 3, SPQ_GGML_F32, SPQ_GGML_F32, p);
     spq_gguf_file f;
     spq_err err;
     cr_assert_eq(spq_gguf_open(&f, p, &err), 0, "%s", err.msg);
@@ -382,11 +383,9 @@ Test(gguf, q_rows_are_interleaved_in_the_file) {
 /* Q4_0 / Q8_0 written from fp32 weights: round to nearest on the grid;
  * down_proj (80 columns) stays F16 */
 static void round_trip_blocks(uint32_t type) {
-    spq_config c = tiny_config(1, 0);
     spq_model m, g;
-    spq_model_init_random(&m, &c, 5);
     char *p = tmp_path("m.gguf");
-    save_ok(&m, type, SPQ_GGML_F16, p);
+    spq_config c = save_random(&m, 1, 0, 5, type, SPQ_GGML_F16, p);
     load_ok(&g, p);
     int grid = spq_ggml_grid_of(type);
     spq_wq_cfg w = {.bits = grid == SPQ_GRID_Q4_0 ? 4 : 8, .sym = 1, .groupsize = 32, .grid = grid};
@@ -428,11 +427,9 @@ typedef struct {
 } breakage;
 
 static void write_broken(const char *path, const breakage *b) {
-    spq_config c = tiny_config(1, 0);
     spq_model m;
-    spq_model_init_random(&m, &c, 1);
     char *good = tmp_path("good.gguf");
-    save_ok(&m, SPQ_GGML_F32, SPQ_GGML_F32, good);
+    save_random(&m, 1, 0, 1, SPQ_GGML_F32, SPQ_GGML_F32, good);
     spq_gguf_file f;
     spq_err err;
     cr_assert_eq(spq_gguf_open(&f, good, &err), 0, "%s", err.msg);
@@ -521,11 +518,9 @@ Test(gguf, model_errors_name_the_key_or_tensor) {
  * each loads or fails with a message, never crashes (the sanitizer build).
  * SPINQ_GGUF_FUZZ=N runs N instead of 300. */
 Test(gguf, mutated_model_files_load_or_fail_cleanly, .timeout = 120) {
-    spq_config c = tiny_config(0, 1);
     spq_model m;
-    spq_model_init_random(&m, &c, 9);
     char *good = tmp_path("good.gguf"), *bad = tmp_path("bad.gguf");
-    save_ok(&m, SPQ_GGML_Q4_0, SPQ_GGML_Q8_0, good);
+    save_random(&m, 0, 1, 9, SPQ_GGML_Q4_0, SPQ_GGML_Q8_0, good);
     spq_model_free(&m);
     uint8_t *buf;
     size_t n;
