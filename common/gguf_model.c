@@ -226,6 +226,11 @@ int spq_gguf_save_model(const spq_model *m, const spq_gguf_save_opts *o, const c
     int rc = set_tokenizer(&w, o->tok, c, err);
     if (!rc && o->chat_template) spq_gguf_set_str(&w, "tokenizer.chat_template", o->chat_template);
 
+    if (o->vocab_only) {
+        if (!rc) rc = spq_gguf_writer_save(&w, path, err);
+        spq_gguf_writer_free(&w);
+        return rc;
+    }
     int tied = m->lm_head == m->tok_emb;
     if (!rc) rc = add_matrix(&w, "token_embd.weight", o->emb_type, m->tok_emb, c->vocab_size, c->dim, NULL, 0, 0, err);
     char name[64];

@@ -45,6 +45,8 @@ typedef struct {
     const char *chat_template;  /* or NULL */
     const char *name;           /* general.name, or NULL */
     const char *source_info;    /* or NULL: stored as spinq.info (a JSON text) */
+    int vocab_only;             /* 1: the keys (shape, tokenizer) without tensors, like llama.cpp's
+                                   vocab-only files; only m->cfg is read */
 } spq_gguf_save_opts;
 
 /* The grid of a block type (ggml_quant.h), 0 for the float types. */

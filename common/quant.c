@@ -150,7 +150,7 @@ void spq_wq_codes(int8_t *codes, const float *W, const float *scale, const float
 }
 
 void spq_wq_forward(float *Wq, const float *W, int rows, int in, const spq_wq_cfg *c) {
-    if (c->bits >= SPQ_QUANT_OFF) {
+    if (c->bits >= SPQ_QUANT_OFF || !spq_wq_fits(c, in)) {
         if (Wq != W) memmove(Wq, W, (size_t)rows * in * sizeof(float));
         return;
     }

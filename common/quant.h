@@ -123,7 +123,7 @@ void spq_wq_codes(int8_t *codes, const float *W, const float *scale, const float
                   const spq_wq_cfg *c);
 
 /* Wq (rows, in) = qdq(W), parameters found and discarded; Wq may alias W.
- * Identity copy when off. */
+ * Identity copy when off or when a grid does not fit the rows (spq_wq_fits). */
 void spq_wq_forward(float *Wq, const float *W, int rows, int in, const spq_wq_cfg *c);
 
 /* ---- activations ---- */

@@ -10,8 +10,8 @@
 #     calib.txt, damp 0.01);
 #   - Q4_0 after learned no-had rotations (R1, R2 merged into the weights:
 #     spinq rotate --mode no-had, 100 Cayley-SGD steps of 8 x 512 tokens,
-#     lr 1.5, with 4-bit weights in groups of 32 and 16-bit activations, the
-#     quantizer closest to Q4_0's), with round to nearest and with GPTQ.
+#     lr 1.5, learned with the weights fake-quantized on the Q4_0 grid
+#     itself and 16-bit activations: W4A16), with round to nearest and GPTQ.
 # token_embd (the tied classifier) stays F16 in every file, and down_proj
 # (rows of 172, not whole blocks of 32) is F16 in the Q4_0/Q8_0 files, as
 # llama.cpp's converter would write it. Finished numbers are kept in OUTDIR
@@ -24,29 +24,26 @@ source scripts/results_common.sh build/results-gguf "${1:-}"
 seqlen=256
 windows=32
 
-rot="$out/R-nohad-w4g32a16.safetensors"
-if [ ! -f "$rot" ]; then
+rot="$out/R-nohad-q4_0grid.safetensors"
+if ! grep -q '"final_loss"' "$out/rotate.log" 2>/dev/null; then
   "$spinq" rotate "$model" --calib "$calib" --out "$rot" --mode no-had --seed 0 --steps 100 --lr 1.5 --batch 8 \
-    --seqlen 512 --w-bits 4 --w-groupsize 32 --no-w-clip --a-bits 16 --kv-bits 16 >"$out/rotate.log" 2>&1
+    --seqlen 512 --w-grid q4_0 --a-bits 16 --kv-bits 16 >"$out/rotate.log" 2>&1
 fi
 gptq="--method gptq --calib $calib --nsamples 128 --seqlen 512"
-declare -A flags=(
-  [f16]="--type f16"
-  [q8_0]="--type q8_0"
-  [q4_0-rtn]="--type q4_0"
-  [q4_0-gptq]="--type q4_0 $gptq"
-  [q4_0-rot-rtn]="--type q4_0 --rotation $rot"
-  [q4_0-rot-gptq]="--type q4_0 --rotation $rot $gptq"
-)
-declare -A label=(
-  [f16]="F16 (full precision)"
-  [q8_0]="Q8_0, round to nearest"
-  [q4_0-rtn]="Q4_0, round to nearest (llama.cpp-style)"
-  [q4_0-gptq]="Q4_0, GPTQ"
-  [q4_0-rot-rtn]="Q4_0, learned no-had R1/R2 + round to nearest"
-  [q4_0-rot-gptq]="Q4_0, learned no-had R1/R2 + GPTQ"
-)
-rows="f16 q8_0 q4_0-rtn q4_0-gptq q4_0-rot-rtn q4_0-rot-gptq"
+# name | export-gguf flags | label
+rows_table="f16|--type f16|F16 (full precision)
+q8_0|--type q8_0|Q8_0, round to nearest
+q4_0-rtn|--type q4_0|Q4_0, round to nearest (llama.cpp-style)
+q4_0-gptq|--type q4_0 $gptq|Q4_0, GPTQ
+q4_0-rot-rtn|--type q4_0 --rotation $rot|Q4_0, learned no-had R1/R2 + round to nearest
+q4_0-rot-gptq|--type q4_0 --rotation $rot $gptq|Q4_0, learned no-had R1/R2 + GPTQ"
+declare -A flags label
+rows=
+while IFS='|' read -r r f l; do
+  flags[$r]=$f
+  label[$r]=$l
+  rows="$rows $r"
+done <<<"$rows_table"
 
 num() { grep -o "\"$1\":[0-9.]*" | head -1 | cut -d: -f2; }
 for r in $rows; do

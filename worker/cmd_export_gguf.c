@@ -9,7 +9,11 @@
  * whose rows are not whole blocks (stories260K's down_proj, 172 columns)
  * stay F16, as llama.cpp's converter does; token_embd and output are
  * written as --embedding-type (F16 by default for the block types: spinq
- * keeps the embedding and classifier in full precision). */
+ * keeps the embedding and classifier in full precision).
+ *
+ * MODEL "random:L" is the LLaMA-3.2-1B shape with L layers and seeded random
+ * weights (spq_model_init_random, seed 1234 as bench/lowbit), for benchmarks;
+ * it needs --tokenizer (a 128256-token LLaMA 3 tokenizer.json). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +34,8 @@ static int usage(void) {
             "usage: spinq export-gguf MODEL --out FILE.gguf [--type f32|f16|q8_0|q4_0] [--embedding-type T]\n"
             "         [--rotation FILE|hadamard|random|none --mode no-had --seed S]\n"
             "         [--method rtn|gptq --calib FILE --nsamples N --seqlen N --damp D --act-order --calib-seed S]\n"
-            "         [--name NAME]\n"
+            "         [--name NAME] [--tokenizer FILE] [--vocab-only]\n"
+            "  MODEL random:L: the LLaMA-3.2-1B shape with L layers of seeded random weights (needs --tokenizer)\n"
             "  --type: the linears (f16 by default); q8_0/q4_0 quantize them on llama.cpp's block grid\n"
             "  --embedding-type: token_embd and output (f16 for q8_0/q4_0, else --type)\n");
     return 2;
@@ -81,7 +86,9 @@ static const char *base_name(const char *path) {
 }
 
 int spq_cmd_export_gguf(int argc, char **argv) {
-    const char *model_path = NULL, *out = NULL, *type_s = "f16", *emb_s = NULL, *method = NULL, *name = NULL;
+    const char *model_path = NULL, *out = NULL, *type_s = "f16", *emb_s = NULL, *method = NULL, *name = NULL,
+               *tok_path = NULL;
+    int vocab_only = 0;
     spq_rotflags rf = {.online = 0};
     spq_gptq_flags gf = spq_gptq_flags_default();
     for (int i = 1; i < argc; i++) {
@@ -97,6 +104,8 @@ int spq_cmd_export_gguf(int argc, char **argv) {
         else if (!strcmp(a, "--embedding-type")) bad = spq_arg_str(&emb_s, argc, argv, &i, "export-gguf");
         else if (!strcmp(a, "--method")) bad = spq_arg_str(&method, argc, argv, &i, "export-gguf");
         else if (!strcmp(a, "--name")) bad = spq_arg_str(&name, argc, argv, &i, "export-gguf");
+        else if (!strcmp(a, "--tokenizer")) bad = spq_arg_str(&tok_path, argc, argv, &i, "export-gguf");
+        else if (!strcmp(a, "--vocab-only")) vocab_only = 1;
         else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "spinq export-gguf: unknown flag %s\n", a);
             return usage();
@@ -143,17 +152,34 @@ int spq_cmd_export_gguf(int argc, char **argv) {
     spq_tokenizer *tok = NULL;
     char *tpl = NULL, *info_s = NULL;
     int rc = 1;
-    if (spq_load_plain_rotated(&m, model_path, &rf, &err)) {
+    int random_layers = 0;
+    if (!strncmp(model_path, "random:", 7)) {
+        char *end;
+        long l = strtol(model_path + 7, &end, 10);
+        if (*end || l < 1 || l > 64 || !tok_path || (rf.rotation && strcmp(rf.rotation, "none")) || use_gptq) {
+            fprintf(stderr, "spinq export-gguf: random:L takes 1..64 layers, a --tokenizer, no rotation and no GPTQ\n");
+            return 2;
+        }
+        random_layers = (int)l;
+        spq_config c = spq_config_llama32_1b(random_layers);
+        if (vocab_only) { /* the shape and the tokenizer: no weights */
+            memset(&m, 0, sizeof m);
+            m.cfg = c;
+        } else {
+            spq_model_init_random(&m, &c, 1234);
+        }
+    } else if (spq_load_plain_rotated(&m, model_path, &rf, &err)) {
         fprintf(stderr, "spinq export-gguf: %s\n", err.msg);
         return 1;
     }
-    if (spq_tok_load_for_model(&tok, model_path, &err)) {
+    if (tok_path ? spq_tok_load(&tok, tok_path, &err) : spq_tok_load_for_model(&tok, model_path, &err)) {
         fprintf(stderr, "spinq export-gguf: tokenizer: %s\n", err.msg);
         goto done;
     }
+    if (vocab_only) m.cfg.vocab_size = spq_tok_vocab_size(tok);
     spq_wq_cfg w = {.bits = grid == SPQ_GRID_Q4_0 ? 4 : 8, .sym = 1, .groupsize = SPQ_QK, .grid = grid};
     int fallback = 0;
-    if (grid) {
+    if (grid && !vocab_only) {
         for (int which = 0; which < SPQ_N_LIN; which++) {
             int rows, cols;
             spq_lin_shape(&m.cfg, which, &rows, &cols);
@@ -171,14 +197,15 @@ int spq_cmd_export_gguf(int argc, char **argv) {
             goto done;
         }
     }
-    tpl = chat_template_of(model_path);
+    tpl = random_layers ? NULL : chat_template_of(model_path);
     json_t *info = json_pack("{s:s, s:s, s:s, s:s, s:s}", "source", model_path, "type", type_s, "method", method,
                              "rotation", rf.rotation ? rf.rotation : "none", "mode", "no-had");
     if (use_gptq) json_object_set_new(info, "gptq", spq_gptq_flags_json(&gf));
     info_s = json_dumps(info, JSON_COMPACT);
     json_decref(info);
     spq_gguf_save_opts o = {.lin_type = lin_type, .emb_type = emb_type, .wq = grid ? &wq : NULL, .tok = tok,
-                            .chat_template = tpl, .name = name ? name : base_name(model_path), .source_info = info_s};
+                            .chat_template = tpl, .name = name ? name : base_name(model_path), .source_info = info_s,
+                            .vocab_only = vocab_only};
     if (spq_gguf_save_model(&m, &o, out, &err)) {
         fprintf(stderr, "spinq export-gguf: %s\n", err.msg);
         goto done;

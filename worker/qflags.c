@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/fuse.h"
+#include "common/ggml_quant.h"
 #include "common/qmodel.h"
 #include "common/rotation.h"
 #include "worker/args.h"
@@ -21,7 +22,18 @@ int spq_qflag(spq_qcfg *q, int argc, char **argv, int *i, const char *cmd) {
     else if (!strcmp(a, "--w-asym")) { q->w.sym = 0; bad = 0; }
     else if (!strcmp(a, "--w-clip")) { q->w.mse = 1; bad = 0; }
     else if (!strcmp(a, "--no-w-clip")) { q->w.mse = 0; bad = 0; }
-    else return 0;
+    else if (!strcmp(a, "--w-grid")) {
+        /* llama.cpp's block grid: the weights as a Q4_0 / Q8_0 GGUF holds them */
+        const char *g;
+        if (spq_arg_str(&g, argc, argv, i, cmd)) return -1;
+        int q4 = !strcmp(g, "q4_0");
+        if (!q4 && strcmp(g, "q8_0")) {
+            fprintf(stderr, "spinq %s: --w-grid: expected q4_0 or q8_0, got '%s'\n", cmd, g);
+            return -1;
+        }
+        q->w = (spq_wq_cfg){.bits = q4 ? 4 : 8, .sym = 1, .groupsize = SPQ_QK, .grid = q4 ? SPQ_GRID_Q4_0 : SPQ_GRID_Q8_0};
+        return 1;
+    } else return 0;
     if (bad) return -1;
     if ((q->w.bits > 8 && q->w.bits != 16) || (q->a.bits > 8 && q->a.bits != 16) ||
         (q->kv.bits > 8 && q->kv.bits != 16)) {
@@ -34,8 +46,10 @@ int spq_qflag(spq_qcfg *q, int argc, char **argv, int *i, const char *cmd) {
 void spq_qcfg_describe(char *buf, size_t cap, const spq_qcfg *q) {
     char g[32] = "per channel";
     if (q->w.groupsize > 0) snprintf(g, sizeof g, "groups of %d", q->w.groupsize);
-    snprintf(buf, cap, "W%dA%dKV%d (w: %s, %s%s; a clip %.2f; kv clip %.2f)", q->w.bits, q->a.bits, q->kv.bits,
-             q->w.sym ? "sym" : "asym", g, q->w.mse ? ", clip search" : "", (double)q->a.clip, (double)q->kv.clip);
+    snprintf(buf, cap, "W%dA%dKV%d (w: %s, %s%s%s; a clip %.2f; kv clip %.2f)", q->w.bits, q->a.bits, q->kv.bits,
+             q->w.sym ? "sym" : "asym", g, q->w.mse ? ", clip search" : "",
+             q->w.grid ? (q->w.grid == SPQ_GRID_Q4_0 ? ", Q4_0 grid" : ", Q8_0 grid") : "", (double)q->a.clip,
+             (double)q->kv.clip);
 }
 
 int spq_rotflag(spq_rotflags *r, int argc, char **argv, int *i, const char *cmd) {

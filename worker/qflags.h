@@ -1,5 +1,6 @@
 /* qflags.h - the quantization flags shared by spinq's commands:
  *   --w-bits B  --w-asym  --w-groupsize G  --w-clip | --no-w-clip
+ *   --w-grid q4_0|q8_0  (llama.cpp's block grid: 4/8 bits, groups of 32, fp16 block scale)
  *   --a-bits B  --a-clip R  --kv-bits B  --kv-clip R
  * and the rotation flags of commands that evaluate rotated models:
  *   --rotation FILE|hadamard|random|none  --mode had|no-had  --seed S */
