@@ -23,6 +23,8 @@ export async function openLlama() {
     gpu: false, build: "never", logLevel: "debug",
     logger: (level, message) => { if (/load_backend|CPU backend/.test(message)) logs.push(message); },
   });
+  // the log arrives asynchronously: wait for it (a second at most)
+  for (let i = 0; i < 100 && !logs.some((l) => /libggml-cpu-/.test(l)); i++) await new Promise((r) => setTimeout(r, 10));
   const m = logs.join("\n").match(/libggml-cpu-([\w-]+)\.so/);
   return { llama, cpuVariant: m ? m[1] : "unknown", release: llama.llamaCppRelease };
 }
