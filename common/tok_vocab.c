@@ -165,7 +165,9 @@ int spq_tok_to_vocab(spq_tok_vocab *v, const spq_tokenizer *t, spq_err *err) {
             v->types[i] = SPQ_TT_UNUSED;
             continue;
         }
-        if (t->bytelevel && e->in_model) v->tokens[i] = bytes_to_spelling(&bm, e->text, e->len, &v->lens[i]);
+        /* added tokens keep their literal text (llama.cpp reads control and
+         * user-defined tokens unspelled) */
+        if (t->bytelevel && e->in_model && !e->added) v->tokens[i] = bytes_to_spelling(&bm, e->text, e->len, &v->lens[i]);
         else v->tokens[i] = spq_tok_memdup(e->text, v->lens[i] = e->len);
         v->types[i] = i == t->unk_id ? SPQ_TT_UNKNOWN
                       : e->added     ? (e->special ? SPQ_TT_CONTROL : SPQ_TT_USER)
