@@ -8,7 +8,7 @@ ended); run it after changing a loader:
 
 KIND: spq (packed model), rot (rotation file), hf (HF directory: safetensors,
 config, tokenizer files), bin (llama2.c checkpoint and tokenizer.bin), task
-(multiple-choice JSONL). Exit status 1 when anything crashed.
+(multiple-choice JSONL), gguf (a Q4_0 GGUF export with its tokenizer). Exit status 1 when anything crashed.
 """
 import argparse, os, random, re, shutil, struct, subprocess, sys, tempfile
 
@@ -57,6 +57,26 @@ def mutate_bytes(b):
     for _ in range(random.randint(1, 50)):
         if b:
             b[random.randint(0, len(b) - 1)] = random.randint(0, 255)
+    return bytes(b)
+
+
+def mutate_gguf(b, header):
+    """One of: bytes of the metadata (keys, tokenizer, tensor infos),
+    a boundary value written over a length or count there, truncation,
+    random bytes anywhere."""
+    b = bytearray(b)
+    r = random.random()
+    if r < 0.35:
+        for _ in range(random.randint(1, 4)):
+            b[random.randint(0, header - 1)] = random.randint(0, 255)
+    elif r < 0.6:
+        i = random.randint(0, header - 8)
+        v = random.choice([0, 1, 2**31, 2**32 - 1, 2**63, 2**64 - 1, len(b), random.randint(0, 70000)])
+        b[i:i + 8] = struct.pack('<Q', v)
+    elif r < 0.8:
+        b = b[:random.randint(0, len(b))]
+    else:
+        b = mutate_bytes(b)
     return bytes(b)
 
 
@@ -110,6 +130,10 @@ def case(kind, work, inputs):
             write(p, mutate_bytes(open(p, 'rb').read()))
         return [[SPQ, 'info', os.path.join(d, 'stories260K.bin')],
                 [SPQ, 'generate', os.path.join(d, 'stories260K.bin'), '-n', '3']]
+    if kind == 'gguf':
+        f = os.path.join(work, 'm.gguf')
+        write(f, mutate_gguf(inputs['gguf'], inputs['gguf_header']))
+        return [[SPQ, 'info', f], [SPQ, 'generate', f, '-n', '3'], [SPQ, 'tokenize', '--model', f, '--text', 'Once upon']]
     if kind == 'task':
         f = os.path.join(work, 'task.jsonl')
         write(f, mutate_json(inputs['task']))
@@ -128,14 +152,19 @@ def prepare(tmp):
     subprocess.run([REL, 'quantize', BIN, '--rotation', rot, '--method', 'rtn', '--w-bits', '4', '--a-bits', '8',
                     '--kv-bits', '8', '--out', spq], check=True, capture_output=True)
     task = open(os.path.join(SHARED, 'data/eval/arc/ARC-Easy-Test.jsonl'), 'rb').read().split(b'\n')[:5]
-    return {'small': small, 'rot': rot, 'spq': spq, 'task': b'\n'.join(task) + b'\n'}
+    gguf = os.path.join(tmp, 'm.gguf')
+    subprocess.run([REL, 'export-gguf', BIN, '--type', 'q4_0', '--out', gguf], check=True, capture_output=True)
+    g = open(gguf, 'rb').read()
+    header = g.find(b'output_norm.weight') + 64  # the tensor infos end soon after the last name
+    return {'small': small, 'rot': rot, 'spq': spq, 'task': b'\n'.join(task) + b'\n', 'gguf': g,
+            'gguf_header': header}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--iterations', type=int, default=300)
     ap.add_argument('--seed', type=int, default=1)
-    ap.add_argument('kinds', nargs='*', default=['spq', 'rot', 'hf', 'bin', 'task'])
+    ap.add_argument('kinds', nargs='*', default=['spq', 'rot', 'hf', 'bin', 'task', 'gguf'])
     a = ap.parse_args()
     random.seed(a.seed)
     tmp = tempfile.mkdtemp(prefix='spinq-fuzz-')

@@ -185,6 +185,19 @@ void cli_spec_quant(spq_jobspec *s, const cli_rotflags *r, const spq_qcfg *q) {
     s->weights.method = q->w.bits < 16 ? SPQ_WQ_RTN : SPQ_WQ_NONE;
 }
 
+void cli_spec_gptq(pl_pipeline *p, const cli_gptqflags *g) {
+    spq_jobspec *s = &p->spec;
+    s->weights.method = SPQ_WQ_GPTQ;
+    cli_spec_set(&s->weights.calib, g->calib);
+    s->weights.nsamples = g->nsamples;
+    s->weights.seqlen = g->seqlen;
+    s->weights.damp = g->damp;
+    s->weights.act_order = g->act_order;
+    p->local.calib_seed_set = 1; /* GPTQ's windows do not move with the rotation's --seed */
+    p->local.calib_seed = g->calib_seed;
+    p->local.calib_act_quant = g->calib_act_quant;
+}
+
 int cli_spec_check(const cli_session *s, const spq_jobspec *spec) {
     char field[SPQ_FIELD_MAX];
     spq_err err;

@@ -53,6 +53,8 @@ void cli_spec_start(pl_pipeline *p, const char *model);
  * and the quantizer settings into the spec: weights rounded to nearest when
  * they are quantized. */
 void cli_spec_quant(spq_jobspec *s, const cli_rotflags *r, const spq_qcfg *q);
+/* GPTQ as the weights' method, with g's settings (qflags.h). */
+void cli_spec_gptq(pl_pipeline *p, const cli_gptqflags *g);
 /* Replaces a string of the spec. */
 void cli_spec_set(char **field, const char *value);
 /* Checks the spec as the parser does (spq_jobspec_check); 0, or prints

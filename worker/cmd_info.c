@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/io/gguf_model.h"
 #include "common/io/hf.h"
 #include "common/io/load.h"
 #include "common/model/model.h"
@@ -50,6 +51,10 @@ int cli_cmd_info(int argc, char **argv) {
     json_object_set_new(out, "parameters", json_integer((json_int_t)spq_model_nparams(&m)));
     json_object_set_new(out, "load_seconds", json_real(load_s));
     if (spq_is_dir(argv[1])) json_object_set_new(out, "weights", weights_json(argv[1], warnings));
+    if (spq_gguf_is_file(argv[1])) {
+        json_t *g = spq_gguf_describe(argv[1], &err);
+        json_object_set_new(out, "gguf", g ? g : json_null());
+    }
 
     spq_tokenizer *t;
     if (spq_tok_load_for_model(&t, argv[1], &err) == 0) {

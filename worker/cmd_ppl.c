@@ -16,7 +16,7 @@
 #include "worker/qflags.h"
 
 static int usage(void) {
-    fprintf(stderr, "usage: spinq ppl MODEL --data FILE [--seqlen N] [--batch B]\n"
+    fprintf(stderr, "usage: spinq ppl MODEL --data FILE [--seqlen N] [--batch B] [--windows N (the first N only)]\n"
                     "         [--rotation FILE|hadamard|random] [--mode had|no-had] [--seed S]\n"
                     "         [--w-bits B --w-asym --w-groupsize G --w-clip --a-bits B --a-clip R --kv-bits B --kv-clip R]\n");
     return 2;
@@ -24,7 +24,7 @@ static int usage(void) {
 
 int cli_cmd_ppl(int argc, char **argv) {
     const char *model_path = NULL, *data = NULL;
-    int seqlen = 0, batch = 4;
+    int seqlen = 0, batch = 4, windows = 0;
     spq_qcfg q = spq_qcfg_off();
     cli_rotflags rf = {.online = 1};
     for (int i = 1; i < argc; i++) {
@@ -37,6 +37,7 @@ int cli_cmd_ppl(int argc, char **argv) {
         if (!strcmp(a, "--data")) bad = cli_arg_str(&data, argc, argv, &i, "ppl");
         else if (!strcmp(a, "--seqlen")) bad = cli_arg_int(&seqlen, argc, argv, &i, "ppl", 2, 1 << 20);
         else if (!strcmp(a, "--batch")) bad = cli_arg_int(&batch, argc, argv, &i, "ppl", 1, 1024);
+        else if (!strcmp(a, "--windows")) bad = cli_arg_int(&windows, argc, argv, &i, "ppl", 1, 1 << 30);
         else if (cli_arg_positional(&model_path, a, "ppl")) return usage();
         if (bad) return 2;
     }
@@ -48,6 +49,7 @@ int cli_cmd_ppl(int argc, char **argv) {
     p.spec.eval.n_ppl = 1;
     p.local.seqlen = seqlen;
     p.local.batch = batch;
+    p.spec.eval.limit = windows; /* 0: all */
     cli_session ses = {.cmd = "ppl"};
     int rc = 2;
     if (cli_spec_check(&ses, &p.spec)) goto done;

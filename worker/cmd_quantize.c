@@ -40,53 +40,29 @@ static int parse_dtype(int *t, const char *s) {
 }
 
 int cli_cmd_quantize(int argc, char **argv) {
-    const char *model_path = NULL, *out = NULL, *method = "rtn", *calib = NULL, *edt_s = "f32";
+    const char *model_path = NULL, *out = NULL, *method = "rtn", *edt_s = "f32";
     spq_qcfg q = spq_qcfg_off();
     q.w.bits = 4;
     q.w.mse = 1;
     cli_rotflags rf = {.online = 1};
-    spq_jobspec d;
-    spq_jobspec_defaults(&d); /* GPTQ's defaults are the job spec's */
-    int nsamples = d.weights.nsamples, seqlen = d.weights.seqlen, act_order = 0, calib_aq = 0, gptq_flags = 0;
-    float damp = (float)d.weights.damp;
-    uint64_t calib_seed = 0;
-    spq_jobspec_free(&d);
+    cli_gptqflags g = cli_gptqflags_default();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int bad = 0, f;
-        if ((f = cli_qflag(&q, argc, argv, &i, "quantize")) || (f = cli_rotflag(&rf, argc, argv, &i, "quantize"))) {
+        if ((f = cli_qflag(&q, argc, argv, &i, "quantize")) || (f = cli_rotflag(&rf, argc, argv, &i, "quantize")) ||
+            (f = cli_gptqflag(&g, argc, argv, &i, "quantize"))) {
             if (f < 0) return 2;
             continue;
         }
         if (!strcmp(a, "--out")) bad = cli_arg_str(&out, argc, argv, &i, "quantize");
         else if (!strcmp(a, "--method")) bad = cli_arg_str(&method, argc, argv, &i, "quantize");
-        else if (!strcmp(a, "--calib")) bad = cli_arg_str(&calib, argc, argv, &i, "quantize"), gptq_flags = 1;
-        else if (!strcmp(a, "--nsamples"))
-            bad = cli_arg_int(&nsamples, argc, argv, &i, "quantize", 1, 1 << 20), gptq_flags = 1;
-        else if (!strcmp(a, "--seqlen")) bad = cli_arg_int(&seqlen, argc, argv, &i, "quantize", 2, 1 << 20), gptq_flags = 1;
-        else if (!strcmp(a, "--damp")) bad = cli_arg_float(&damp, argc, argv, &i, "quantize", 1e-9, 10), gptq_flags = 1;
-        else if (!strcmp(a, "--calib-seed")) bad = cli_arg_u64(&calib_seed, argc, argv, &i, "quantize"), gptq_flags = 1;
-        else if (!strcmp(a, "--act-order")) act_order = 1, gptq_flags = 1;
-        else if (!strcmp(a, "--calib-act-quant")) calib_aq = 1, gptq_flags = 1;
         else if (!strcmp(a, "--embedding-dtype")) bad = cli_arg_str(&edt_s, argc, argv, &i, "quantize");
         else if (cli_arg_positional(&model_path, a, "quantize")) return usage();
         if (bad) return 2;
     }
     if (!model_path || !out) return usage();
-    int use_gptq = !strcmp(method, "gptq");
-    if (!use_gptq && strcmp(method, "rtn")) {
-        fprintf(stderr, "spinq quantize: --method: expected rtn or gptq, got '%s'\n", method);
-        return 2;
-    }
-    if (use_gptq && !calib) {
-        fprintf(stderr, "spinq quantize: --method gptq needs --calib FILE (calibration text)\n");
-        return 2;
-    }
-    if (!use_gptq && gptq_flags) {
-        fprintf(stderr, "spinq quantize: --calib, --nsamples, --seqlen, --damp, --act-order, --calib-seed and "
-                        "--calib-act-quant are GPTQ settings (add --method gptq)\n");
-        return 2;
-    }
+    int use_gptq;
+    if (cli_gptq_method(&use_gptq, method, &g, "quantize")) return 2;
     if (q.w.bits < 2 || q.w.bits > 4) {
         fprintf(stderr, "spinq quantize: --w-bits: packed weights are 2..4 bits, got %d\n", q.w.bits);
         return 2;
@@ -100,17 +76,7 @@ int cli_cmd_quantize(int argc, char **argv) {
     }
     spq_jobspec *s = &p.spec;
     cli_spec_quant(s, &rf, &q);
-    if (use_gptq) {
-        s->weights.method = SPQ_WQ_GPTQ;
-        cli_spec_set(&s->weights.calib, calib);
-        s->weights.nsamples = nsamples;
-        s->weights.seqlen = seqlen;
-        s->weights.damp = damp;
-        s->weights.act_order = act_order;
-        p.local.calib_seed_set = 1; /* GPTQ's windows do not move with the rotation's --seed */
-        p.local.calib_seed = calib_seed;
-        p.local.calib_act_quant = calib_aq;
-    }
+    if (use_gptq) cli_spec_gptq(&p, &g);
     p.local.skip &= ~(unsigned)PL_ART_MODEL;
     cli_session ses = {.cmd = "quantize", .dest = {{"model.spq", out}}};
     int rc = 2;

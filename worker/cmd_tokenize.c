@@ -166,7 +166,7 @@ int cli_cmd_tokenize(int argc, char **argv) {
     spq_err err;
     spq_tokenizer *tok;
     double t0 = spq_now();
-    if (tok_path ? spq_tok_load(&tok, tok_path, &err) : spq_tok_load_for_model(&tok, model_path, &err)) {
+    if (tok_path ? spq_tok_load_file(&tok, tok_path, &err) : spq_tok_load_for_model(&tok, model_path, &err)) {
         fprintf(stderr, "spinq tokenize: %s\n", err.msg);
         return 1;
     }

@@ -12,6 +12,7 @@ int cli_cmd_cpu(int argc, char **argv);
 int cli_cmd_tokenize(int argc, char **argv);
 int cli_cmd_quantize(int argc, char **argv);
 int cli_cmd_export_hf(int argc, char **argv);
+int cli_cmd_export_gguf(int argc, char **argv);
 int cli_cmd_run(int argc, char **argv);
 
 #endif

@@ -21,6 +21,7 @@ static const command commands[] = {
     {"rotate", cli_cmd_rotate, "rotate MODEL --calib FILE --out R.safetensors [...]  learn SpinQuant rotations"},
     {"quantize", cli_cmd_quantize, "quantize MODEL --out MODEL.spq [--method rtn|gptq --calib FILE ...]  packed low-bit model"},
     {"export-hf", cli_cmd_export_hf, "export-hf MODEL --rotation R --mode no-had --out DIR  rotated model as a HF directory"},
+    {"export-gguf", cli_cmd_export_gguf, "export-gguf MODEL --type f16|q8_0|q4_0 [--method rtn|gptq] --out F.gguf  for llama.cpp"},
     {"run", cli_cmd_run, "run SPEC.json [--out DIR]              a job spec through the pipeline, no daemon"},
     {"cpu", cli_cmd_cpu, "cpu [--coretype]                   CPU features and OpenBLAS kernels"},
 };
@@ -28,7 +29,7 @@ static const command commands[] = {
 static void usage(FILE *f) {
     fprintf(f, "usage: spinq COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) fprintf(f, "  spinq %s\n", commands[i].usage);
-    fprintf(f, "\nMODEL is a Hugging Face directory, a llama2.c .bin checkpoint or a packed model (spinq quantize).\n");
+    fprintf(f, "\nMODEL is a Hugging Face directory, a llama2.c .bin checkpoint, a GGUF file (F32/F16/BF16/Q8_0/Q4_0 llama) or a packed model (spinq quantize).\n");
 }
 
 int main(int argc, char **argv) {

@@ -84,6 +84,12 @@ typedef struct {
     uint64_t calib_seed;
     int calib_act_quant; /* GPTQ calibrates with the activation quantizers on */
     int emb_dtype;       /* the packed model's embeddings: 0 (f32), SPQ_ST_F16 or SPQ_ST_BF16 */
+    /* write: the model as a GGUF file for llama.cpp (artifact model.gguf,
+     * io/gguf_model.h) instead of the packed model; rotate refuses "had" */
+    int gguf;
+    uint32_t gguf_type, gguf_emb_type; /* ggml types of the linears, of token_embd and output */
+    const char *gguf_name;             /* general.name; NULL: the model file's name */
+    const char *gguf_info;             /* general.source info (how it was made), or NULL */
     /* evaluate */
     int seqlen;          /* window of the tasks and default of eval.ppl[i].seqlen; 0: the model's, at most 2048 */
     int batch;           /* perplexity windows per forward call; 0: 4, fewer for large vocabularies */

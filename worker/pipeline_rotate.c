@@ -52,6 +52,20 @@ static int apply(pl_pipeline *p, const char *what, int online) {
     return PL_STAGE_OK;
 }
 
+/* A model written as GGUF (local.gguf) is a plain LLaMA: the online
+ * Hadamards (R3 on Q/K after RoPE, R4 on the down_proj input with its
+ * transpose folded into down_proj) have no place in it, so it would not
+ * compute what the rotated model computes. Refused before any work. */
+static int refuse_online(pl_pipeline *p, const char *what) {
+    if (!p->local.gguf || !p->rot.online) return 0;
+    spq_rotation_free(&p->rot);
+    p->have_rot = 0;
+    return spq_fail(&p->err, "%s is a \"had\" rotation: its online Hadamards (R3 on Q/K, R4 on the down_proj input, "
+                             "whose transpose is folded into down_proj) cannot be expressed in a plain LLaMA, so the "
+                             "export would not be equivalent. Use a no-had rotation (spinq rotate --mode no-had, or "
+                             "--mode no-had with hadamard/random)", what);
+}
+
 int pl_stage_rotate(pl_pipeline *p) {
     const spq_jobspec *s = &p->spec;
     int init = s->rotation.mode == SPQ_ROT_HADAMARD ? SPQ_INIT_HADAMARD
@@ -66,6 +80,7 @@ int pl_stage_rotate(pl_pipeline *p) {
         free(path);
         if (bad) return PL_STAGE_FAILED;
         p->have_rot = 1;
+        if (refuse_online(p, s->rotation.file)) return PL_STAGE_FAILED;
         return apply(p, s->rotation.file, p->rot.online);
     } else if (s->rotation.mode == SPQ_ROT_SPINQUANT && p->resume_step >= 0 && p->resume_len) {
         if (load_checkpoint(p)) return PL_STAGE_FAILED;
@@ -76,6 +91,7 @@ int pl_stage_rotate(pl_pipeline *p) {
         return PL_STAGE_FAILED;
     }
     p->have_rot = 1;
+    if (refuse_online(p, spq_rot_mode_name(s->rotation.mode))) return PL_STAGE_FAILED;
     if (p->resume_step < 0 || s->rotation.mode != SPQ_ROT_SPINQUANT) p->rot_meta.loss = NAN;
     p->rot_meta.init = init;
     p->rot_meta.seed = s->seed;

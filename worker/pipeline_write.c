@@ -5,11 +5,14 @@
  * model (model.spq, packed.h: what the run evaluated, with integer kernels,
  * its tokenizer and the spec that made it inside) when the weights were
  * quantized to 2..4 bits. A spinq command leaves out what it does not
- * output (local.skip). */
+ * output (local.skip); `spinq export-gguf` asks for the model as GGUF
+ * (model.gguf, local.gguf) instead. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/io/gguf_model.h"
+#include "common/io/load.h"
 #include "common/io/packed.h"
 #include "worker/pipeline.h"
 
@@ -34,6 +37,23 @@ static int write_packed(pl_pipeline *p) {
     remove(path);
     free(path);
     free(info);
+    return rc;
+}
+
+static int write_gguf(pl_pipeline *p) {
+    char *tpl = spq_model_chat_template(p->model_path), *base = spq_path_base(p->model_path);
+    spq_gguf_save_opts o = {.lin_type = p->local.gguf_type, .emb_type = p->local.gguf_emb_type,
+                            .wq = p->have_wq ? &p->wq : NULL, .tok = p->tok, .chat_template = tpl,
+                            .name = p->local.gguf_name ? p->local.gguf_name : base,
+                            .source_info = p->local.gguf_info};
+    char *path = spq_path_join(p->work_dir, "model.gguf");
+    int rc = spq_gguf_save_model(&p->model, &o, path, &p->err) || p->rep->artifact(p->rep->ud, "model.gguf", path, &p->err)
+                 ? PL_STAGE_FAILED
+                 : PL_STAGE_OK;
+    remove(path);
+    free(path);
+    free(tpl);
+    free(base);
     return rc;
 }
 
@@ -67,6 +87,7 @@ int pl_stage_write(pl_pipeline *p) {
         remove(path);
         free(path);
     }
-    if (rc == PL_STAGE_OK && p->have_wq && !(skip & PL_ART_MODEL)) rc = write_packed(p);
+    if (rc == PL_STAGE_OK && p->local.gguf) rc = write_gguf(p);
+    else if (rc == PL_STAGE_OK && p->have_wq && !(skip & PL_ART_MODEL)) rc = write_packed(p);
     return rc;
 }

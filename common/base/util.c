@@ -152,6 +152,17 @@ char *spq_path_join(const char *dir, const char *name) {
     return p;
 }
 
+char *spq_path_base(const char *path) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    size_t a = n;
+    while (a > 0 && path[a - 1] != '/') a--;
+    char *b = spq_malloc(n - a + 1);
+    memcpy(b, path + a, n - a);
+    b[n - a] = 0;
+    return b;
+}
+
 double spq_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

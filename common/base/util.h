@@ -46,6 +46,8 @@ int spq_is_dir(const char *path);
 int spq_file_exists(const char *path);
 /* Joins dir and name into a malloc'd string. */
 char *spq_path_join(const char *dir, const char *name);
+/* The last component of path, without trailing slashes (malloc'd). */
+char *spq_path_base(const char *path);
 
 /* Monotonic seconds. */
 double spq_now(void);

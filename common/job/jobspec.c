@@ -260,6 +260,8 @@ spq_qcfg spq_jobspec_qcfg(const spq_jobspec *s, int w_bits) {
     q.w.sym = s->quant.w_sym;
     q.w.groupsize = s->quant.w_groupsize;
     q.w.mse = s->quant.w_clip;
+    /* the grid is the weights' at quant.w_bits; weights trained at 16 bits have none */
+    q.w.grid = w_bits == s->quant.w_bits ? s->quant.w_grid : 0;
     q.a.bits = s->quant.a_bits;
     q.a.clip = (float)s->quant.a_clip;
     q.kv.bits = s->quant.kv_bits;
@@ -272,6 +274,7 @@ void spq_jobspec_set_qcfg(spq_jobspec *s, const spq_qcfg *q) {
     s->quant.w_sym = q->w.sym;
     s->quant.w_groupsize = q->w.groupsize;
     s->quant.w_clip = q->w.mse;
+    s->quant.w_grid = q->w.grid;
     s->quant.a_bits = q->a.bits;
     s->quant.a_clip = q->a.clip;
     s->quant.kv_bits = q->kv.bits;
@@ -285,6 +288,18 @@ int spq_jobspec_check(const spq_jobspec *s, char *field, spq_err *err) {
     if (s->quant.w_bits < 16 && s->weights.method == SPQ_WQ_NONE)
         return fail(&c, "weights.method", "must be \"rtn\" or \"gptq\" with quant.w_bits %d (quant.w_bits 16 keeps "
                     "the weights in full precision)", s->quant.w_bits);
+    if (s->quant.w_grid) {
+        spq_wq_cfg g = spq_wq_grid_cfg(s->quant.w_grid);
+        if (s->quant.w_bits != g.bits)
+            return fail(&c, "quant.w_bits", "must be %d with quant.w_grid \"%s\"", g.bits,
+                        spq_wq_grid_name(s->quant.w_grid));
+        if (!s->quant.w_sym || s->quant.w_groupsize != g.groupsize || s->quant.w_clip)
+            return fail(&c, "quant.w_grid", "\"%s\" needs quant.w_sym true, quant.w_groupsize %d and quant.w_clip "
+                        "false (the block's own scale)", spq_wq_grid_name(s->quant.w_grid), g.groupsize);
+        if (s->rotation.train.w_bits != 16 && s->rotation.train.w_bits != g.bits)
+            return fail(&c, "rotation.train.w_bits", "must be 16 or %d with quant.w_grid \"%s\"", g.bits,
+                        spq_wq_grid_name(s->quant.w_grid));
+    }
     if (s->rotation.mode == SPQ_ROT_FILE && !s->rotation.file)
         return fail(&c, "rotation.file", "is required with rotation.mode \"file\"");
     if (s->rotation.mode != SPQ_ROT_FILE && s->rotation.file)
@@ -294,13 +309,15 @@ int spq_jobspec_check(const spq_jobspec *s, char *field, spq_err *err) {
 }
 
 static int parse_quant(ctx *c, spq_jobspec *s, const json_t *o, const char *p) {
-    static const char *const keys[] = {"w_bits", "w_sym", "w_groupsize", "w_clip", "a_bits",
+    static const char *const keys[] = {"w_bits", "w_sym", "w_groupsize", "w_clip", "w_grid", "a_bits",
                                        "a_clip", "kv_bits", "kv_clip", NULL};
+    static const char *const grids[] = {"none", "q4_0", "q8_0", NULL}; /* in the order of SPQ_GRID_* */
     if (check_keys(c, o, p, keys)) return -1;
     if (get_int_in(c, &s->quant.w_bits, o, p, "w_bits", w_bits_set, 5)) return -1;
     if (get_bool(c, &s->quant.w_sym, o, p, "w_sym")) return -1;
     if (get_int(c, &s->quant.w_groupsize, o, p, "w_groupsize", 0, 65536)) return -1;
     if (get_bool(c, &s->quant.w_clip, o, p, "w_clip")) return -1;
+    if (get_enum(c, &s->quant.w_grid, o, p, "w_grid", grids)) return -1;
     if (get_int_in(c, &s->quant.a_bits, o, p, "a_bits", a_bits_set, 3)) return -1;
     if (get_clip(c, &s->quant.a_clip, o, p, "a_clip")) return -1;
     if (get_int_in(c, &s->quant.kv_bits, o, p, "kv_bits", kv_bits_set, 4)) return -1;

@@ -50,6 +50,7 @@ typedef struct {
     uint64_t seed;
     struct {
         int w_bits, w_sym, w_groupsize, w_clip;
+        int w_grid;  /* 0, or llama.cpp's Q4_0 / Q8_0 block grid (quant.h) */
         int a_bits;
         double a_clip;
         int kv_bits;

@@ -8,11 +8,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ggml_quant.h"
+
 static int bits_ok(int bits) { return bits == SPQ_QUANT_OFF || (bits >= 2 && bits <= 8); }
+
+const char *spq_wq_grid_name(int grid) {
+    return grid == SPQ_GRID_Q4_0 ? "q4_0" : grid == SPQ_GRID_Q8_0 ? "q8_0" : "none";
+}
+
+int spq_wq_grid_of(const char *name) {
+    return !strcmp(name, "none") ? SPQ_GRID_NONE
+           : !strcmp(name, "q4_0") ? SPQ_GRID_Q4_0
+           : !strcmp(name, "q8_0") ? SPQ_GRID_Q8_0
+                                   : -1;
+}
+
+spq_wq_cfg spq_wq_grid_cfg(int grid) {
+    return (spq_wq_cfg){.bits = grid == SPQ_GRID_Q4_0 ? 4 : 8, .sym = 1, .groupsize = SPQ_QK, .grid = grid};
+}
 
 int spq_wq_validate(const spq_wq_cfg *c, int in, spq_err *err) {
     if (!bits_ok(c->bits)) return spq_fail(err, "w_bits: %d is not 2..8 or 16 (off)", c->bits);
     if (c->groupsize < 0) return spq_fail(err, "w_groupsize: %d must be 0 (per channel) or positive", c->groupsize);
+    if (c->grid && (c->grid > SPQ_GRID_Q8_0 || c->bits != (c->grid == SPQ_GRID_Q4_0 ? 4 : 8) || !c->sym ||
+                    c->groupsize != SPQ_QK || c->mse))
+        return spq_fail(err, "w_grid: a GGUF block grid is Q4_0 at 4 bits or Q8_0 at 8, symmetric, groupsize %d, "
+                             "no clip search", SPQ_QK);
     if (in < 1) return spq_fail(err, "weight quantizer: row length %d must be positive", in);
     return 0;
 }
@@ -71,6 +92,11 @@ void spq_wq_find(float *scale, float *zero, float *p_best, const float *x, int l
     if (p_best) *p_best = 1;
     if (c->bits >= SPQ_QUANT_OFF) {
         *scale = 1;
+        *zero = 0;
+        return;
+    }
+    if (c->grid) {
+        *scale = spq_ggml_grid_scale(c->grid, x, len);
         *zero = 0;
         return;
     }
@@ -139,7 +165,7 @@ void spq_wq_codes(int8_t *codes, const float *W, const float *scale, const float
 }
 
 void spq_wq_forward(float *Wq, const float *W, int rows, int in, const spq_wq_cfg *c) {
-    if (c->bits >= SPQ_QUANT_OFF) {
+    if (c->bits >= SPQ_QUANT_OFF || !spq_wq_fits(c, in)) {
         if (Wq != W) memmove(Wq, W, (size_t)rows * in * sizeof(float));
         return;
     }

@@ -54,6 +54,9 @@ typedef struct {
     int sym;        /* 1: symmetric (the reference default for weights) */
     int groupsize;  /* 0: one group per row; G > 0: groups of G input columns */
     int mse;        /* 1: clip search */
+    int grid;       /* 0; or a GGUF block grid (ggml_quant.h: SPQ_GRID_Q4_0 with bits 4,
+                       SPQ_GRID_Q8_0 with bits 8, both symmetric, groupsize 32, no mse):
+                       the scale of each group is the block's fp16 scale */
 } spq_wq_cfg;
 
 typedef struct {
@@ -93,6 +96,21 @@ int spq_aq_validate(const spq_aq_cfg *c, int D, spq_err *err);
 
 /* ---- weights ---- */
 
+/* 1 when rows of `in` weights are quantized under c: always, but a block
+ * grid needs whole blocks (RTN and GPTQ leave other linears in full
+ * precision, as llama.cpp's converter falls back to F16 for them) */
+static inline int spq_wq_fits(const spq_wq_cfg *c, int in) {
+    return !c->grid || (c->groupsize > 0 && in % c->groupsize == 0);
+}
+
+/* "none", "q4_0", "q8_0" for grid 0, SPQ_GRID_Q4_0, SPQ_GRID_Q8_0; and back
+ * (-1 for another name). */
+const char *spq_wq_grid_name(int grid);
+int spq_wq_grid_of(const char *name);
+/* The weight quantizer of a grid: its bits, symmetric, groups of 32, no clip
+ * search (what spq_wq_validate requires of a grid). */
+spq_wq_cfg spq_wq_grid_cfg(int grid);
+
 /* groups per row: ceil(in / G), or 1 */
 int spq_wq_ngroups(const spq_wq_cfg *c, int in);
 
@@ -113,7 +131,7 @@ void spq_wq_codes(int8_t *codes, const float *W, const float *scale, const float
                   const spq_wq_cfg *c);
 
 /* Wq (rows, in) = qdq(W), parameters found and discarded; Wq may alias W.
- * Identity copy when off. */
+ * Identity copy when off or when a grid does not fit the rows (spq_wq_fits). */
 void spq_wq_forward(float *Wq, const float *W, int rows, int in, const spq_wq_cfg *c);
 
 /* ---- activations ---- */

@@ -35,7 +35,8 @@ int spq_config_check(const spq_config *c, const char *src, spq_err *err) {
     }
     /* the product of the largest matrices must fit a size_t comfortably and
      * BLAS's int dimensions */
-    if ((long long)c->vocab_size * c->dim > (1LL << 34) || (long long)c->hidden_dim * c->dim > (1LL << 34))
+    if ((long long)c->vocab_size * c->dim > (1LL << 34) || (long long)c->hidden_dim * c->dim > (1LL << 34) ||
+        (long long)c->n_heads * c->head_dim * c->dim > (1LL << 34))
         return spq_fail(err, "%s: model is too large (vocab_size x hidden_size)", src);
     if (c->bos_id >= c->vocab_size || c->eos_id >= c->vocab_size)
         return spq_fail(err, "%s: bos/eos token id out of range of vocab_size %d", src, c->vocab_size);

@@ -308,6 +308,7 @@ int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq
                 if (spq_lin_site(which) != site) continue;
                 int rows, cols;
                 spq_lin_shape(c, which, &rows, &cols);
+                if (!spq_wq_fits(w, cols)) continue;
                 spq_wparams *p = spq_wquant_at(wq, l, which);
                 if (spq_gptq_linear(*spq_lin_weight(&m->layers[l], which), p->scale, p->zero, acc.H, rows, cols, w,
                                     g, stats ? &ls[which] : NULL, err))

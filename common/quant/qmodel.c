@@ -68,6 +68,7 @@ struct json_t *spq_qcfg_to_value(const spq_qcfg *q, int full) {
     json_object_set_new(o, "w_sym", json_boolean(q->w.sym));
     json_object_set_new(o, "w_groupsize", json_integer(q->w.groupsize));
     json_object_set_new(o, "w_clip", json_boolean(q->w.mse));
+    if (q->w.grid) json_object_set_new(o, "w_grid", json_string(spq_wq_grid_name(q->w.grid)));
     json_object_set_new(o, "a_bits", json_integer(q->a.bits));
     if (full) json_object_set_new(o, "a_sym", json_boolean(q->a.sym));
     if (full) json_object_set_new(o, "a_groupsize", json_integer(q->a.groupsize));
@@ -109,6 +110,9 @@ int spq_qcfg_from_value(spq_qcfg *q, const struct json_t *o, int full, const cha
         get_clip(&q->a.clip, o, "a_clip", src, err) || get_bits(&q->kv.bits, o, "kv_bits", src, err) ||
         get_clip(&q->kv.clip, o, "kv_clip", src, err))
         return -1;
+    json_t *g = json_object_get(o, "w_grid"); /* optional: written only when the weights are on a block grid */
+    if (g && (!json_is_string(g) || (q->w.grid = spq_wq_grid_of(json_string_value(g))) < 0))
+        return spq_fail(err, "%s: w_grid: expected \"none\", \"q4_0\" or \"q8_0\"", src);
     if (full && (get_bool(&q->a.sym, o, "a_sym", src, err) ||
                  spq_json_get_int(&q->a.groupsize, o, "a_groupsize", 0, G, src, err) ||
                  get_bool(&q->kv.sym, o, "kv_sym", src, err)))
@@ -136,6 +140,7 @@ int spq_qcfg_from_json(spq_qcfg *q, const char *text, spq_err *err) {
 void spq_qcfg_describe(char *buf, size_t cap, const spq_qcfg *q) {
     char g[32] = "per channel";
     if (q->w.groupsize > 0) snprintf(g, sizeof g, "groups of %d", q->w.groupsize);
-    snprintf(buf, cap, "W%dA%dKV%d (w: %s, %s%s; a clip %.2f; kv clip %.2f)", q->w.bits, q->a.bits, q->kv.bits,
-             q->w.sym ? "sym" : "asym", g, q->w.mse ? ", clip search" : "", (double)q->a.clip, (double)q->kv.clip);
+    snprintf(buf, cap, "W%dA%dKV%d (w: %s, %s%s%s%s; a clip %.2f; kv clip %.2f)", q->w.bits, q->a.bits, q->kv.bits,
+             q->w.sym ? "sym" : "asym", g, q->w.mse ? ", clip search" : "", q->w.grid ? ", grid " : "",
+             q->w.grid ? spq_wq_grid_name(q->w.grid) : "", (double)q->a.clip, (double)q->kv.clip);
 }

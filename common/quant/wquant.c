@@ -63,6 +63,7 @@ int spq_wquant_rtn(spq_wquant *q, spq_model *m, const spq_wq_cfg *w, spq_err *er
         for (int which = 0; which < SPQ_N_LIN; which++) {
             int rows, cols;
             spq_lin_shape(&m->cfg, which, &rows, &cols);
+            if (!spq_wq_fits(w, cols)) continue;
             float *W = *spq_lin_weight(&m->layers[l], which);
             spq_wparams *p = spq_wquant_at(q, l, which);
             spq_wq_params_parallel(p->scale, p->zero, W, rows, cols, w);

@@ -108,7 +108,16 @@ int spq_tok_load_bin_mem(spq_tokenizer **out, const char *path, const char *data
     t->bos_id = 1;
     t->eos_id = 2;
     t->prefix[t->n_prefix++] = 1;
+    spq_tok_spm_pipeline(t);
+    if (spq_tok_finish(t, err)) goto fail;
+    *out = t;
+    return 0;
+fail:
+    spq_tok_free(t);
+    return -1;
+}
 
+void spq_tok_spm_pipeline(spq_tokenizer *t) {
     spq_tok_norm *nm = spq_tok_add_norm(t, SPQ_NORM_PREPEND);
     nm->a = spq_tok_memdup(SPM_SPACE, nm->na = 3);
     nm = spq_tok_add_norm(t, SPQ_NORM_REPLACE);
@@ -123,10 +132,4 @@ int spq_tok_load_bin_mem(spq_tokenizer **out, const char *path, const char *data
     d = spq_tok_add_dec(t, SPQ_DEC_STRIP);
     d->a = spq_tok_memdup(" ", d->na = 1);
     d->start = 1;
-    if (spq_tok_finish(t, err)) goto fail;
-    *out = t;
-    return 0;
-fail:
-    spq_tok_free(t);
-    return -1;
 }

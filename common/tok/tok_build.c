@@ -111,6 +111,7 @@ void spq_tok_free(spq_tokenizer *t) {
     for (int i = 0; i < t->n_pre; i++) {
         pcre2_code_free(t->pre[i].re);
         free(t->pre[i].repl);
+        free(t->pre[i].src);
     }
     for (int i = 0; i < t->n_dec; i++) free(t->dec[i].a), free(t->dec[i].b);
     free(t->norm);

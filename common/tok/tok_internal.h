@@ -43,6 +43,9 @@ typedef struct {
 
 enum { SPQ_MERGE_RANK, SPQ_MERGE_SCORE };
 
+/* the regex of a ByteLevel pre-tokenizer with use_regex (GPT-2's) */
+#define SPQ_TOK_GPT2_PATTERN "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+
 /* normalizer steps, applied in order to each section between added tokens */
 enum { SPQ_NORM_PREPEND, SPQ_NORM_REPLACE };
 typedef struct {
@@ -58,6 +61,7 @@ enum { SPQ_PREPEND_ALWAYS, SPQ_PREPEND_FIRST, SPQ_PREPEND_NEVER };
 typedef struct {
     int type;
     void *re;           /* SPLIT, BYTELEVEL with use_regex: pcre2_code * */
+    char *src; int nsrc; /* the pattern re was compiled from (as the file spelled it) */
     int behavior;       /* SPLIT */
     int invert;         /* SPLIT: the matches are the words, gaps are dropped */
     int add_prefix_space; /* BYTELEVEL, METASPACE */
@@ -114,6 +118,10 @@ spq_tok_pre *spq_tok_add_pre(spq_tokenizer *t, int type);
 spq_tok_dec *spq_tok_add_dec(spq_tokenizer *t, int type);
 /* A malloc'd copy of s[0..n) with a NUL after it. */
 char *spq_tok_memdup(const char *s, size_t n);
+/* The text pipeline of a SentencePiece LLaMA tokenizer (what a LLaMA-2
+ * tokenizer.json spells out): normalizer Prepend "▁" + Replace " " -> "▁",
+ * decoder "▁" -> " ", byte fallback, fuse, strip one leading space. */
+void spq_tok_spm_pipeline(spq_tokenizer *t);
 /* Fills byte_ids, model_map and the added-token table from vocab; call last. */
 int spq_tok_finish(spq_tokenizer *t, spq_err *err);
 /* Compiles a regex (JS semantics for \s, see tok_pre.c), or with literal = 1

@@ -26,7 +26,7 @@
  * have ~256k tokens; the table is sized by the largest id) */
 #define SPQ_TOK_MAX_ID (1 << 22)
 
-#define GPT2_PATTERN "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+#define GPT2_PATTERN SPQ_TOK_GPT2_PATTERN
 
 typedef struct {
     spq_tokenizer *t;

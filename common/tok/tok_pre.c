@@ -98,6 +98,7 @@ int spq_tok_compile_regex(spq_tok_pre *pre, const char *pattern, size_t len, int
     pcre2_jit_compile(c, PCRE2_JIT_COMPLETE);  /* optional: falls back to the interpreter */
     free(re.s);
     pre->re = c;
+    pre->src = spq_tok_memdup(pattern, pre->nsrc = (int)len);
     return 0;
 }
 

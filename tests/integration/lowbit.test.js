@@ -114,7 +114,7 @@ test("bad input: short calibration, wrong flags, corrupt packed file", () => {
 test("export-hf: no-had writes a runnable HF directory; had mode is refused", () => {
   let r = run(["export-hf", model, "--rotation", "hadamard", "--mode", "had", "--out", path.join(work, "had")]);
   assert.equal(r.code, 1);
-  assert.match(r.err, /cannot be expressed in a plain Hugging Face LLaMA/);
+  assert.match(r.err, /cannot be expressed in a plain LLaMA/);
   const dir = path.join(work, "nohad");
   r = run(["export-hf", path.join(shared, "models/stories260K-hf"), "--rotation", "random", "--seed", "3",
     "--mode", "no-had", "--dtype", "f32", "--out", dir]);

@@ -90,7 +90,7 @@ Test(quant, asym_range_includes_zero_for_positive_rows) {
 
 Test(quant, zero_rows_do_not_divide_by_zero) {
     float w[4] = {0, 0, 0, 0}, out[4], s, z;
-    spq_wq_cfg cfgs[] = {{4, 1, 0, 0}, {4, 1, 0, 1}, {4, 0, 0, 0}, {4, 0, 0, 1}, {3, 0, 2, 1}};
+    spq_wq_cfg cfgs[] = {{4, 1, 0, 0, 0}, {4, 1, 0, 1, 0}, {4, 0, 0, 0, 0}, {4, 0, 0, 1, 0}, {3, 0, 2, 1, 0}};
     for (int t = 0; t < 5; t++) {
         float ss[2], zz[2];
         spq_wq_params(ss, zz, w, 1, 4, &cfgs[t]);
