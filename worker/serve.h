@@ -109,7 +109,8 @@ typedef struct {
     int n_active;
     spq_state st;
     /* metrics, under mu */
-    long long m_prompt_tokens, m_gen_tokens, m_requests, m_rejected, m_errors;
+    long long m_prompt_tokens, m_gen_tokens, m_requests, m_rejected, m_steps, m_rows;
+    int m_max_batch;
     double m_prompt_seconds, m_gen_seconds;
 } srv_t;
 

@@ -299,6 +299,11 @@ static void *engine_main(void *arg) {
             b.slot_of[B] = i;
             B++;
         }
+        if (B) {
+            srv.m_steps++;
+            srv.m_rows += B;
+            if (B > srv.m_max_batch) srv.m_max_batch = B;
+        }
         pthread_mutex_unlock(&srv.mu);
         if (!B) continue;
         srv.st.slot_of = b.slot_of;

@@ -81,6 +81,9 @@ static char *metrics_text(void) {
     M("requests_rejected_total", "counter", "Requests refused with 503 (queue full).", "%lld", srv.m_rejected);
     M("requests_processing", "gauge", "Slots in use.", "%d", busy);
     M("requests_deferred", "gauge", "Sequences waiting in the queue.", "%d", srv.q_len);
+    M("decode_steps_total", "counter", "Batched decode steps.", "%lld", srv.m_steps);
+    M("decode_rows_total", "counter", "Sequences decoded over all steps (rows / steps: the mean batch).", "%lld", srv.m_rows);
+    M("decode_batch_max", "gauge", "The largest batch of a decode step.", "%d", srv.m_max_batch);
     M("slots_total", "gauge", "Slots.", "%d", srv.n_slots);
     M("kv_cache_usage_ratio", "gauge", "Slots in use over slots.", "%.4f", (double)busy / srv.n_slots);
 #undef M
