@@ -6,12 +6,14 @@
  * full-precision one. The HTTP side starts first and prints
  * "listening on http://HOST:PORT" on stdout (port 0 picks a free one);
  * /health answers 503 until the model is loaded, then the engine starts.
- * SIGTERM or SIGINT ends the process. */
+ * SIGTERM or SIGINT ends the process; --die-with-parent makes the death of
+ * the process that started it (spinqd) send SIGTERM. */
 #include <microhttpd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -131,6 +133,7 @@ int spq_worker_serve(int argc, char **argv) {
         else if (!strcmp(a, "--ctx")) bad = spq_arg_int(&srv.ctx, argc, argv, &i, "serve", 8, 1 << 16);
         else if (!strcmp(a, "--queue")) bad = spq_arg_int(&srv.queue_max, argc, argv, &i, "serve", 0, 1 << 16);
         else if (!strcmp(a, "--alias")) bad = spq_arg_str(&srv.alias, argc, argv, &i, "serve");
+        else if (!strcmp(a, "--die-with-parent")) prctl(PR_SET_PDEATHSIG, SIGTERM); /* started by spinqd */
         else if ((f = spq_qflag(&g_q, argc, argv, &i, "serve")) || (f = spq_rotflag(&g_rf, argc, argv, &i, "serve"))) {
             if (f < 0) return 2;
             g_quantize = 1;
