@@ -74,9 +74,9 @@ static int health(int port) {
 
 static json_t *served_json(served *s) {
     int h = health(s->port);
-    return json_pack("{s:I,s:s,s:s,s:s,s:i,s:s,s:I,s:s}", "run_id", (json_int_t)s->run_id, "state",
+    return json_pack("{s:I,s:s,s:s,s:s,s:i,s:i,s:s,s:I,s:s}", "run_id", (json_int_t)s->run_id, "state",
                      h == 200 ? "ready" : h == 503 ? "loading" : "failed", "model", s->model, "kind", s->kind, "port",
-                     s->port, "worker", "local", "started_at", (json_int_t)s->started, "endpoint", "/v1");
+                     s->port, "pid", (int)s->pid, "worker", "local", "started_at", (json_int_t)s->started, "endpoint", "/v1");
 }
 
 /* The worker's command line for a run: its packed model, else the

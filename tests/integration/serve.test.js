@@ -35,6 +35,7 @@ before(async () => {
 after(async () => {
   await Promise.all([srv?.stop(), chat?.stop()]);
   rmSync(tmp, { recursive: true, force: true });
+  for (const s of [srv, chat]) assert.doesNotMatch(s.stderr(), /AddressSanitizer|runtime error/);
 });
 
 const greedy = (prompt, max_tokens = 200, extra = {}) =>

@@ -117,4 +117,14 @@ test('a finished run is served, completed through the proxy with tokens and role
     assert.match(r.json.error.message, /not being served/);
     assert.deepEqual((await d.req('GET', '/api/serving', undefined, viewer)).json.serving, []);
   });
+
+  await t.test('SIGTERM while serving: spinqd stops its serving worker and exits cleanly', async () => {
+    const r = await d.req('POST', `/api/runs/${fp.id}/serve`, undefined, member);
+    assert.equal(r.status, 202, r.body);
+    await ready(fp.id);
+    const { code, signal } = await d.stop();
+    assert.equal(signal, null);
+    assert.equal(code, 0, d.log.slice(-3000));
+    assert.throws(() => process.kill(r.json.pid, 0), /ESRCH/);
+  });
 });
