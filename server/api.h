@@ -26,6 +26,13 @@ http_res api_defaults(http_req *r);
 http_res api_health(http_req *r);
 http_res api_whoami(http_req *r);
 http_res api_metrics(http_req *r);
+/* api_serve.c: a finished run's model served by a local spinq-worker, and its proxy */
+http_res api_run_serve_start(http_req *r);
+http_res api_run_serve_stop(http_req *r);
+http_res api_run_serve_get(http_req *r);
+http_res api_serving(http_req *r);
+http_res api_run_proxy(http_req *r);
+void api_serve_stop_all(void);
 
 /* Reads the run filters of a listing from the query (status, model, tag,
  * sweep, q, order, limit, offset): 0, or -1 with *res the 400 to send. */

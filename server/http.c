@@ -49,6 +49,19 @@ static const route routes[] = {
     {"GET", "/api/sweeps/{id}", ROLE_VIEWER, "order limit offset before_id status", api_sweep_get},
     {"GET", "/api/workers", ROLE_VIEWER, "", api_workers},
     {"GET", "/api/defaults", ROLE_VIEWER, "", api_defaults},
+    /* serving a finished run's model (api_serve.c) */
+    {"POST", "/api/runs/{id}/serve", ROLE_MEMBER, "", api_run_serve_start},
+    {"DELETE", "/api/runs/{id}/serve", ROLE_MEMBER, "", api_run_serve_stop},
+    {"GET", "/api/runs/{id}/serve", ROLE_VIEWER, "", api_run_serve_get},
+    {"GET", "/api/serving", ROLE_VIEWER, "", api_serving},
+    {"GET", "/api/runs/{id}/v1/models", ROLE_VIEWER, "", api_run_proxy},
+    {"POST", "/api/runs/{id}/v1/completions", ROLE_VIEWER, "", api_run_proxy},
+    {"POST", "/api/runs/{id}/v1/chat/completions", ROLE_VIEWER, "", api_run_proxy},
+    {"POST", "/api/runs/{id}/completion", ROLE_VIEWER, "", api_run_proxy},
+    {"POST", "/api/runs/{id}/tokenize", ROLE_VIEWER, "", api_run_proxy},
+    {"POST", "/api/runs/{id}/detokenize", ROLE_VIEWER, "", api_run_proxy},
+    {"GET", "/api/runs/{id}/slots", ROLE_VIEWER, "", api_run_proxy},
+    {"GET", "/api/runs/{id}/props", ROLE_VIEWER, "", api_run_proxy},
 };
 enum { N_ROUTES = sizeof routes / sizeof routes[0] };
 

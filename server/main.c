@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/base/cpu.h"
+#include "server/api.h"
 #include "server/auth.h"
 #include "server/config.h"
 #include "server/db.h"
@@ -275,6 +276,7 @@ static int serve(int argc, char **argv) {
     log_info("spinqd: workers stopped; closing the API");
     sse_close_all();
     http_stop();
+    api_serve_stop_all();
     db_set_event_sink(NULL);
     db_close_all();
     log_info("spinqd: stopped");

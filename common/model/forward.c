@@ -102,7 +102,7 @@ static void linear(float *out, const spq_model *m, spq_state *s, const float *x,
 static void kv_store(spq_state *s, const spq_config *c, const spq_aq_cfg *kvq, int l, int b, int p0, int T,
                      const float *k, const float *v) {
     int hd = c->head_dim, nkv = c->n_kv_heads, kvd = nkv * hd;
-    size_t slot0 = ((size_t)l * s->B + b) * s->ctx + p0;
+    size_t slot0 = ((size_t)l * s->B + (s->slot_of ? s->slot_of[b] : b)) * s->ctx + p0;
     if (!s->kv_bits) {
         memcpy(s->k_cache + slot0 * kvd, k, (size_t)T * kvd * sizeof(float));
         memcpy(s->v_cache + slot0 * kvd, v, (size_t)T * kvd * sizeof(float));
@@ -143,7 +143,7 @@ static void kv_store(spq_state *s, const spq_config *c, const spq_aq_cfg *kvq, i
  * the integer codes dequantized into s->kdq, s->vdq. */
 static void kv_rows(const float **k, const float **v, spq_state *s, const spq_config *c, int l, int b, int P) {
     int hd = c->head_dim, nkv = c->n_kv_heads, kvd = nkv * hd;
-    size_t slot0 = ((size_t)l * s->B + b) * s->ctx;
+    size_t slot0 = ((size_t)l * s->B + (s->slot_of ? s->slot_of[b] : b)) * s->ctx;
     if (!s->kv_bits) {
         *k = s->k_cache + slot0 * kvd;
         *v = s->v_cache + slot0 * kvd;

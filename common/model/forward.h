@@ -41,6 +41,7 @@ typedef struct {
     float *scores;   /* (max_tokens, ctx) */
     int *pos;        /* (max_tokens) */
     spq_qact qa;     /* a packed linear's quantized input */
+    const int *slot_of; /* (B) the KV cache slot of each sequence of a call; NULL: sequence b uses slot b */
 } spq_state;
 
 void spq_state_build(spq_state *s, const spq_config *c, int B, int ctx, int max_tokens);

@@ -293,3 +293,42 @@ Test(forward, sampler_is_greedy_at_zero_temperature_and_reproducible_with_a_seed
         cr_expect(fabs(count[i] - 20000 * p) < 5 * sd, "token %d: %d draws, expected %.0f", i, count[i], 20000 * p);
     }
 }
+
+/* The slot map (serving's continuous batching): sequences prefilled one at a
+ * time into chosen KV slots, then decoded together in one call with the map,
+ * give what each gives alone in its own state. */
+Test(forward, slot_map_decodes_any_set_of_slots_as_alone) {
+    spq_model m;
+    load(&m, "models/stories260K/stories260K.bin");
+    int V = m.cfg.vocab_size, T = 12;
+    int tok[2][12];
+    for (int i = 0; i < T; i++) {
+        tok[0][i] = 5 + (i * 41) % 400;
+        tok[1][i] = 9 + (i * 23) % 300;
+    }
+    spq_state s;
+    spq_state_build(&s, &m.cfg, 4, 64, T);
+    float *lg = malloc((size_t)2 * V * sizeof(float)), *ref = malloc((size_t)V * sizeof(float));
+    int slots[2] = {2, 0}, zero = 0;
+    for (int b = 0; b < 2; b++) { /* prefill T-1 tokens of sequence b into its slot */
+        s.slot_of = &slots[b];
+        spq_forward(lg, &s, tok[b], &zero, &m, 1, T - 1, SPQ_LOGITS_LAST);
+    }
+    int last[2] = {tok[0][T - 1], tok[1][T - 1]}, pos[2] = {T - 1, T - 1};
+    s.slot_of = slots;
+    spq_forward(lg, &s, last, pos, &m, 2, 1, SPQ_LOGITS_LAST);
+    s.slot_of = NULL;
+    for (int b = 0; b < 2; b++) {
+        spq_state s1;
+        spq_state_build(&s1, &m.cfg, 1, 64, T);
+        spq_forward(ref, &s1, tok[b], &zero, &m, 1, T, SPQ_LOGITS_LAST);
+        double d = 0;
+        for (int v = 0; v < V; v++) d = fmax(d, fabs(ref[v] - lg[(size_t)b * V + v]));
+        cr_expect(d < 1e-4, "sequence %d in slot %d: max diff %g", b, slots[b], d);
+        spq_state_free(&s1);
+    }
+    spq_state_free(&s);
+    free(lg);
+    free(ref);
+    spq_model_free(&m);
+}
