@@ -80,28 +80,36 @@ static json_t *served_json(served *s) {
 }
 
 /* The worker's command line for a run: its packed model, else the
- * full-precision model with the rotation artifact and the quantizer bits. */
+ * full-precision model with the rotation artifact and the quantizer bits;
+ * the run's full-precision model as --reference when it can be found (the
+ * playground's comparison, /compare). */
 static int serve_args(http_req *r, json_t *run, char *model, size_t cap, char *kind, char **extra, int *n_extra,
                       http_res *res) {
     char *rel = NULL, sha[65];
     int64_t size;
+    json_t *spec = json_object_get(run, "spec");
+    const char *name = json_string_value(json_object_get(spec, "model"));
+    char *base = NULL;
+    spq_err err;
+    if (!name || spq_jobspec_resolve_model(&base, r->cfg->models_dir, name, &err)) base = NULL;
+    if (base) {
+        extra[(*n_extra)++] = spq_strdup("--reference");
+        extra[(*n_extra)++] = spq_strdup(base);
+    }
     if (store_artifact_get(r->db, r->id, "model.spq", &rel, &size, sha) == STORE_OK) {
         snprintf(model, cap, "%s/%s", r->cfg->data_dir, rel);
         free(rel);
+        free(base);
         strcpy(kind, "packed");
         return 0;
     }
-    json_t *spec = json_object_get(run, "spec");
-    const char *name = json_string_value(json_object_get(spec, "model"));
-    char *path = NULL;
-    spq_err err;
-    if (!name || spq_jobspec_resolve_model(&path, r->cfg->models_dir, name, &err)) {
+    if (!base) {
         *res = http_err(409, "no_model", "model", "run %lld has no model.spq and its model cannot be found: %s",
                         (long long)r->id, name ? err.msg : "no model in the spec");
         return -1;
     }
-    snprintf(model, cap, "%s", path);
-    free(path);
+    snprintf(model, cap, "%s", base);
+    free(base);
     strcpy(kind, "fp");
     if (store_artifact_get(r->db, r->id, "rotation.safetensors", &rel, &size, sha) == STORE_OK) {
         char p[1100];

@@ -58,6 +58,7 @@ static const route routes[] = {
     {"POST", "/api/runs/{id}/v1/completions", ROLE_VIEWER, "", api_run_proxy},
     {"POST", "/api/runs/{id}/v1/chat/completions", ROLE_VIEWER, "", api_run_proxy},
     {"POST", "/api/runs/{id}/completion", ROLE_VIEWER, "", api_run_proxy},
+    {"POST", "/api/runs/{id}/compare", ROLE_VIEWER, "", api_run_proxy},
     {"POST", "/api/runs/{id}/tokenize", ROLE_VIEWER, "", api_run_proxy},
     {"POST", "/api/runs/{id}/detokenize", ROLE_VIEWER, "", api_run_proxy},
     {"GET", "/api/runs/{id}/slots", ROLE_VIEWER, "", api_run_proxy},

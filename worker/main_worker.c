@@ -391,7 +391,7 @@ static int usage(void) {
 
 int main(int argc, char **argv) {
     spq_cpu_ensure_coretype(argv);
-    if (argc > 1 && !strcmp(argv[1], "serve")) return spq_worker_serve(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "serve")) return srv_main(argc - 1, argv + 1);
     signal(SIGPIPE, SIG_IGN);
     const char *connect_to = NULL, *token = getenv("SPINQ_WORKER_TOKEN"), *name = NULL;
     const char *models_dir = "models", *datasets_dir = "data";

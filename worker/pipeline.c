@@ -55,20 +55,27 @@ void pl_log(pl_pipeline *p, const char *level, const char *fmt, ...) {
     p->rep->log(p->rep->ud, level, line);
 }
 
-static void cleanup(pl_pipeline *p) {
+static void free_model(pl_pipeline *p) {
     if (p->model_loaded) spq_model_free(&p->model);
     p->model_loaded = 0;
+    if (p->tok) spq_tok_free(p->tok);
+    p->tok = NULL;
+}
+
+/* the model and tokenizer (unless kept for the caller), rotations, weight
+ * parameters and the path */
+static void cleanup(pl_pipeline *p) {
+    if (!p->local.keep_model) free_model(p);
     if (p->have_rot) spq_rotation_free(&p->rot);
     p->have_rot = 0;
     if (p->have_wq) spq_wquant_free(&p->wq);
     p->have_wq = 0;
-    if (p->tok) spq_tok_free(p->tok);
-    p->tok = NULL;
     free(p->model_path);
     p->model_path = NULL;
 }
 
 void pl_pipeline_free(pl_pipeline *p) {
+    free_model(p); /* a kept model the caller did not take */
     spq_jobspec_free(&p->spec);
     json_decref(p->results);
     json_decref(p->report);

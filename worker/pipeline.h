@@ -90,6 +90,10 @@ typedef struct {
     uint32_t gguf_type, gguf_emb_type; /* ggml types of the linears, of token_embd and output */
     const char *gguf_name;             /* general.name; NULL: the model file's name */
     const char *gguf_info;             /* general.source info (how it was made), or NULL */
+    /* the prepared model (rotated, quantized) and its tokenizer stay in
+     * p->model and p->tok after the run for the caller to take (clear
+     * model_loaded and tok), as spinq-worker serve does */
+    int keep_model;
     /* evaluate */
     int seqlen;          /* window of the tasks and default of eval.ppl[i].seqlen; 0: the model's, at most 2048 */
     int batch;           /* perplexity windows per forward call; 0: 4, fewer for large vocabularies */

@@ -13,6 +13,8 @@
  *   serve_sample.c  penalties, top-k, min-p, top-p, temperature; logprobs
  *   serve_json.c    the response shapes (OpenAI completions and chat,
  *                   llama.cpp /completion), streamed chunks and final bodies
+ *   serve_compare.c /compare: the served model against --reference, token
+ *                   by token (KL divergence, top-1 agreement)
  *
  * Locking: one mutex (srv.mu) guards the queue, the slots and every
  * request's output buffer and flags; the engine computes without it. */
@@ -41,6 +43,7 @@ typedef struct {
 } srv_sampling;
 
 typedef struct srv_req srv_req;
+typedef struct srv_cmp srv_cmp;
 
 typedef struct srv_seq {
     srv_req *req;
@@ -87,12 +90,15 @@ struct srv_req {
 typedef struct {
     /* settings */
     const char *model_path, *listen, *alias;
+    const char *ref_path;  /* --reference: the full-precision model /compare measures against */
     int n_slots, ctx, queue_max, chunk;
     /* the model, once loaded */
     int loaded, load_failed;
     char load_error[1024];
     spq_model m;
     spq_tokenizer *tok;
+    spq_model ref;        /* the reference, once loaded (have_ref) */
+    int have_ref;
     char *chat_template;  /* from tokenizer_config.json, or NULL */
     int template_kind;    /* SRV_TPL_* */
     char sha256[65];
@@ -108,6 +114,8 @@ typedef struct {
     srv_seq **slots;      /* (n_slots) */
     int n_active;
     spq_state st;
+    srv_cmp *cmp;         /* a comparison for the engine to run (serve_compare.c) */
+    pthread_cond_t cmp_cv;
     /* metrics, under mu */
     long long m_prompt_tokens, m_gen_tokens, m_requests, m_rejected, m_steps, m_rows;
     int m_max_batch;
@@ -119,7 +127,7 @@ extern srv_t srv;
 enum { SRV_TPL_NONE, SRV_TPL_LLAMA2, SRV_TPL_LLAMA3, SRV_TPL_CHATML };
 
 /* serve_main.c */
-int spq_worker_serve(int argc, char **argv);
+int srv_main(int argc, char **argv);
 
 /* serve_http.c */
 struct MHD_Daemon;
@@ -142,6 +150,12 @@ int srv_submit(srv_req *r);
 void srv_req_release(srv_req *r, int locked);
 /* Appends to r's output (mu held). */
 void srv_out_append(srv_req *r, const char *s, size_t n);
+
+/* serve_compare.c: POST /compare; 0 with *out, or an HTTP status with the
+ * message in msg and the field in *param. */
+int srv_compare(json_t **out, json_t *body, char *msg, size_t cap, const char **param);
+/* The engine's side: runs the pending comparison, if any (mu not held). */
+void srv_compare_pending(void);
 
 /* serve_sample.c */
 int srv_sample(srv_seq *q, const srv_sampling *s, float *logits, float *scratch, int *iscratch, int V);

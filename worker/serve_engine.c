@@ -261,10 +261,15 @@ static void *engine_main(void *arg) {
     srv_seq **fresh = spq_malloc((size_t)S * sizeof(srv_seq *));
     for (;;) {
         pthread_mutex_lock(&srv.mu);
-        while (!srv.stop && srv.n_active == 0 && !srv.q_head) pthread_cond_wait(&srv.engine_cv, &srv.mu);
+        while (!srv.stop && srv.n_active == 0 && !srv.q_head && !srv.cmp) pthread_cond_wait(&srv.engine_cv, &srv.mu);
         if (srv.stop) {
             pthread_mutex_unlock(&srv.mu);
             break;
+        }
+        if (srv.cmp) { /* between two steps: the slots keep their caches */
+            pthread_mutex_unlock(&srv.mu);
+            srv_compare_pending();
+            continue;
         }
         for (int i = 0; i < S; i++)
             if (srv.slots[i] && srv.slots[i]->req->cancelled) seq_release(srv.slots[i]);

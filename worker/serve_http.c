@@ -143,6 +143,14 @@ static enum MHD_Result generate(struct MHD_Connection *c, int kind, json_t *body
     return send_json(c, 200, j);
 }
 
+static enum MHD_Result compare(struct MHD_Connection *c, json_t *body) {
+    char msg[512];
+    const char *param = NULL;
+    json_t *out;
+    int rc = srv_compare(&out, body, msg, sizeof msg, &param);
+    return rc ? send_error(c, (unsigned)rc, msg, param) : send_json(c, 200, out);
+}
+
 static enum MHD_Result tokenize(struct MHD_Connection *c, json_t *body) {
     json_t *content = json_object_get(body, "content");
     if (!json_is_string(content)) return send_error(c, 400, "content must be a string", "content");
@@ -210,7 +218,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     static const char *const GETS[] = {"/v1/models", "/props", "/slots", "/metrics", NULL};
     static const char *const POSTS[] = {"/v1/completions", "/v1/chat/completions", "/completion", "/completions",
-                                        "/tokenize", "/detokenize", NULL};
+                                        "/tokenize", "/detokenize", "/compare", NULL};
     int is_get = 0, is_post = 0;
     for (int i = 0; GETS[i]; i++) is_get |= !strcmp(url, GETS[i]);
     for (int i = 0; POSTS[i]; i++) is_post |= !strcmp(url, POSTS[i]);
@@ -247,6 +255,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (!json_is_object(body)) ret = send_error(c, 400, "the body must be a JSON object", NULL);
     else if (!strcmp(url, "/tokenize")) ret = tokenize(c, body);
     else if (!strcmp(url, "/detokenize")) ret = detokenize(c, body);
+    else if (!strcmp(url, "/compare")) ret = compare(c, body);
     else ret = generate(c, !strcmp(url, "/v1/chat/completions") ? SRV_CHAT : !strcmp(url, "/v1/completions") ? SRV_COMPLETIONS : SRV_LLAMA, body);
     json_decref(body);
     return ret;

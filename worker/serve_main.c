@@ -20,19 +20,20 @@
 #include "common/base/sha256.h"
 #include "common/base/util.h"
 #include "common/io/load.h"
+#include "common/quant/qmodel.h"
 #include "worker/args.h"
+#include "worker/cli_session.h"
 #include "worker/qflags.h"
 #include "worker/serve.h"
 
 srv_t srv;
 
-static spq_rotflags g_rf;
+static cli_rotflags g_rf;
 static spq_qcfg g_q;
-static int g_quantize;
 
 static int usage(void) {
     fprintf(stderr, "usage: spinq-worker serve MODEL [--listen HOST:PORT] [--slots N] [--ctx N] [--queue N] "
-                    "[--alias NAME]\n"
+                    "[--alias NAME] [--reference MODEL]\n"
                     "       [--w-bits B ... --a-bits B --kv-bits B] [--rotation FILE|hadamard|random] [--mode had|no-had] "
                     "[--seed S]\n");
     return 2;
@@ -58,43 +59,46 @@ static void file_info(const char *path) {
     spq_sha256_hex_final(&h, srv.sha256);
 }
 
-static void read_template(void) {
-    char *tok_path = NULL, *cfg_path = NULL, *data = NULL;
-    size_t len;
-    spq_err err;
-    if (!spq_tok_files_for_model(&tok_path, &cfg_path, srv.model_path, &err) && cfg_path &&
-        !spq_read_file(&data, &len, cfg_path, &err)) {
-        json_t *j = json_loadb(data, len, 0, NULL);
-        json_t *t = json_object_get(j, "chat_template");
-        if (json_is_array(t)) { /* [{name, template}]: the default one */
-            size_t i;
-            json_t *e, *first = NULL;
-            json_array_foreach(t, i, e) {
-                if (!first) first = json_object_get(e, "template");
-                if (!strcmp(json_string_value(json_object_get(e, "name")) ?: "", "default"))
-                    first = json_object_get(e, "template");
-            }
-            t = first;
-        }
-        if (json_is_string(t)) srv.chat_template = spq_strdup(json_string_value(t));
-        json_decref(j);
+/* The served model as a job prepares it: loaded, and with rotation or
+ * quantizer flags fused, rotated and quantized (weights round-to-nearest)
+ * by the pipeline; the pipeline's model and tokenizer are taken over. */
+static int prepare(spq_err *err) {
+    pl_pipeline p;
+    cli_spec_start(&p, srv.model_path);
+    cli_spec_quant(&p.spec, &g_rf, &g_q);
+    p.local.keep_model = 1;
+    cli_session ses = {.cmd = "serve"};
+    char field[SPQ_FIELD_MAX];
+    int rc = spq_jobspec_check(&p.spec, field, err);
+    if (!rc && cli_session_run(&ses, &p) != PL_STAGE_OK) rc = spq_fail(err, "%s", p.err.msg);
+    if (!rc) {
+        srv.m = p.model;
+        srv.tok = p.tok;
+        p.model_loaded = 0;
+        p.tok = NULL;
     }
-    free(data);
-    free(tok_path);
-    free(cfg_path);
-    srv.template_kind = srv_template_kind(srv.chat_template);
+    pl_pipeline_free(&p);
+    return rc;
+}
+
+/* The full-precision model that /compare measures the served one against. */
+static int load_reference(spq_err *err) {
+    if (!srv.ref_path) return 0;
+    if (spq_model_load(&srv.ref, srv.ref_path, err)) return spq_fail_prefix(err, "--reference");
+    const spq_config *a = &srv.m.cfg, *b = &srv.ref.cfg;
+    if (a->vocab_size != b->vocab_size) {
+        spq_model_free(&srv.ref);
+        return spq_fail(err, "--reference %s: a vocabulary of %d tokens, the served model has %d", srv.ref_path,
+                        b->vocab_size, a->vocab_size);
+    }
+    srv.have_ref = 1;
+    return 0;
 }
 
 static void *loader(void *arg) {
     (void)arg;
     spq_err err;
-    int rc = g_quantize ? spq_load_quantized(&srv.m, srv.model_path, &g_rf, &g_q, &err)
-                        : spq_model_load(&srv.m, srv.model_path, &err);
-    if (!rc && spq_tok_load_for_model(&srv.tok, srv.model_path, &err)) {
-        spq_model_free(&srv.m);
-        rc = 1;
-    }
-    if (rc) {
+    if (prepare(&err) || load_reference(&err)) {
         snprintf(srv.load_error, sizeof srv.load_error, "%s", err.msg);
         fprintf(stderr, "spinq-worker serve: %s\n", err.msg);
         srv.load_failed = 1;
@@ -109,7 +113,8 @@ static void *loader(void *arg) {
     spq_qcfg_describe(srv.quant_desc, sizeof srv.quant_desc, &srv.m.q);
     snprintf(srv.rotation, sizeof srv.rotation, "%s",
              srv.m.packed ? "packed" : g_rf.rotation ? g_rf.rotation : "none");
-    read_template();
+    srv.chat_template = spq_model_chat_template(srv.model_path);
+    srv.template_kind = srv_template_kind(srv.chat_template);
     srv_engine_start();
     __atomic_store_n(&srv.loaded, 1, __ATOMIC_RELEASE);
     fprintf(stderr, "spinq-worker serve: %s loaded: %d slots, context %d, %s\n", srv.alias, srv.n_slots, srv.ctx,
@@ -117,7 +122,7 @@ static void *loader(void *arg) {
     return NULL;
 }
 
-int spq_worker_serve(int argc, char **argv) {
+int srv_main(int argc, char **argv) {
     srv.listen = "127.0.0.1:8080";
     srv.n_slots = 4;
     srv.queue_max = -1;
@@ -128,20 +133,16 @@ int spq_worker_serve(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int bad = 0, f;
-        if (!strcmp(a, "--listen")) bad = spq_arg_str(&srv.listen, argc, argv, &i, "serve");
-        else if (!strcmp(a, "--slots")) bad = spq_arg_int(&srv.n_slots, argc, argv, &i, "serve", 1, 256);
-        else if (!strcmp(a, "--ctx")) bad = spq_arg_int(&srv.ctx, argc, argv, &i, "serve", 8, 1 << 16);
-        else if (!strcmp(a, "--queue")) bad = spq_arg_int(&srv.queue_max, argc, argv, &i, "serve", 0, 1 << 16);
-        else if (!strcmp(a, "--alias")) bad = spq_arg_str(&srv.alias, argc, argv, &i, "serve");
+        if (!strcmp(a, "--listen")) bad = cli_arg_str(&srv.listen, argc, argv, &i, "serve");
+        else if (!strcmp(a, "--slots")) bad = cli_arg_int(&srv.n_slots, argc, argv, &i, "serve", 1, 256);
+        else if (!strcmp(a, "--ctx")) bad = cli_arg_int(&srv.ctx, argc, argv, &i, "serve", 8, 1 << 16);
+        else if (!strcmp(a, "--queue")) bad = cli_arg_int(&srv.queue_max, argc, argv, &i, "serve", 0, 1 << 16);
+        else if (!strcmp(a, "--alias")) bad = cli_arg_str(&srv.alias, argc, argv, &i, "serve");
+        else if (!strcmp(a, "--reference")) bad = cli_arg_str(&srv.ref_path, argc, argv, &i, "serve");
         else if (!strcmp(a, "--die-with-parent")) prctl(PR_SET_PDEATHSIG, SIGTERM); /* started by spinqd */
-        else if ((f = spq_qflag(&g_q, argc, argv, &i, "serve")) || (f = spq_rotflag(&g_rf, argc, argv, &i, "serve"))) {
+        else if ((f = cli_qflag(&g_q, argc, argv, &i, "serve")) || (f = cli_rotflag(&g_rf, argc, argv, &i, "serve"))) {
             if (f < 0) return 2;
-            g_quantize = 1;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "spinq-worker serve: unknown flag %s\n", a);
-            return usage();
-        } else if (!srv.model_path) srv.model_path = a;
-        else return usage();
+        } else if (cli_arg_positional(&srv.model_path, a, "serve")) return usage();
         if (bad) return 2;
     }
     if (!srv.model_path) return usage();
@@ -153,6 +154,7 @@ int spq_worker_serve(int argc, char **argv) {
     }
     pthread_mutex_init(&srv.mu, NULL);
     pthread_cond_init(&srv.engine_cv, NULL);
+    pthread_cond_init(&srv.cmp_cv, NULL);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);

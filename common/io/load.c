@@ -48,6 +48,15 @@ char *spq_model_chat_template(const char *path) {
         char *cfg = spq_path_join(path, "tokenizer_config.json");
         json_t *j = spq_file_exists(cfg) ? spq_json_load_object(cfg, &err) : NULL;
         json_t *t = json_object_get(j, "chat_template");
+        if (json_is_array(t)) { /* [{name, template}]: the one named "default", else the first */
+            size_t i;
+            json_t *e, *pick = NULL;
+            json_array_foreach(t, i, e) {
+                const char *name = json_string_value(json_object_get(e, "name"));
+                if (!pick || (name && !strcmp(name, "default"))) pick = json_object_get(e, "template");
+            }
+            t = pick;
+        }
         if (json_is_string(t)) tpl = spq_strdup(json_string_value(t));
         json_decref(j);
         free(cfg);

@@ -23,7 +23,8 @@ int spq_tok_load_file(spq_tokenizer **t, const char *path, spq_err *err);
 
 /* The chat template that belongs to a model path (malloc'd), or NULL when it
  * has none: tokenizer_config.json's "chat_template" string for a Hugging
- * Face directory, tokenizer.chat_template for a GGUF file. */
+ * Face directory (a list of named templates: the "default" one),
+ * tokenizer.chat_template for a GGUF file. */
 char *spq_model_chat_template(const char *path);
 
 #endif

@@ -298,6 +298,43 @@ test('the dashboard against a real daemon', { timeout: 170000 }, async (t) => {
     assert.strictEqual(await page.inputValue('#smoothing'), '0.9', 'the weight is remembered');
   });
 
+  await t.test('playground: serve the finished run, stream from it, compare it with full precision', async () => {
+    await page.goto(url(`/runs/${learnId}`));
+    await page.click('#serve-start');
+    await page.waitForSelector('#serve-state[data-state="ready"]', { timeout: 60000 });
+    const prompt = 'Once upon a time';
+    await page.fill('#pg-prompt', prompt);
+    await page.fill('#pg-max', '24');
+    await page.fill('#pg-temp', '0');
+    await page.click('#pg-generate');
+    await page.waitForSelector('#pg-output[data-done="1"]');
+    const streamed = await page.textContent('#pg-output');
+    // greedy: the page's stream is what the proxied endpoint answers in one body
+    const direct = await d.req('POST', `/api/runs/${learnId}/v1/completions`, { prompt, max_tokens: 24, temperature: 0 });
+    assert.strictEqual(direct.status, 200, direct.body.toString());
+    assert.strictEqual(streamed, direct.json.choices[0].text);
+
+    await page.click('#pg-compare');
+    await page.waitForSelector('#pg-quant span.tok');
+    await page.waitForFunction(() => document.getElementById('pg-fp').textContent.length > 0);
+    const toks = await page.$$eval('#pg-quant span.tok', (els) => els.map((e) => ({
+      kl: Number(e.dataset.kl), bg: e.style.backgroundColor, text: e.textContent })));
+    assert.ok(toks.length > 0 && toks.length <= 24, `${toks.length} tokens`);
+    // the quantized side is the served model's own greedy text, every token coloured by its KL
+    assert.strictEqual(toks.map((t) => t.text).join(''), streamed.slice(0, toks.map((t) => t.text).join('').length));
+    const alpha = (bg) => Number(/rgba\(220, 38, 38, ([\d.]+)\)/.exec(bg)[1]);
+    for (const t of toks) assert.ok(Number.isFinite(t.kl) && t.kl >= 0 && alpha(t.bg) > 0, JSON.stringify(t));
+    const byKl = [...toks].sort((a, b) => a.kl - b.kl);
+    for (let i = 1; i < byKl.length; i++) assert.ok(alpha(byKl[i].bg) >= alpha(byKl[i - 1].bg), 'deeper red for a larger KL');
+    const agreement = Number(await page.getAttribute('#pg-summary', 'data-agreement'));
+    assert.ok(agreement >= 0 && agreement <= 1);
+    assert.match(await page.textContent('#pg-summary'), /top-1 agreement .* mean KL/);
+
+    await page.click('#serve-stop');
+    await page.waitForSelector('#serve-state[data-state="none"]');
+    assert.strictEqual((await d.req('GET', `/api/runs/${learnId}/serve`)).status, 404);
+  });
+
   await t.test('compare view: two runs, curves overlaid, scores side by side; picked from the runs table', async () => {
     await d.waitRun(shortId, ['done', 'failed'], 60000);
     await page.goto(url('/'));

@@ -323,3 +323,54 @@ test("a full queue answers 503 with Retry-After, reported by /metrics", async ()
     await small.stop();
   }
 });
+
+test("/compare: the served model against its full precision, token by token; against itself KL is 0", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "spinq-cmp-"));
+  const packed = path.join(dir, "w4a8kv8.spq");
+  const q = spawnSync(spinqBin, ["quantize", BIN, "--out", packed, "--a-bits", "8", "--kv-bits", "8"], { encoding: "utf8" });
+  assert.equal(q.status, 0, q.stderr);
+  const quant = await startServer(packed, "--reference", BIN, "--slots", "2");
+  const same = await startServer(BIN, "--reference", BIN, "--slots", "1");
+  try {
+    const prompt = "Once upon a time";
+    const r = await post(quant.url, "/compare", { prompt, max_tokens: 30 });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const toks = r.json.quantized.tokens;
+    assert.ok(toks.length > 0 && toks.length <= 30);
+    // the quantized side is the served model's greedy text
+    const greedy = await post(quant.url, "/v1/completions", { prompt, max_tokens: toks.length, temperature: 0 });
+    assert.equal(toks.map((t) => t.text).join(""), greedy.json.choices[0].text);
+    for (const t of toks) assert.ok(t.kl >= 0 && Number.isFinite(t.kl), JSON.stringify(t));
+    const s = r.json.summary;
+    assert.equal(s.positions, toks.length);
+    assert.ok(Math.abs(s.kl_mean - toks.reduce((a, t) => a + t.kl, 0) / toks.length) < 1e-6);
+    assert.equal(s.top1_agreement, toks.filter((t) => t.top1_agree).length / toks.length);
+    assert.ok(s.kl_mean > 0, "4-bit weights move the distributions");
+    // the full-precision side is `spinq generate`'s greedy story
+    const fp = r.json.full_precision.tokens.map((t) => t.text).join("");
+    assert.match(fp, /^, there was a little girl named Lily/);
+
+    // one model against itself: the same distributions, so KL 0 exactly and full agreement
+    const self = await post(same.url, "/compare", { prompt, max_tokens: 20 });
+    assert.equal(self.status, 200);
+    for (const t of self.json.quantized.tokens) assert.equal(t.kl, 0);
+    assert.equal(self.json.summary.top1_agreement, 1);
+
+    // bad requests name the field; a server without --reference says how to get one
+    for (const [body, param] of [[{ prompt: 5 }, "prompt"], [{ prompt: "x", max_tokens: 0 }, "max_tokens"],
+                                 [{ prompt: "x", bogus: 1 }, "bogus"], [{ prompt: "x", max_tokens: 100000 }, "max_tokens"]]) {
+      const b = await post(quant.url, "/compare", body);
+      assert.equal(b.status, 400, JSON.stringify(body));
+      assert.equal(b.json.error.param, param);
+    }
+    const none = await post(srv.url, "/compare", { prompt });
+    assert.equal(none.status, 400);
+    assert.match(none.json.error.message, /--reference/);
+    // comparisons ran between decode steps: the slots are all idle again
+    await slotsIdle(quant.url);
+  } finally {
+    await quant.stop();
+    await same.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -139,6 +139,36 @@ export function stream(path, handlers, onState = () => {}) {
   };
 }
 
+// A streamed POST (Server-Sent Events in the body, as OpenAI's streams are):
+// onData(parsed) for every `data:` line until `data: [DONE]` or the end.
+// fetch, not EventSource: the request has a body and the token header.
+export async function postStream(path, body, onData) {
+  const res = await fetch(path, { method: 'POST', headers: headers({ 'Content-Type': 'application/json',
+    Accept: 'text/event-stream' }), body: JSON.stringify(body) });
+  if (!res.ok) {
+    let e = {};
+    try { e = (await res.json()).error || {}; } catch { /* not JSON */ }
+    throw new ApiError(res.status, e.code || `http_${res.status}`, e.message || `HTTP ${res.status}`, e.field || e.param);
+  }
+  const reader = res.body.getReader();
+  const dec = new TextDecoder();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += dec.decode(value, { stream: true });
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (!line.startsWith('data:')) continue;
+      const data = line.slice(5).trim();
+      if (data === '[DONE]') return;
+      try { onData(JSON.parse(data)); } catch { /* a partial or foreign line */ }
+    }
+  }
+}
+
 // Downloads path as name. Without a token a plain link streams the file; with
 // one, the body is fetched with the header and handed over as a blob.
 export async function download(path, name) {

@@ -1,6 +1,6 @@
 // pages/run.js - one run: status, stage and progress, the live loss curve,
 // scores, log, checkpoints and artifacts, its normalized spec; cancel and
-// delete.
+// delete; once it is done, the playground (playground.js).
 //
 // The run's event stream (/api/runs/ID/events) replays the run's whole story
 // from its first event and then follows it live, so the page is built from
@@ -18,6 +18,7 @@ import { h, replace, fmtNum, fmtBytes, fmtTime, fmtDuration, statusBadge, showEr
 import { scoreRows } from '../metrics.js';
 import { StepChart, ema } from '../chart.js';
 import { navigate } from '../nav.js';
+import { playground } from '../playground.js';
 
 export const name = 'run';
 const STAGES = ['load', 'fuse', 'rotate', 'learn', 'quantize', 'evaluate', 'write'];
@@ -67,6 +68,7 @@ export async function render(main, { params }) {
   const ckEl = h('div#checkpoints');
   const artEl = h('div#artifacts');
   const live = h('span.live.muted');
+  const pgSlot = h('div#playground-slot');
 
   replace(main,
     h('div.page-head', h('h1', `Run #${id} `, h('span#run-name', run.name || '')), statusEl, live, h('span.spacer'),
@@ -82,7 +84,11 @@ export async function render(main, { params }) {
     h('section.grid2',
       h('div', h('h2', 'Checkpoints'), ckEl),
       h('div', h('h2', 'Artifacts'), artEl)),
+    pgSlot,
     h('section', h('details#spec', h('summary', 'Spec (normalized)'), h('pre', JSON.stringify(run.spec, null, 2)))));
+  // a finished run's model can be served and talked to
+  const showPlayground = () => { if (!pgSlot.firstChild) pgSlot.append(playground(id)); };
+  if (run.status === 'done') showPlayground();
 
   // only a spinquant run learns: the others get a line saying so, not an empty chart
   // series: the raw loss (faint), its EMA (drawn from it each frame), the lr
@@ -267,6 +273,7 @@ export async function render(main, { params }) {
       drawHead();
       refreshSoon(); // times, attempts, the final metrics
       if (FINAL.includes(ev.status)) loadFilesSoon();
+      if (ev.status === 'done') showPlayground();
     },
     metric: (ev) => {
       if (chart && ev.key === 'train/loss') chart.add(0, ev.step, ev.value);
