@@ -69,12 +69,8 @@ int cli_cmd_export_hf(int argc, char **argv) {
         fprintf(stderr, "spinq export-hf: %s\n", err.msg);
         goto done;
     }
-    if (rot.online) {
-        fprintf(stderr,
-                "spinq export-hf: %s is a \"had\" rotation: its online Hadamards (R3 on Q/K, R4 on the down_proj "
-                "input, whose transpose is folded into down_proj) cannot be expressed in a plain Hugging Face LLaMA, "
-                "so the export would not be equivalent. Use a no-had rotation (spinq rotate --mode no-had, or "
-                "--mode no-had with hadamard/random).\n", rs);
+    if (spq_rotation_plain_only(&rot, rs, &err)) {
+        fprintf(stderr, "spinq export-hf: %s\n", err.msg);
         goto done;
     }
     spq_fuse_norms(&m);

@@ -52,18 +52,13 @@ static int apply(pl_pipeline *p, const char *what, int online) {
     return PL_STAGE_OK;
 }
 
-/* A model written as GGUF (local.gguf) is a plain LLaMA: the online
- * Hadamards (R3 on Q/K after RoPE, R4 on the down_proj input with its
- * transpose folded into down_proj) have no place in it, so it would not
- * compute what the rotated model computes. Refused before any work. */
+/* A model written as GGUF (local.gguf) is a plain LLaMA, which cannot run a
+ * "had" rotation's online Hadamards: refused before any work. */
 static int refuse_online(pl_pipeline *p, const char *what) {
-    if (!p->local.gguf || !p->rot.online) return 0;
+    if (!p->local.gguf || !spq_rotation_plain_only(&p->rot, what, &p->err)) return 0;
     spq_rotation_free(&p->rot);
     p->have_rot = 0;
-    return spq_fail(&p->err, "%s is a \"had\" rotation: its online Hadamards (R3 on Q/K, R4 on the down_proj input, "
-                             "whose transpose is folded into down_proj) cannot be expressed in a plain LLaMA, so the "
-                             "export would not be equivalent. Use a no-had rotation (spinq rotate --mode no-had, or "
-                             "--mode no-had with hadamard/random)", what);
+    return -1;
 }
 
 int pl_stage_rotate(pl_pipeline *p) {

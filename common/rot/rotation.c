@@ -138,6 +138,14 @@ static void rotate_down(float *W, int dim, int hidden, const double *R1, const s
     free(Wd);
 }
 
+int spq_rotation_plain_only(const spq_rotation *r, const char *what, spq_err *err) {
+    if (!r->online) return 0;
+    return spq_fail(err, "%s is a \"had\" rotation: its online Hadamards (R3 on Q/K, R4 on the down_proj input, "
+                         "whose transpose is folded into down_proj) cannot be expressed in a plain LLaMA, so the "
+                         "export would not be equivalent. Use a no-had rotation (spinq rotate --mode no-had, or "
+                         "--mode no-had with hadamard/random)", what);
+}
+
 int spq_rotation_apply(spq_model *m, const spq_rotation *r, spq_err *err) {
     const spq_config *c = &m->cfg;
     if (spq_rotation_check(r, c, err)) return -1;

@@ -50,6 +50,11 @@ int spq_rotation_check(const spq_rotation *r, const spq_config *c, spq_err *err)
 /* Absorbs r into a fused model (fp64 products, rounded once) and attaches
  * the online R3/R4 to it (copies). Fails if m is not fused or shapes differ. */
 int spq_rotation_apply(spq_model *m, const spq_rotation *r, spq_err *err);
+/* For exports as a plain LLaMA (Hugging Face, GGUF): 0 for a no-had
+ * rotation; for a "had" one -1 with the reason (the online R3/R4 have no
+ * place in a plain LLaMA, so the export would not be equivalent), naming
+ * the rotation as `what`. */
+int spq_rotation_plain_only(const spq_rotation *r, const char *what, spq_err *err);
 
 /* Metadata saved with a rotation: what produced it and where a run stands. */
 typedef struct {
