@@ -163,6 +163,12 @@ int srv_sample(srv_seq *q, const srv_sampling *s, float *logits, float *scratch,
 float srv_logprobs(const float *logits, int V, int id, int k, int *top_ids, float *top_lp);
 
 /* serve_json.c */
+/* Generated text as a JSON string. Sampled byte tokens need not form UTF-8
+ * (a model with random weights emits such bytes within a few tokens), and
+ * jansson refuses those (json_stringn gives NULL, which crashed the stream
+ * path): every byte that does not start a well-formed character becomes
+ * U+FFFD, as a lossy decode does. Valid text is passed as it is. */
+json_t *srv_json_text(const char *s, size_t n);
 json_t *srv_error_json(const char *message, const char *type, const char *param, const char *code);
 /* a streamed event for sequence q with new text [from, to) (and its logprob entries since lp_from) */
 char *srv_chunk(const srv_req *r, const srv_seq *q, const char *text, size_t n, int final, size_t lp_from);

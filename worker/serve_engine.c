@@ -151,7 +151,7 @@ static void on_token(srv_seq *q, int id, const float *logits) {
             float lp = srv_logprobs(logits, V, id, k, top, tlp);
             json_t *e = json_object();
             json_object_set_new(e, "id", json_integer(id));
-            json_object_set_new(e, "token", json_stringn(piece, pn));
+            json_object_set_new(e, "token", srv_json_text(piece, pn));
             json_object_set_new(e, "logprob", json_real(lp));
             json_object_set_new(e, "offset", json_integer((json_int_t)q->text_len));
             json_t *tl = json_array();
@@ -160,7 +160,7 @@ static void on_token(srv_seq *q, int id, const float *logits) {
                 size_t n2 = spq_tok_piece(srv.tok, prev, top[i], p2, sizeof p2);
                 json_t *t = json_object();
                 json_object_set_new(t, "id", json_integer(top[i]));
-                json_object_set_new(t, "token", json_stringn(p2, n2));
+                json_object_set_new(t, "token", srv_json_text(p2, n2));
                 json_object_set_new(t, "logprob", json_real(tlp[i]));
                 json_array_append_new(tl, t);
             }

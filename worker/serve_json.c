@@ -5,7 +5,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base/util.h"
 #include "worker/serve.h"
+
+/* bytes of the well-formed UTF-8 character at s (n bytes left), 0 if none */
+static size_t utf8_char(const char *s, size_t n) {
+    unsigned char c = (unsigned char)s[0];
+    size_t need = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    return need && need <= n && spq_utf8_valid(s, need) ? need : 0;
+}
+
+json_t *srv_json_text(const char *s, size_t n) {
+    if (spq_utf8_valid(s, n)) return json_stringn(s, n);
+    char *out = spq_malloc(3 * n + 1);
+    size_t o = 0;
+    for (size_t i = 0, k; i < n; i += k ? k : 1) {
+        k = utf8_char(s + i, n - i);
+        memcpy(out + o, k ? s + i : "\xEF\xBF\xBD", k ? k : 3);
+        o += k ? k : 3;
+    }
+    json_t *j = json_stringn(out, o);
+    free(out);
+    return j;
+}
 
 json_t *srv_error_json(const char *message, const char *type, const char *param, const char *code) {
     return json_pack("{s:{s:s,s:s,s:o,s:o}}", "error", "message", message, "type", type, "param",
@@ -109,7 +131,7 @@ char *srv_chunk(const srv_req *r, const srv_seq *q, const char *text, size_t n, 
         tn = pl + n;
         txt[tn] = 0;
     }
-    json_t *t = json_stringn(txt ? txt : text, tn);
+    json_t *t = srv_json_text(txt ? txt : text, tn);
     free(txt);
     if (r->kind == SRV_LLAMA) {
         json_t *j = json_pack("{s:o,s:i,s:b,s:i}", "content", t, "index", q->index, "stop", 0, "id_slot", q->slot);
@@ -145,13 +167,13 @@ char *srv_chunk_usage(const srv_req *r) {
 }
 
 static json_t *full_text(const srv_req *r, const srv_seq *q) {
-    if (!r->echo) return json_stringn(q->text ? q->text : "", q->text_len);
+    if (!r->echo) return srv_json_text(q->text ? q->text : "", q->text_len);
     const char *p = r->prompt_text[q->index / r->n];
     size_t pl = strlen(p);
     char *t = spq_malloc(pl + q->text_len + 1);
     memcpy(t, p, pl);
     if (q->text_len) memcpy(t + pl, q->text, q->text_len);
-    json_t *j = json_stringn(t, pl + q->text_len);
+    json_t *j = srv_json_text(t, pl + q->text_len);
     free(t);
     return j;
 }
