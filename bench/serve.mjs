@@ -1,6 +1,10 @@
 // bench/serve.mjs - `spinq-worker serve` under 1, 4 and 16 concurrent
 // streams: time to first token and decode tokens/s, per stream and in
-// aggregate (one JSON object on stdout). Usage: node bench/serve.mjs MODEL [LABEL]
+// aggregate (one JSON object on stdout).
+// Usage: node bench/serve.mjs MODEL [LABEL [TOKENS]]  (200 tokens per stream)
+// aggregate_tokens_per_s is every token over the wall time (prefills
+// included); aggregate_decode_tokens_per_s sums the streams' decode rates
+// (first token to last), what one batched step per token is for.
 // Figures only, never pass/fail.
 import { spawn } from "node:child_process";
 import path from "node:path";
@@ -9,7 +13,7 @@ import { fileURLToPath } from "node:url";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const model = process.argv[2];
 const label = process.argv[3] ?? path.basename(model);
-const TOKENS = 200;
+const TOKENS = Number(process.argv[4] ?? 200);
 const proc = spawn(path.join(root, "build/rel/spinq-worker"), ["serve", model, "--listen", "127.0.0.1:0", "--slots", "16", "--ctx", "512"], {
   stdio: ["ignore", "pipe", "inherit"],
 });
@@ -55,16 +59,26 @@ for (const streams of [1, 4, 16]) {
   const t0 = performance.now();
   const r = await Promise.all(Array.from({ length: streams }, (_, i) => stream(i)));
   const wall = (performance.now() - t0) / 1000;
-  const mean = (k) => r.reduce((a, x) => a + x[k], 0) / r.length;
+  const sum = (k) => r.reduce((a, x) => a + x[k], 0);
+  const median = (k) => {
+    const v = r.map((x) => x[k]).sort((a, b) => a - b);
+    return v.length % 2 ? v[v.length >> 1] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+  };
   results[`streams_${streams}`] = {
-    ttft_ms_mean: +mean("ttft_ms").toFixed(2),
+    ttft_ms_mean: +(sum("ttft_ms") / r.length).toFixed(2),
+    ttft_ms_median: +median("ttft_ms").toFixed(2),
     ttft_ms_max: +Math.max(...r.map((x) => x.ttft_ms)).toFixed(2),
-    decode_tokens_per_s_per_stream: +mean("tokens_per_s").toFixed(1),
-    aggregate_tokens_per_s: +(r.reduce((a, x) => a + x.n, 0) / wall).toFixed(1),
+    decode_tokens_per_s_per_stream: +(sum("tokens_per_s") / r.length).toFixed(2),
+    decode_tokens_per_s_per_stream_median: +median("tokens_per_s").toFixed(2),
+    aggregate_tokens_per_s: +(sum("n") / wall).toFixed(2),
+    aggregate_decode_tokens_per_s: +sum("tokens_per_s").toFixed(2),
   };
 }
 const m = await (await fetch(`${url}/metrics`)).text();
 proc.kill("SIGTERM");
-results.speedup_16_vs_1 = +(results.streams_16.aggregate_tokens_per_s / results.streams_1.aggregate_tokens_per_s).toFixed(2);
+const ratio = (k) => +(results.streams_16[k] / results.streams_1[k]).toFixed(2);
+results.speedup_16_vs_1 = ratio("aggregate_tokens_per_s");
+results.decode_speedup_16_vs_1 = ratio("aggregate_decode_tokens_per_s");
+const metric = (name) => Number(m.match(new RegExp(`^${name} (\\d+)`, "m"))?.[1]);
 console.log(JSON.stringify({ bench: "serve", model: label, tokens_per_stream: TOKENS, ...results,
-  decode_batch_max: Number(m.match(/spinq_decode_batch_max (\d+)/)[1]) }, null, 2));
+  decode_batch_max: metric("spinq_decode_batch_max") }, null, 2));
