@@ -37,7 +37,7 @@ static int argmax(const float *x, int n) {
 static json_t *piece_json(int prev, int id) {
     char piece[256];
     size_t n = spq_tok_piece(srv.tok, prev, id, piece, sizeof piece);
-    return json_stringn_nocheck(piece, n);
+    return srv_json_text(piece, n);
 }
 
 /* the reference's own greedy continuation, as text */

@@ -409,6 +409,14 @@ static void h_task(void *ctx, int t) {
 }
 
 void spq_hgemm(float *y, const float *x, int N, const uint16_t *W, int rows, int cols, int bf16) {
+    if (N > 8 && N <= 32) {
+        /* a decode batch (serving): reading the half table once per 8 rows
+         * beats widening all of it to fp32 each step (a 128k-token
+         * classifier is 1 GB in fp32) */
+        for (int n0 = 0; n0 < N; n0 += 8)
+            spq_hgemm(y + (size_t)n0 * rows, x + (size_t)n0 * cols, N - n0 < 8 ? N - n0 : 8, W, rows, cols, bf16);
+        return;
+    }
     if (N > 8) {
         /* prefill sizes: widen blocks of rows once and let sgemm reuse them */
         int blk = 1024;

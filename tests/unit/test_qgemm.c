@@ -272,7 +272,9 @@ Test(qgemm, half_weights) {
             W16[i] = bf ? spq_f32_to_bf16(v) : spq_f32_to_f16(v);
             W[i] = bf ? spq_bf16_to_f32(W16[i]) : spq_f16_to_f32(W16[i]);
         }
-        for (int N = 1; N <= 12; N += 11) {
+        static const int Ns[] = {1, 12, 17, 40}; /* one block, 8-row blocks (decode batches), widened (prefill) */
+        for (int t = 0; t < 4; t++) {
+            int N = Ns[t];
             float *x = random_x(N, cols, 42 + N), *y = malloc((size_t)N * rows * sizeof(float));
             spq_hgemm(y, x, N, W16, rows, cols, bf);
             for (int n = 0; n < N; n++)
