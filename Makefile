@@ -7,6 +7,7 @@
 #   make check-layers  includes point down the layers of common/ (scripts/check_layers.sh)
 #   make bench   benchmarks, JSON figures on stdout
 #   make run     start the service on its embedded defaults
+#   make install / uninstall   PREFIX (default /usr/local) and DESTDIR (deploy/install.mk)
 #
 # Sources are found by folder: common/*/ -> libspinq.a, proto/ -> libproto.a,
 # server/ -> spinqd (main in server/main.c), worker/ -> spinq (worker/main_spinq.c)
@@ -37,7 +38,7 @@ export SPINQ_SHARED ?= $(SHARED)
 # keep objects of test and bench binaries (make would delete them as intermediates)
 .SECONDARY:
 
-.PHONY: all deps test test-matrix unit integration bench run clean asan rel check-layers
+.PHONY: all deps test test-matrix unit integration bench run clean asan rel check-layers install uninstall
 all: rel
 
 # ---- one set of rules per flavour (rel, asan) ----
@@ -125,5 +126,7 @@ run: deps
 
 clean:
 	rm -rf build
+
+include deploy/install.mk
 
 -include $(shell find build -name '*.d' 2>/dev/null)

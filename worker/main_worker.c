@@ -382,32 +382,40 @@ static int serve(worker *wk, int fd, const char *token, const char *models_dir, 
     return exit_now;
 }
 
-static int usage(void) {
-    fprintf(stderr, "usage: spinq-worker (--fd N | --connect HOST:PORT [--token T]) [--models-dir D] "
-                    "[--datasets-dir D] [--name NAME]\n"
-                    "  the token may also come from SPINQ_WORKER_TOKEN\n");
-    return 2;
+/* --help on stdout (exit 0); a wrong command line on stderr (exit 2) */
+static int usage(FILE *f) {
+    fprintf(f, "usage: spinq-worker --connect HOST:PORT [--token T] [--models-dir D] [--datasets-dir D] [--name NAME]\n"
+               "           a remote worker of spinqd (its worker_listen, default port 7071); reconnects on its own\n"
+               "       spinq-worker --fd N ...      a local worker started by spinqd\n"
+               "       spinq-worker serve MODEL ... a completion server (spinq-worker serve --help)\n"
+               "  --token T          a token of role worker (spinqd token create NAME --role worker);\n"
+               "                     also from SPINQ_WORKER_TOKEN\n"
+               "  --models-dir D     where the job specs' models are (default ./models)\n"
+               "  --datasets-dir D   where their datasets are (default ./data)\n"
+               "  --name NAME        shown by GET /api/workers (default HOST:PID)\n");
+    return f == stdout ? 0 : 2;
 }
 
 int main(int argc, char **argv) {
     spq_cpu_ensure_coretype(argv);
     if (argc > 1 && !strcmp(argv[1], "serve")) return srv_main(argc - 1, argv + 1);
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) return usage(stdout);
     signal(SIGPIPE, SIG_IGN);
     const char *connect_to = NULL, *token = getenv("SPINQ_WORKER_TOKEN"), *name = NULL;
     const char *models_dir = "models", *datasets_dir = "data";
     int fd = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (i + 1 >= argc) return usage();
+        if (i + 1 >= argc) return usage(stderr);
         if (!strcmp(a, "--fd")) fd = atoi(argv[++i]);
         else if (!strcmp(a, "--connect")) connect_to = argv[++i];
         else if (!strcmp(a, "--token")) token = argv[++i];
         else if (!strcmp(a, "--models-dir")) models_dir = argv[++i];
         else if (!strcmp(a, "--datasets-dir")) datasets_dir = argv[++i];
         else if (!strcmp(a, "--name")) name = argv[++i];
-        else return usage();
+        else return usage(stderr);
     }
-    if ((fd < 0) == !connect_to) return usage();
+    if ((fd < 0) == !connect_to) return usage(stderr);
     char default_name[300];
     if (!name) {
         char host[256] = "worker";

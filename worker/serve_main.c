@@ -31,12 +31,19 @@ srv_t srv;
 static cli_rotflags g_rf;
 static spq_qcfg g_q;
 
-static int usage(void) {
-    fprintf(stderr, "usage: spinq-worker serve MODEL [--listen HOST:PORT] [--slots N] [--ctx N] [--queue N] "
-                    "[--alias NAME] [--reference MODEL]\n"
-                    "       [--w-bits B ... --a-bits B --kv-bits B] [--rotation FILE|hadamard|random] [--mode had|no-had] "
-                    "[--seed S]\n");
-    return 2;
+/* --help on stdout (exit 0); a wrong command line on stderr (exit 2) */
+static int usage(FILE *f) {
+    fprintf(f, "usage: spinq-worker serve MODEL [--listen HOST:PORT] [--slots N] [--ctx N] [--queue N] "
+               "[--alias NAME] [--reference MODEL]\n"
+               "       [--w-bits B ... --a-bits B --kv-bits B] [--rotation FILE|hadamard|random] [--mode had|no-had] "
+               "[--seed S]\n"
+               "  MODEL          anything spinq generate takes; the quantization and rotation flags are spinq ppl's\n"
+               "  --listen       default 127.0.0.1:8080\n"
+               "  --slots N      sequences decoded together (default 4)\n"
+               "  --ctx N        tokens per sequence (default: the model's context, at most 4096)\n"
+               "  --queue N      sequences waiting beyond the slots before a 503 (default 4 x slots)\n"
+               "  --reference M  the full-precision model POST /compare compares with\n");
+    return f == stdout ? 0 : 2;
 }
 
 static void file_info(const char *path) {
@@ -130,6 +137,7 @@ int srv_main(int argc, char **argv) {
     g_q = spq_qcfg_off();
     memset(&g_rf, 0, sizeof g_rf);
     g_rf.online = 1;
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) return usage(stdout);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int bad = 0, f;
@@ -142,10 +150,10 @@ int srv_main(int argc, char **argv) {
         else if (!strcmp(a, "--die-with-parent")) prctl(PR_SET_PDEATHSIG, SIGTERM); /* started by spinqd */
         else if ((f = cli_qflag(&g_q, argc, argv, &i, "serve")) || (f = cli_rotflag(&g_rf, argc, argv, &i, "serve"))) {
             if (f < 0) return 2;
-        } else if (cli_arg_positional(&srv.model_path, a, "serve")) return usage();
+        } else if (cli_arg_positional(&srv.model_path, a, "serve")) return usage(stderr);
         if (bad) return 2;
     }
-    if (!srv.model_path) return usage();
+    if (!srv.model_path) return usage(stderr);
     if (srv.queue_max < 0) srv.queue_max = 4 * srv.n_slots;
     if (!srv.alias) {
         const char *b = strrchr(srv.model_path, '/');

@@ -84,6 +84,7 @@ class Daemon {
     this.workers = opts.workers ?? 1;
     this.dataDir = opts.dataDir || fs.mkdtempSync(path.join(os.tmpdir(), 'spinqd-test-'));
     this.extra = opts.args || [];
+    this.bin = opts.bin || BIN('spinqd'); // an installed spinqd: its workers and dashboard are found beside it
     this.log = '';
     this.proc = null;
   }
@@ -101,7 +102,7 @@ class Daemon {
       this.workerPort = await freePort();
     }
     this.log = '';
-    const p = spawn(BIN('spinqd'), this.args(), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(this.bin, this.args(), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = p;
     p.stdout.on('data', (d) => { this.log += d; });
     p.stderr.on('data', (d) => { this.log += d; });
@@ -134,7 +135,7 @@ class Daemon {
   }
 
   token(name, role) {
-    const r = spawnSync(BIN('spinqd'), ['token', 'create', name, '--role', role, '--data-dir', this.dataDir],
+    const r = spawnSync(this.bin, ['token', 'create', name, '--role', role, '--data-dir', this.dataDir],
       { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`token create failed: ${r.stderr}`);
     return r.stdout.trim();
