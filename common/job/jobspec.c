@@ -260,8 +260,9 @@ spq_qcfg spq_jobspec_qcfg(const spq_jobspec *s, int w_bits) {
     q.w.sym = s->quant.w_sym;
     q.w.groupsize = s->quant.w_groupsize;
     q.w.mse = s->quant.w_clip;
-    /* the grid is the weights' at quant.w_bits; weights trained at 16 bits have none */
-    q.w.grid = w_bits == s->quant.w_bits ? s->quant.w_grid : 0;
+    /* the grid holds weights of its own width (the quantized model's, or
+     * those seen while learning); full-precision weights have none */
+    q.w.grid = s->quant.w_grid && w_bits == spq_wq_grid_cfg(s->quant.w_grid).bits ? s->quant.w_grid : 0;
     q.a.bits = s->quant.a_bits;
     q.a.clip = (float)s->quant.a_clip;
     q.kv.bits = s->quant.kv_bits;
@@ -290,8 +291,8 @@ int spq_jobspec_check(const spq_jobspec *s, char *field, spq_err *err) {
                     "the weights in full precision)", s->quant.w_bits);
     if (s->quant.w_grid) {
         spq_wq_cfg g = spq_wq_grid_cfg(s->quant.w_grid);
-        if (s->quant.w_bits != g.bits)
-            return fail(&c, "quant.w_bits", "must be %d with quant.w_grid \"%s\"", g.bits,
+        if (s->quant.w_bits != g.bits && s->quant.w_bits != 16)
+            return fail(&c, "quant.w_bits", "must be %d (or 16) with quant.w_grid \"%s\"", g.bits,
                         spq_wq_grid_name(s->quant.w_grid));
         if (!s->quant.w_sym || s->quant.w_groupsize != g.groupsize || s->quant.w_clip)
             return fail(&c, "quant.w_grid", "\"%s\" needs quant.w_sym true, quant.w_groupsize %d and quant.w_clip "

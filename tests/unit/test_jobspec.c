@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "common/job/jobspec.h"
+#include "common/kernels/ggml_quant.h"
 
 static int parse(spq_jobspec *s, const char *json, char *field, spq_err *err) {
     return spq_jobspec_parse(s, json, strlen(json), field, err);
@@ -255,4 +256,32 @@ Test(jobspec, check_paths_names_the_missing_dataset) {
     cr_assert_eq(spq_jobspec_check_paths(&s, models, data, field, &err), -1);
     cr_assert_str_eq(field, "eval.ppl[1].data");
     spq_jobspec_free(&s);
+}
+
+/* llama.cpp's block grid: its own width, symmetric, groups of 32, the
+ * block's scale (no clip search); the quantizer settings carry it and a
+ * written spec reads back with it */
+Test(jobspec, a_block_grid_goes_with_its_own_settings) {
+    const char *ok = "{\"model\":\"m\",\"quant\":{\"w_grid\":\"q4_0\",\"w_groupsize\":32,\"w_clip\":false}}";
+    spq_jobspec s, t;
+    spq_err err;
+    char field[SPQ_FIELD_MAX];
+    cr_assert_eq(parse(&s, ok, field, &err), 0, "%s", err.msg);
+    spq_qcfg q = spq_jobspec_qcfg(&s, s.quant.w_bits);
+    cr_assert_eq(q.w.grid, SPQ_GRID_Q4_0);
+    cr_assert_eq(spq_jobspec_qcfg(&s, 16).w.grid, 0, "full-precision weights have no grid");
+    char *json = spq_jobspec_to_json(&s);
+    cr_assert(strstr(json, "\"w_grid\":\"q4_0\""), "%s", json);
+    cr_assert_eq(parse(&t, json, field, &err), 0, "%s: %s", json, err.msg);
+    cr_assert_eq(t.quant.w_grid, SPQ_GRID_Q4_0);
+    free(json);
+    spq_jobspec_free(&s);
+    spq_jobspec_free(&t);
+    expect_error("{\"model\":\"m\",\"quant\":{\"w_grid\":\"q5_k\"}}", "quant.w_grid", "must be one of");
+    expect_error("{\"model\":\"m\",\"quant\":{\"w_grid\":\"q4_0\",\"w_clip\":false}}", "quant.w_grid", "groupsize 32");
+    expect_error("{\"model\":\"m\",\"quant\":{\"w_grid\":\"q8_0\",\"w_groupsize\":32,\"w_clip\":false}}", "quant.w_bits",
+                 "must be 8");
+    expect_error("{\"model\":\"m\",\"quant\":{\"w_grid\":\"q4_0\",\"w_groupsize\":32,\"w_clip\":false},"
+                 "\"rotation\":{\"train\":{\"w_bits\":8}}}",
+                 "rotation.train.w_bits", "must be 16 or 4");
 }
