@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,6 +30,8 @@
 #include "hf.h"
 #include "common/base/half.h"
 #include "common/base/json_util.h"
+#include "common/model/linear.h"
+#include "common/model/mapped.h"
 #include "common/tok/tokenizer.h"
 
 /* ---- config.json ---- */
@@ -165,7 +168,7 @@ typedef struct {
 
 static void weights_close(weights *w) {
     for (int i = 0; i < w->n_files; i++) {
-        spq_st_close(&w->files[i]);
+        if (w->files) spq_st_close(&w->files[i]);  /* NULL: a mapped model took them */
         free(w->file_names[i]);
     }
     free(w->files);
@@ -336,7 +339,50 @@ static int plan_resolve(planned *p, const spq_config *c, long long i, const weig
     return 0;
 }
 
-int spq_model_load_hf(spq_model *m, const char *dir, spq_err *err) {
+/* A mapped model keeps its linears in the files, and its embedding and
+ * classifier when they are 16-bit and 2-byte aligned (spq_hgemm reads them
+ * as uint16_t); the norms and everything else are converted. */
+static int stays_mapped(const planned *p) {
+    switch (p->kind) {
+    case T_ATTN_NORM: case T_FFN_NORM: case T_NORM: return 0;
+    case T_EMB: case T_LM_HEAD:
+        return (p->t->dtype == SPQ_ST_BF16 || p->t->dtype == SPQ_ST_F16) && (uintptr_t)p->t->data % 2 == 0;
+    default: return 1;
+    }
+}
+
+static spq_mtensor *mapped_slot(spq_mapped *mp, const planned *p) {
+    static const int lin_of[] = {[T_WQ] = SPQ_LIN_Q, [T_WK] = SPQ_LIN_K, [T_WV] = SPQ_LIN_V, [T_WO] = SPQ_LIN_O,
+                                 [T_GATE] = SPQ_LIN_GATE, [T_UP] = SPQ_LIN_UP, [T_DOWN] = SPQ_LIN_DOWN};
+    if (p->kind == T_EMB) return &mp->emb;
+    if (p->kind == T_LM_HEAD) return &mp->head;
+    return &mp->lin[(size_t)p->layer * SPQ_N_LIN + lin_of[p->kind]];
+}
+
+/* Every tensor of the plan into m (allocated by the caller): converted to
+ * fp32, or, when mp is not NULL, left in its file where stays_mapped says. */
+static int load_tensors(spq_model *m, spq_mapped *mp, const weights *w, spq_err *err) {
+    const spq_config *c = &m->cfg;
+    size_t ne = (size_t)c->vocab_size * c->dim;
+    planned p;
+    for (long long i = 0, n = plan_size(c); i < n; i++) {
+        if (plan_resolve(&p, c, i, w, err)) return -1;
+        if (mp && stays_mapped(&p)) {
+            *mapped_slot(mp, &p) = (spq_mtensor){p.f, p.t};
+            continue;
+        }
+        if (p.kind == T_EMB && !m->tok_emb) m->tok_emb = spq_malloc(ne * sizeof(float));
+        if (p.kind == T_LM_HEAD && !m->lm_head) m->lm_head = spq_malloc(ne * sizeof(float));
+        if (spq_st_tensor_f32(plan_dest(m, &p), p.f, p.t, err)) return -1;
+    }
+    if (mp && c->tied) {
+        if (mp->emb.t) mp->head = mp->emb;
+        else m->lm_head = m->tok_emb;
+    }
+    return 0;
+}
+
+static int load_hf(spq_model *m, const char *dir, int mapped, spq_err *err) {
     memset(m, 0, sizeof *m);
     char *cfg_path = spq_path_join(dir, "config.json");
     json_t *j = spq_json_load_object(cfg_path, err);
@@ -356,9 +402,20 @@ int spq_model_load_hf(spq_model *m, const char *dir, spq_err *err) {
     planned p;
     for (long long i = 0; i < n && !rc; i++) rc = plan_resolve(&p, &c, i, &w, err);
     if (!rc) {
-        spq_model_alloc(m, &c);
-        for (long long i = 0; i < n && !rc; i++)
-            rc = plan_resolve(&p, &c, i, &w, err) || spq_st_tensor_f32(plan_dest(m, &p), p.f, p.t, err) ? -1 : 0;
+        spq_mapped *mp = NULL;
+        if (mapped) {
+            spq_model_alloc_norms(m, &c);
+            mp = m->mapped = spq_calloc(1, sizeof *mp);
+            mp->lin = spq_calloc((size_t)c.n_layers * SPQ_N_LIN, sizeof *mp->lin);
+        } else {
+            spq_model_alloc(m, &c);
+        }
+        rc = load_tensors(m, mp, &w, err);
+        if (!rc && mp) { /* the maps now belong to the model */
+            mp->files = w.files;
+            mp->n_files = w.n_files;
+            w.files = NULL;
+        }
         if (rc) spq_model_free(m);
     }
     weights_close(&w);
@@ -366,6 +423,14 @@ int spq_model_load_hf(spq_model *m, const char *dir, spq_err *err) {
     m->path = spq_strdup(dir);
     m->format = spq_strdup("hf");
     return 0;
+}
+
+int spq_model_load_hf(spq_model *m, const char *dir, spq_err *err) {
+    return load_hf(m, dir, 0, err);
+}
+
+int spq_model_load_hf_mapped(spq_model *m, const char *dir, spq_err *err) {
+    return load_hf(m, dir, 1, err);
 }
 
 int spq_hf_inspect(spq_hf_weights_info *info, const char *dir, spq_err *err) {

@@ -10,6 +10,9 @@
 
 /* Loads a directory: config.json and model.safetensors (or its shards). */
 int spq_model_load_hf(spq_model *m, const char *dir, spq_err *err);
+/* The same with the weights left in the mapped files in their dtype
+ * (model/mapped.h): the linears, and a 16-bit embedding and classifier. */
+int spq_model_load_hf_mapped(spq_model *m, const char *dir, spq_err *err);
 
 /* Writes a Hugging Face directory (created if needed): config.json and
  * model.safetensors with weights stored as dtype (F32, F16 or BF16, rounded

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mapped.h"
 #include "packed_weights.h"
 
 int spq_config_check(const spq_config *c, const char *src, spq_err *err) {
@@ -76,27 +77,33 @@ spq_aq_cfg spq_qcfg_o(const spq_qcfg *q, int head_dim) {
     return c;
 }
 
-void spq_model_alloc(spq_model *m, const spq_config *c) {
+void spq_model_alloc_norms(spq_model *m, const spq_config *c) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
     m->q = spq_qcfg_off();
+    m->layers = spq_calloc(c->n_layers, sizeof(spq_layer));
+    for (int l = 0; l < c->n_layers; l++) {
+        m->layers[l].attn_norm = spq_calloc(c->dim, sizeof(float));
+        m->layers[l].ffn_norm = spq_calloc(c->dim, sizeof(float));
+    }
+    m->final_norm = spq_calloc(c->dim, sizeof(float));
+}
+
+void spq_model_alloc(spq_model *m, const spq_config *c) {
+    spq_model_alloc_norms(m, c);
     size_t d = c->dim, hd = c->head_dim, h = c->hidden_dim;
     size_t qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv_heads * hd;
     m->tok_emb = spq_calloc((size_t)c->vocab_size * d, sizeof(float));
-    m->layers = spq_calloc(c->n_layers, sizeof(spq_layer));
     for (int l = 0; l < c->n_layers; l++) {
         spq_layer *L = &m->layers[l];
-        L->attn_norm = spq_calloc(d, sizeof(float));
         L->wq = spq_calloc(qd * d, sizeof(float));
         L->wk = spq_calloc(kvd * d, sizeof(float));
         L->wv = spq_calloc(kvd * d, sizeof(float));
         L->wo = spq_calloc(d * qd, sizeof(float));
-        L->ffn_norm = spq_calloc(d, sizeof(float));
         L->w_gate = spq_calloc(h * d, sizeof(float));
         L->w_up = spq_calloc(h * d, sizeof(float));
         L->w_down = spq_calloc(d * h, sizeof(float));
     }
-    m->final_norm = spq_calloc(d, sizeof(float));
     m->lm_head = c->tied ? m->tok_emb : spq_calloc((size_t)c->vocab_size * d, sizeof(float));
 }
 
@@ -117,6 +124,8 @@ void spq_model_free(spq_model *m) {
     free(m->format);
     if (m->packed) spq_packed_free(m->packed);
     free(m->packed);
+    if (m->mapped) spq_mapped_free(m->mapped);
+    free(m->mapped);
     if (m->r3) spq_rot_online_free(m->r3);
     if (m->r4) spq_rot_online_free(m->r4);
     free(m->r3);
@@ -125,6 +134,7 @@ void spq_model_free(spq_model *m) {
 }
 
 void spq_model_untie(spq_model *m) {
+    spq_model_materialize(m);
     if (m->lm_head != m->tok_emb) return;
     size_t n = (size_t)m->cfg.vocab_size * m->cfg.dim;
     m->lm_head = spq_malloc(n * sizeof(float));
@@ -167,6 +177,7 @@ void spq_model_copy(spq_model *dst, const spq_model *src) {
     dst->final_norm = dup_floats(src->final_norm, d);
     dst->lm_head = src->lm_head == src->tok_emb ? dst->tok_emb
                                                 : dup_floats(src->lm_head, (size_t)c->vocab_size * d);
+    if (src->mapped) spq_mapped_to_f32(dst, src->mapped);
     dst->path = src->path ? spq_strdup(src->path) : NULL;
     dst->format = src->format ? spq_strdup(src->format) : NULL;
 }

@@ -87,6 +87,10 @@ typedef struct {
      * integer kernels, their fp32 weights (and tok_emb/lm_head when stored
      * in 16 bits) are NULL */
     struct spq_packed *packed;
+    /* owned; when set, the weights are still in their mapped file
+     * (mapped.h): the linears' fp32 pointers are NULL, and so are
+     * tok_emb/lm_head when they stay mapped in 16 bits */
+    struct spq_mapped *mapped;
     char *path;         /* where it was loaded from */
     char *format;       /* "llama2c" or "hf" */
 } spq_model;
@@ -100,12 +104,17 @@ int spq_config_is_eos(const spq_config *c, int id);
 
 /* Allocates zeroed weights for c (tied: lm_head aliases tok_emb). */
 void spq_model_alloc(spq_model *m, const spq_config *c);
+/* Only the norm weights (zeroed): the linears, embedding and classifier
+ * stay NULL, for a loader that keeps them elsewhere (mapped.h). */
+void spq_model_alloc_norms(spq_model *m, const spq_config *c);
 void spq_model_free(spq_model *m);
 
-/* Gives a tied classifier its own copy of the embedding. */
+/* Gives a tied classifier its own copy of the embedding (a mapped model is
+ * materialized first). */
 void spq_model_untie(spq_model *m);
 
-/* A deep copy (untied if the source is untied). */
+/* A deep copy (untied if the source is untied); a mapped source's weights
+ * are converted to fp32 in the copy. */
 void spq_model_copy(spq_model *dst, const spq_model *src);
 
 /* Seeded random weights of a given shape (for benchmarks and tests at sizes
