@@ -39,7 +39,9 @@ int cli_cmd_info(int argc, char **argv) {
     spq_model m;
     spq_err err;
     double t0 = spq_now();
-    if (spq_model_load(&m, argv[1], &err)) {
+    /* mapped: every tensor is found and checked, none converted, so an 8B
+     * model is described without 32 GB of fp32 weights */
+    if (spq_model_load_mapped(&m, argv[1], &err)) {
         fprintf(stderr, "spinq info: %s\n", err.msg);
         return 1;
     }

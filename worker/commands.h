@@ -14,5 +14,6 @@ int cli_cmd_quantize(int argc, char **argv);
 int cli_cmd_export_hf(int argc, char **argv);
 int cli_cmd_export_gguf(int argc, char **argv);
 int cli_cmd_run(int argc, char **argv);
+int cli_cmd_make_model(int argc, char **argv);
 
 #endif

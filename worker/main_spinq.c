@@ -22,6 +22,7 @@ static const command commands[] = {
     {"quantize", cli_cmd_quantize, "quantize MODEL --out MODEL.spq [--method rtn|gptq --calib FILE ...]  packed low-bit model"},
     {"export-hf", cli_cmd_export_hf, "export-hf MODEL --rotation R --mode no-had --out DIR  rotated model as a HF directory"},
     {"export-gguf", cli_cmd_export_gguf, "export-gguf MODEL --type f16|q8_0|q4_0 [--method rtn|gptq] --out F.gguf  for llama.cpp"},
+    {"make-model", cli_cmd_make_model, "make-model SHAPE --out DIR [--dtype bf16] [--layers L] [--shards N]  random weights of a real shape"},
     {"run", cli_cmd_run, "run SPEC.json [--out DIR]              a job spec through the pipeline, no daemon"},
     {"cpu", cli_cmd_cpu, "cpu [--coretype]                   CPU features and OpenBLAS kernels"},
 };

@@ -94,6 +94,10 @@ typedef struct {
      * p->model and p->tok after the run for the caller to take (clear
      * model_loaded and tok), as spinq-worker serve does */
     int keep_model;
+    /* load every weight in fp32 up front instead of leaving a Hugging Face
+     * model's weights in their mapped files (model/mapped.h) until a stage
+     * needs them in fp32 */
+    int load_f32;
     /* evaluate */
     int seqlen;          /* window of the tasks and default of eval.ppl[i].seqlen; 0: the model's, at most 2048 */
     int batch;           /* perplexity windows per forward call; 0: 4, fewer for large vocabularies */

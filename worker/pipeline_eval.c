@@ -368,7 +368,7 @@ static int load_base(evaluation *ev) {
     if (!other && p->model.packed)
         return spq_fail(&p->err, "eval.kld: %s is a packed model and holds no full-precision weights to compare with",
                         p->spec.model);
-    if (spq_model_load(&ev->base_model, other ? other : p->model_path, &p->err))
+    if (spq_model_load_mapped(&ev->base_model, other ? other : p->model_path, &p->err))
         return spq_fail_prefix(&p->err, "eval.kld: the base %s", other ? other : "in full precision");
     ev->have_base = 1;
     if (ev->base_model.cfg.vocab_size != p->model.cfg.vocab_size)

@@ -3,11 +3,19 @@
  * into the linears when the run rotates. A packed model (packed.h) carries
  * its own rotations and quantizers: it is evaluated as it is, and a spec
  * that would rotate or quantize it again is refused here, where the model's
- * kind is known. */
+ * kind is known.
+ *
+ * A Hugging Face model is loaded mapped (model/mapped.h): its weights stay
+ * in their files and evaluation converts a layer at a time, so evaluating
+ * a model needs memory for one layer, not the whole model in fp32. The
+ * stages that change or pack the weights (fuse, quantize, a GGUF write)
+ * materialize them first; a model kept for serving is loaded in fp32, as
+ * decoding would convert every layer at every token. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "common/io/load.h"
+#include "common/model/mapped.h"
 #include "common/rot/fuse.h"
 #include "worker/pipeline.h"
 
@@ -19,7 +27,8 @@ int pl_stage_load(pl_pipeline *p) {
         spq_fail_prefix(&p->err, "model");
         return PL_STAGE_FAILED;
     }
-    if (spq_model_load(&p->model, p->model_path, &p->err)) return PL_STAGE_FAILED;
+    int mapped = !p->local.load_f32 && !p->local.keep_model;
+    if ((mapped ? spq_model_load_mapped : spq_model_load)(&p->model, p->model_path, &p->err)) return PL_STAGE_FAILED;
     p->model_loaded = 1;
     if (p->model.packed &&
         (s->rotation.mode != SPQ_ROT_NONE || s->quant.w_bits < 16 || s->quant.a_bits < 16 || s->quant.kv_bits < 16)) {
@@ -29,13 +38,14 @@ int pl_stage_load(pl_pipeline *p) {
     }
     if (spq_tok_load_for_model(&p->tok, p->model_path, &p->err)) return PL_STAGE_FAILED;
     const spq_config *c = &p->model.cfg;
-    pl_log(p, "info", "loaded %s (%s): dim %d, %d layers, %d heads (%d kv), vocab %d, %zu parameters", s->model,
+    pl_log(p, "info", "loaded %s (%s): dim %d, %d layers, %d heads (%d kv), vocab %d, %zu parameters%s", s->model,
            p->model.format, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size,
-           spq_model_nparams(&p->model));
+           spq_model_nparams(&p->model), p->model.mapped ? "; weights mapped, converted a layer at a time" : "");
     return PL_STAGE_OK;
 }
 
 int pl_stage_fuse(pl_pipeline *p) {
+    spq_model_materialize(&p->model);
     spq_fuse_norms(&p->model);
     p->rep->log(p->rep->ud, "info", "RMSNorm weights fused into the following linears");
     return PL_STAGE_OK;

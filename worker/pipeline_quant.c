@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/model/mapped.h"
 #include "common/quant/gptq.h"
 #include "common/quant/qmodel.h"
 #include "worker/pipeline.h"
@@ -84,6 +85,7 @@ done:
 }
 
 int pl_stage_quantize(pl_pipeline *p) {
+    spq_model_materialize(&p->model);
     spq_qcfg q = spq_jobspec_qcfg(&p->spec, p->spec.quant.w_bits);
     /* settings checked and switched on; weights left for the method below */
     if (spq_qmodel_prepare(&p->model, NULL, &q, 0, &p->err)) return PL_STAGE_FAILED;

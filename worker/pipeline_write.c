@@ -14,6 +14,7 @@
 #include "common/io/gguf_model.h"
 #include "common/io/load.h"
 #include "common/io/packed.h"
+#include "common/model/mapped.h"
 #include "worker/pipeline.h"
 
 static int write_packed(pl_pipeline *p) {
@@ -47,6 +48,7 @@ static int write_gguf(pl_pipeline *p) {
                             .name = p->local.gguf_name ? p->local.gguf_name : base,
                             .source_info = p->local.gguf_info};
     char *path = spq_path_join(p->work_dir, "model.gguf");
+    spq_model_materialize(&p->model);
     int rc = spq_gguf_save_model(&p->model, &o, path, &p->err) || p->rep->artifact(p->rep->ud, "model.gguf", path, &p->err)
                  ? PL_STAGE_FAILED
                  : PL_STAGE_OK;

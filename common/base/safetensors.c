@@ -358,6 +358,17 @@ int spq_st_writer_add_f32(spq_st_writer *w, const char *name, spq_st_dtype dtype
     return 0;
 }
 
+int spq_st_writer_add_fill(spq_st_writer *w, const char *name, spq_st_dtype dtype, int ndim, const int64_t *shape,
+                           spq_st_fill_fn fill, void *ud, spq_err *err) {
+    static const uint8_t placeholder; /* spq_st_writer_add wants data for a non-empty tensor */
+    if (spq_st_writer_add(w, name, dtype, ndim, shape, &placeholder, err)) return -1;
+    spq_st_entry *e = &w->entries[w->n - 1];
+    e->data = NULL;
+    e->fill = fill;
+    e->fill_ud = ud;
+    return 0;
+}
+
 void spq_st_writer_meta(spq_st_writer *w, const char *key, const char *value) {
     for (int i = 0; i < w->n_meta; i++)
         if (!strcmp(w->meta_keys[i], key)) {
@@ -426,6 +437,27 @@ static char *build_header(const spq_st_writer *w, const spq_st_entry *const *ord
     return s;
 }
 
+/* A filled entry's bytes, asked for in pieces of about 16 MiB of whole rows
+ * through one buffer. */
+static int write_filled(int fd, const spq_st_entry *e, const char *path, spq_err *err) {
+    size_t nb = entry_bytes(e);
+    if (!nb) return 0;
+    int64_t rows = e->ndim ? e->shape[0] : 1;
+    size_t row_bytes = nb / (size_t)rows, per = (16u << 20) / row_bytes;
+    if (per < 1) per = 1;
+    if (per > (size_t)rows) per = (size_t)rows;
+    uint8_t *buf = spq_malloc(per * row_bytes);
+    int rc = 0;
+    for (int64_t r0 = 0; r0 < rows && !rc; r0 += (int64_t)per) {
+        int64_t n = rows - r0 < (int64_t)per ? rows - r0 : (int64_t)per;
+        if (e->fill(e->fill_ud, buf, r0, n, err)) rc = spq_fail_prefix(err, "%s: tensor \"%s\"", path, e->name);
+        else if (write_all(fd, buf, (size_t)n * row_bytes))
+            rc = spq_fail(err, "%s: write failed: %s", path, strerror(errno));
+    }
+    free(buf);
+    return rc;
+}
+
 static int by_elsize_desc(const void *a, const void *b) {
     const spq_st_entry *x = *(const spq_st_entry *const *)a, *y = *(const spq_st_entry *const *)b;
     size_t sx = spq_st_dtype_size(x->dtype), sy = spq_st_dtype_size(y->dtype);
@@ -452,10 +484,14 @@ int spq_st_writer_save(const spq_st_writer *w, const char *path, spq_err *err) {
     }
     uint8_t lenb[8];
     for (int i = 0; i < 8; i++) lenb[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
-    int bad = fchmod(fd, 0644) || write_all(fd, lenb, 8) || write_all(fd, header, hlen);
-    for (int i = 0; i < w->n && !bad; i++) bad = write_all(fd, order[i]->data, entry_bytes(order[i]));
-    if (bad || fsync(fd)) {
-        rc = spq_fail(err, "%s: write failed: %s", tmp, strerror(errno));
+    int bad = fchmod(fd, 0644) || write_all(fd, lenb, 8) || write_all(fd, header, hlen), filled = 0;
+    for (int i = 0; i < w->n && !bad && !filled; i++) {
+        if (order[i]->fill) filled = write_filled(fd, order[i], tmp, err);
+        else bad = write_all(fd, order[i]->data, entry_bytes(order[i]));
+    }
+    if (filled || bad || fsync(fd)) {
+        if (!filled) rc = spq_fail(err, "%s: write failed: %s", tmp, strerror(errno));
+        else rc = -1;
         close(fd);
         unlink(tmp);
         goto done;

@@ -91,6 +91,10 @@ typedef struct {
     int64_t shape[SPQ_ST_MAX_DIMS];
     const void *data;  /* numel x dtype size bytes, owned by the caller until save */
     void *owned;       /* a converted copy the writer frees, or NULL */
+    /* instead of data: asked for the bytes of rows [row0, row0 + nrows) of
+     * the first dimension while the file is written (spq_st_writer_add_fill) */
+    int (*fill)(void *ud, void *dst, int64_t row0, int64_t nrows, spq_err *err);
+    void *fill_ud;
 } spq_st_entry;
 
 typedef struct {
@@ -110,6 +114,13 @@ int spq_st_writer_add(spq_st_writer *w, const char *name, spq_st_dtype dtype, in
  * writer keeps its own converted copy. */
 int spq_st_writer_add_f32(spq_st_writer *w, const char *name, spq_st_dtype dtype, int ndim, const int64_t *shape,
                           const float *data, spq_err *err);
+/* Adds a tensor whose bytes are produced while the file is written, so a
+ * file larger than memory can be written: save asks fill for the rows of
+ * the first dimension in order, a few MiB at a time, tensors in layout
+ * order (by descending element size, then order of addition). */
+typedef int (*spq_st_fill_fn)(void *ud, void *dst, int64_t row0, int64_t nrows, spq_err *err);
+int spq_st_writer_add_fill(spq_st_writer *w, const char *name, spq_st_dtype dtype, int ndim, const int64_t *shape,
+                           spq_st_fill_fn fill, void *ud, spq_err *err);
 /* Adds or replaces a metadata entry. */
 void spq_st_writer_meta(spq_st_writer *w, const char *key, const char *value);
 /* Writes the file atomically: path's directory gets a temporary file that is

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,67 @@ size_t spq_peak_rss(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (size_t)ru.ru_maxrss * 1024;
+}
+
+long spq_rss_anon_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long kib = -1;
+    while (kib < 0 && fgets(line, sizeof line, f))
+        if (!strncmp(line, "RssAnon:", 8)) kib = strtol(line + 8, NULL, 10);
+    fclose(f);
+    return kib;
+}
+
+struct spq_rss_watch {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop, interval_ms;
+    long peak;
+};
+
+static void *rss_watch_main(void *arg) {
+    spq_rss_watch *w = arg;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop) {
+        long k = spq_rss_anon_kib();
+        if (k > w->peak) w->peak = k;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += (long)w->interval_ms * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&w->cv, &w->mu, &until);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+spq_rss_watch *spq_rss_watch_start(int interval_ms) {
+    spq_rss_watch *w = spq_calloc(1, sizeof *w);
+    w->interval_ms = interval_ms > 0 ? interval_ms : 10;
+    w->peak = spq_rss_anon_kib();
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (pthread_create(&w->thread, NULL, rss_watch_main, w)) w->stop = -1; /* no thread: the start value only */
+    return w;
+}
+
+long spq_rss_watch_stop(spq_rss_watch *w) {
+    if (w->stop == 0) {
+        pthread_mutex_lock(&w->mu);
+        w->stop = 1;
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->thread, NULL);
+    }
+    long k = spq_rss_anon_kib(), peak = k > w->peak ? k : w->peak;
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+    return peak;
 }
 
 int spq_utf8_valid(const char *str, size_t n) {

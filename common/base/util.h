@@ -55,6 +55,16 @@ double spq_now(void);
 /* Peak resident set size of this process in bytes (from getrusage). */
 size_t spq_peak_rss(void);
 
+/* RssAnon of this process in KiB (/proc/self/status): its own memory,
+ * without the page cache of mapped files. -1 where unavailable. */
+long spq_rss_anon_kib(void);
+/* The peak of RssAnon, which the kernel does not keep (its peak, VmHWM or
+ * ru_maxrss, counts mapped files' pages too): a thread samples RssAnon every
+ * interval_ms from start to stop, which returns the peak (KiB) and frees. */
+typedef struct spq_rss_watch spq_rss_watch;
+spq_rss_watch *spq_rss_watch_start(int interval_ms);
+long spq_rss_watch_stop(spq_rss_watch *w);
+
 /* UTF-8 validation: returns 1 when s[0..n) is well-formed UTF-8. */
 int spq_utf8_valid(const char *s, size_t n);
 

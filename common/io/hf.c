@@ -21,13 +21,17 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "hf.h"
+#include "common/base/half.h"
 #include "common/base/json_util.h"
+#include "common/model/linear.h"
+#include "common/model/mapped.h"
 #include "common/tok/tokenizer.h"
 
 /* ---- config.json ---- */
@@ -164,7 +168,7 @@ typedef struct {
 
 static void weights_close(weights *w) {
     for (int i = 0; i < w->n_files; i++) {
-        spq_st_close(&w->files[i]);
+        if (w->files) spq_st_close(&w->files[i]);  /* NULL: a mapped model took them */
         free(w->file_names[i]);
     }
     free(w->files);
@@ -335,7 +339,50 @@ static int plan_resolve(planned *p, const spq_config *c, long long i, const weig
     return 0;
 }
 
-int spq_model_load_hf(spq_model *m, const char *dir, spq_err *err) {
+/* A mapped model keeps its linears in the files, and its embedding and
+ * classifier when they are 16-bit and 2-byte aligned (spq_hgemm reads them
+ * as uint16_t); the norms and everything else are converted. */
+static int stays_mapped(const planned *p) {
+    switch (p->kind) {
+    case T_ATTN_NORM: case T_FFN_NORM: case T_NORM: return 0;
+    case T_EMB: case T_LM_HEAD:
+        return (p->t->dtype == SPQ_ST_BF16 || p->t->dtype == SPQ_ST_F16) && (uintptr_t)p->t->data % 2 == 0;
+    default: return 1;
+    }
+}
+
+static spq_mtensor *mapped_slot(spq_mapped *mp, const planned *p) {
+    static const int lin_of[] = {[T_WQ] = SPQ_LIN_Q, [T_WK] = SPQ_LIN_K, [T_WV] = SPQ_LIN_V, [T_WO] = SPQ_LIN_O,
+                                 [T_GATE] = SPQ_LIN_GATE, [T_UP] = SPQ_LIN_UP, [T_DOWN] = SPQ_LIN_DOWN};
+    if (p->kind == T_EMB) return &mp->emb;
+    if (p->kind == T_LM_HEAD) return &mp->head;
+    return &mp->lin[(size_t)p->layer * SPQ_N_LIN + lin_of[p->kind]];
+}
+
+/* Every tensor of the plan into m (allocated by the caller): converted to
+ * fp32, or, when mp is not NULL, left in its file where stays_mapped says. */
+static int load_tensors(spq_model *m, spq_mapped *mp, const weights *w, spq_err *err) {
+    const spq_config *c = &m->cfg;
+    size_t ne = (size_t)c->vocab_size * c->dim;
+    planned p;
+    for (long long i = 0, n = plan_size(c); i < n; i++) {
+        if (plan_resolve(&p, c, i, w, err)) return -1;
+        if (mp && stays_mapped(&p)) {
+            *mapped_slot(mp, &p) = (spq_mtensor){p.f, p.t};
+            continue;
+        }
+        if (p.kind == T_EMB && !m->tok_emb) m->tok_emb = spq_malloc(ne * sizeof(float));
+        if (p.kind == T_LM_HEAD && !m->lm_head) m->lm_head = spq_malloc(ne * sizeof(float));
+        if (spq_st_tensor_f32(plan_dest(m, &p), p.f, p.t, err)) return -1;
+    }
+    if (mp && c->tied) {
+        if (mp->emb.t) mp->head = mp->emb;
+        else m->lm_head = m->tok_emb;
+    }
+    return 0;
+}
+
+static int load_hf(spq_model *m, const char *dir, int mapped, spq_err *err) {
     memset(m, 0, sizeof *m);
     char *cfg_path = spq_path_join(dir, "config.json");
     json_t *j = spq_json_load_object(cfg_path, err);
@@ -355,9 +402,20 @@ int spq_model_load_hf(spq_model *m, const char *dir, spq_err *err) {
     planned p;
     for (long long i = 0; i < n && !rc; i++) rc = plan_resolve(&p, &c, i, &w, err);
     if (!rc) {
-        spq_model_alloc(m, &c);
-        for (long long i = 0; i < n && !rc; i++)
-            rc = plan_resolve(&p, &c, i, &w, err) || spq_st_tensor_f32(plan_dest(m, &p), p.f, p.t, err) ? -1 : 0;
+        spq_mapped *mp = NULL;
+        if (mapped) {
+            spq_model_alloc_norms(m, &c);
+            mp = m->mapped = spq_calloc(1, sizeof *mp);
+            mp->lin = spq_calloc((size_t)c.n_layers * SPQ_N_LIN, sizeof *mp->lin);
+        } else {
+            spq_model_alloc(m, &c);
+        }
+        rc = load_tensors(m, mp, &w, err);
+        if (!rc && mp) { /* the maps now belong to the model */
+            mp->files = w.files;
+            mp->n_files = w.n_files;
+            w.files = NULL;
+        }
         if (rc) spq_model_free(m);
     }
     weights_close(&w);
@@ -365,6 +423,14 @@ int spq_model_load_hf(spq_model *m, const char *dir, spq_err *err) {
     m->path = spq_strdup(dir);
     m->format = spq_strdup("hf");
     return 0;
+}
+
+int spq_model_load_hf(spq_model *m, const char *dir, spq_err *err) {
+    return load_hf(m, dir, 0, err);
+}
+
+int spq_model_load_hf_mapped(spq_model *m, const char *dir, spq_err *err) {
+    return load_hf(m, dir, 1, err);
 }
 
 int spq_hf_inspect(spq_hf_weights_info *info, const char *dir, spq_err *err) {
@@ -421,8 +487,8 @@ json_t *spq_hf_config_json(const spq_config *c) {
     return j;
 }
 
-/* config.json via a temporary file and rename, like the weights */
-static int write_config(const char *path, const spq_config *c, spq_st_dtype dtype, spq_err *err) {
+/* a JSON document via a temporary file and rename, like the weights */
+static int write_json(const char *path, const json_t *j, spq_err *err) {
     char *tmp = spq_malloc(strlen(path) + 16);
     sprintf(tmp, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp), rc = 0;
@@ -433,16 +499,21 @@ static int write_config(const char *path, const spq_config *c, spq_st_dtype dtyp
         free(tmp);
         return rc;
     }
-    json_t *j = spq_hf_config_json(c);
-    const char *td = dtype == SPQ_ST_BF16 ? "bfloat16" : dtype == SPQ_ST_F16 ? "float16" : "float32";
-    json_object_set_new(j, "torch_dtype", json_string(td));
     int bad = fchmod(fd, 0644) || json_dumpf(j, f, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) || fputc('\n', f) == EOF ||
               fflush(f) || fsync(fd);
-    json_decref(j);
     if (fclose(f) || bad) rc = spq_fail(err, "%s: write failed: %s", tmp, strerror(errno));
     else if (rename(tmp, path)) rc = spq_fail(err, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
     if (rc) unlink(tmp);
     free(tmp);
+    return rc;
+}
+
+static int write_config(const char *path, const spq_config *c, spq_st_dtype dtype, spq_err *err) {
+    json_t *j = spq_hf_config_json(c);
+    const char *td = dtype == SPQ_ST_BF16 ? "bfloat16" : dtype == SPQ_ST_F16 ? "float16" : "float32";
+    json_object_set_new(j, "torch_dtype", json_string(td));
+    int rc = write_json(path, j, err);
+    json_decref(j);
     return rc;
 }
 
@@ -522,5 +593,154 @@ int spq_hf_copy_tokenizer(const char *src, const char *dir, spq_err *err) {
     }
     free(tok);
     free(cfg);
+    return rc;
+}
+
+/* ---- a random model of a real shape, written a piece at a time ---- */
+
+/* spq_random_weights' stream is sequential, so the tensors must be produced
+ * in plan order: every shard holds a run of plan entries, all of one dtype,
+ * which the safetensors writer lays out in order of addition. `next` checks
+ * it rather than trusting it. */
+typedef struct {
+    const spq_config *c;
+    spq_st_dtype dtype;
+    spq_rng rng;
+    long long next;  /* the plan entry the stream is at */
+    int64_t next_row;
+    float *buf;      /* fp32 rows before conversion */
+    size_t cap;
+} rnd_writer;
+
+typedef struct {
+    rnd_writer *w;
+    long long i;  /* plan entry */
+} rnd_tensor;
+
+static int rnd_fill(void *ud, void *dst, int64_t row0, int64_t nrows, spq_err *err) {
+    rnd_tensor *rt = ud;
+    rnd_writer *w = rt->w;
+    planned p;
+    plan_entry(&p, w->c, rt->i);
+    if (rt->i != w->next || row0 != w->next_row)
+        return spq_fail(err, "random weights asked for out of order (plan entry %lld row %lld, the stream is at "
+                        "%lld row %lld)", rt->i, (long long)row0, w->next, (long long)w->next_row);
+    size_t cols = p.ndim == 2 ? (size_t)p.shape[1] : 1, n = (size_t)nrows * cols;
+    if (n > w->cap) {
+        free(w->buf);
+        w->buf = spq_malloc(n * sizeof(float));
+        w->cap = n;
+    }
+    spq_random_weights(w->buf, n, p.kind == T_ATTN_NORM || p.kind == T_FFN_NORM || p.kind == T_NORM, &w->rng);
+    if (w->dtype == SPQ_ST_F32) memcpy(dst, w->buf, n * sizeof(float));
+    else if (w->dtype == SPQ_ST_F16) spq_f32_to_f16_array(dst, w->buf, n);
+    else spq_f32_to_bf16_array(dst, w->buf, n);
+    w->next_row = row0 + nrows;
+    if (w->next_row == p.shape[0]) w->next++, w->next_row = 0;
+    return 0;
+}
+
+static size_t plan_bytes(const planned *p, spq_st_dtype dtype) {
+    return (size_t)p->shape[0] * (p->ndim == 2 ? (size_t)p->shape[1] : 1) * spq_st_dtype_size(dtype);
+}
+
+/* Writes plan entries [i0, i1) as the file name in dir. */
+static int write_random_shard(rnd_writer *rw, const char *dir, const char *name, long long i0, long long i1,
+                              spq_err *err) {
+    spq_st_writer w;
+    spq_st_writer_init(&w);
+    rnd_tensor *ts = spq_malloc((size_t)(i1 - i0) * sizeof *ts);
+    int rc = 0;
+    planned p;
+    for (long long i = i0; i < i1 && !rc; i++) {
+        plan_entry(&p, rw->c, i);
+        ts[i - i0] = (rnd_tensor){rw, i};
+        rc = spq_st_writer_add_fill(&w, p.name, rw->dtype, p.ndim, p.shape, rnd_fill, &ts[i - i0], err);
+    }
+    spq_st_writer_meta(&w, "format", "pt");
+    char *path = spq_path_join(dir, name);
+    if (!rc) rc = spq_st_writer_save(&w, path, err);
+    free(path);
+    free(ts);
+    spq_st_writer_free(&w);
+    return rc;
+}
+
+/* removes a weight file of another layout left in dir, which the loader
+ * would otherwise prefer (model.safetensors) or follow (the index) */
+static int remove_stale(const char *dir, const char *name, spq_err *err) {
+    char *path = spq_path_join(dir, name);
+    int rc = unlink(path) && errno != ENOENT ? spq_fail(err, "%s: cannot remove: %s", path, strerror(errno)) : 0;
+    free(path);
+    return rc;
+}
+
+int spq_hf_write_random(const char *dir, const spq_config *c, spq_st_dtype dtype, int n_shards, uint64_t seed,
+                        spq_err *err) {
+    if (dtype != SPQ_ST_F32 && dtype != SPQ_ST_F16 && dtype != SPQ_ST_BF16)
+        return spq_fail(err, "%s: weights can be written as F32, F16 or BF16, not %s", dir, spq_st_dtype_name(dtype));
+    if (spq_config_check(c, dir, err)) return -1;
+    long long n = plan_size(c);
+    size_t total = 0;
+    planned p;
+    for (long long i = 0; i < n; i++) plan_entry(&p, c, i), total += plan_bytes(&p, dtype);
+    if (n_shards <= 0) n_shards = (int)((total + SPQ_HF_SHARD_BYTES - 1) / SPQ_HF_SHARD_BYTES);
+    if (n_shards < 1) n_shards = 1;
+    if (n_shards > n || n_shards > 99999)
+        return spq_fail(err, "%s: %d shards for %lld tensors", dir, n_shards, n);
+    if (mkdir(dir, 0755) && errno != EEXIST) return spq_fail(err, "%s: cannot create: %s", dir, strerror(errno));
+    if (remove_stale(dir, n_shards == 1 ? "model.safetensors.index.json" : "model.safetensors", err)) return -1;
+
+    rnd_writer rw = {.c = c, .dtype = dtype};
+    spq_rng_seed(&rw.rng, seed);
+    json_t *map = json_object();
+    int rc = 0;
+    long long i0 = 0;
+    size_t done = 0;
+    for (int s = 0; s < n_shards && !rc; s++) {
+        /* a contiguous run of tensors up to the shard's share of the bytes,
+         * leaving at least one tensor for each later shard */
+        long long i1 = i0 + 1;
+        size_t goal = total / n_shards * (s + 1);
+        done += (plan_entry(&p, c, i0), plan_bytes(&p, dtype));
+        while (i1 < n - (n_shards - 1 - s) && (s == n_shards - 1 || done < goal))
+            done += (plan_entry(&p, c, i1), plan_bytes(&p, dtype)), i1++;
+        char name[64];
+        if (n_shards == 1) snprintf(name, sizeof name, "model.safetensors");
+        else snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", s + 1, n_shards);
+        rc = write_random_shard(&rw, dir, name, i0, i1, err);
+        for (long long i = i0; i < i1; i++) plan_entry(&p, c, i), json_object_set_new(map, p.name, json_string(name));
+        i0 = i1;
+    }
+    free(rw.buf);
+    char *cfg = spq_path_join(dir, "config.json"), *idx = spq_path_join(dir, "model.safetensors.index.json");
+    if (!rc && n_shards > 1) {
+        json_t *j = json_pack("{s:{s:I}, s:O}", "metadata", "total_size", (json_int_t)total, "weight_map", map);
+        rc = write_json(idx, j, err);
+        json_decref(j);
+    }
+    if (!rc) rc = write_config(cfg, c, dtype, err);
+    json_decref(map);
+    free(cfg);
+    free(idx);
+    return rc;
+}
+
+int spq_hf_add_tokenizer(const char *dir, const char *tokenizer_json, spq_err *err) {
+    char *dst = spq_path_join(dir, "tokenizer.json");
+    int rc = copy_file(tokenizer_json, dst, err);
+    free(dst);
+    /* its tokenizer_config.json (BOS handling, chat template) when beside it */
+    char *src_dir = spq_strdup(tokenizer_json), *slash = strrchr(src_dir, '/');
+    if (slash) slash[1] = 0;
+    else src_dir[0] = 0;
+    char *cfg = spq_path_join(src_dir[0] ? src_dir : ".", "tokenizer_config.json");
+    if (!rc && spq_file_exists(cfg)) {
+        char *d = spq_path_join(dir, "tokenizer_config.json");
+        rc = copy_file(cfg, d, err);
+        free(d);
+    }
+    free(cfg);
+    free(src_dir);
     return rc;
 }

@@ -22,6 +22,14 @@ int spq_model_load(spq_model *m, const char *path, spq_err *err) {
                     path);
 }
 
+int spq_model_load_mapped(spq_model *m, const char *path, spq_err *err) {
+    if (spq_is_dir(path)) {
+        memset(m, 0, sizeof *m);
+        return spq_model_load_hf_mapped(m, path, err);
+    }
+    return spq_model_load(m, path, err);
+}
+
 int spq_tok_load_for_model(spq_tokenizer **t, const char *model_path, spq_err *err) {
     *t = NULL;
     if (spq_is_dir(model_path)) return spq_tok_load(t, model_path, err);

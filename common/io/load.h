@@ -10,6 +10,12 @@
  * packed model file (packed.h, any safetensors file) or a llama2.c `.bin`. */
 int spq_model_load(spq_model *m, const char *path, spq_err *err);
 
+/* The same, but a Hugging Face directory's weights stay in their mapped
+ * files (model/mapped.h: converted a layer at a time by the forward pass;
+ * spq_model_materialize before anything that needs them all in fp32).
+ * Other formats load as spq_model_load loads them. */
+int spq_model_load_mapped(spq_model *m, const char *path, spq_err *err);
+
 /* Loads the tokenizer that belongs to a model path: for a directory its
  * tokenizer.json (+ tokenizer_config.json), for a llama2.c checkpoint the
  * tokenizer.bin (or tok*.bin) in the same folder, for a packed model

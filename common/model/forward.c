@@ -14,6 +14,7 @@
 
 #include "layers.h"
 #include "linear.h"
+#include "mapped.h"
 #include "packed_weights.h"
 
 void spq_state_build(spq_state *s, const spq_config *c, int B, int ctx, int max_tokens) {
@@ -60,6 +61,7 @@ void spq_state_free(spq_state *s) {
     free(s->rope_cos); free(s->rope_sin);
     free(s->x); free(s->xb); free(s->q); free(s->k); free(s->v); free(s->att);
     free(s->hb); free(s->hb2); free(s->scores); free(s->pos);
+    free(s->wbuf);
     spq_qact_free(&s->qa);
     memset(s, 0, sizeof *s);
 }
@@ -81,8 +83,10 @@ static int linear_input(const spq_model *m, spq_state *s, float *x, int N, int C
     return obs ? obs(ud, l, site, x, N, C) : 0;
 }
 
-/* out (N, rows) = the linear applied to its prepared input x (N, cols) */
-static void linear(float *out, const spq_model *m, spq_state *s, const float *x, int N, int l, int which) {
+/* out (N, rows) = the linear applied to its prepared input x (N, cols); L:
+ * layer l's fp32 weights (layer_weights) */
+static void linear(float *out, const spq_model *m, const spq_layer *L, spq_state *s, const float *x, int N, int l,
+                   int which) {
     if (m->packed) {
         const spq_qlinear *w = spq_packed_lin(m->packed, l, which);
         if (spq_site_aq(&m->q, spq_lin_site(which), m->cfg.head_dim).bits < SPQ_QUANT_OFF) spq_qgemm(out, &s->qa, w);
@@ -91,7 +95,21 @@ static void linear(float *out, const spq_model *m, spq_state *s, const float *x,
     }
     int rows, cols;
     spq_lin_shape(&m->cfg, which, &rows, &cols);
-    spq_matmul_forward(out, x, *spq_lin_weight(&m->layers[l], which), N, cols, rows);
+    spq_matmul_forward(out, x, *spq_lin_weight((spq_layer *)L, which), N, cols, rows);
+}
+
+/* Layer l's weights: the model's own, or a mapped model's converted into
+ * s->wbuf, which keeps them while the same layer runs again (mapped
+ * weights never change: materializing a model unmaps it). */
+static const spq_layer *layer_weights(spq_state *s, const spq_model *m, int l) {
+    if (!m->mapped) return &m->layers[l];
+    if (s->w_model != m || s->w_layer != l || !s->wbuf) {
+        if (!s->wbuf) s->wbuf = spq_malloc(spq_mapped_layer_floats(&m->cfg) * sizeof(float));
+        spq_mapped_layer(&s->wl, s->wbuf, m, l);
+        s->w_model = m;
+        s->w_layer = l;
+    }
+    return &s->wl;
 }
 
 /* ---- KV cache ---- */
@@ -183,14 +201,15 @@ void spq_embed_forward(spq_state *s, const int *tokens, const spq_model *m, int 
     for (int n = 0; n < N; n++) {
         float *x = s->x + (size_t)n * D;
         if (m->tok_emb) memcpy(x, m->tok_emb + (size_t)tokens[n] * D, D * sizeof(float));
-        else spq_packed_emb_row(x, m->packed, tokens[n], D);
+        else if (m->packed) spq_packed_emb_row(x, m->packed, tokens[n], D);
+        else spq_mapped_emb_row(x, m->mapped, tokens[n], D);
     }
 }
 
 void spq_layer_forward(spq_state *s, const int *pos, const spq_model *m, int l, int B, int T, spq_observer_fn obs,
                        void *ud) {
     const spq_config *c = &m->cfg;
-    const spq_layer *L = &m->layers[l];
+    const spq_layer *L = layer_weights(s, m, l);
     int D = c->dim, H = c->hidden_dim, hd = c->head_dim;
     int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     int N = B * T;
@@ -201,9 +220,9 @@ void spq_layer_forward(spq_state *s, const int *pos, const spq_model *m, int l, 
     /* attention block */
     spq_rmsnorm_forward(s->xb, NULL, s->x, L->attn_norm, N, D, c->norm_eps);
     if (linear_input(m, s, s->xb, N, D, l, SPQ_SITE_QKV, SPQ_LIN_Q, obs, ud)) return;
-    linear(s->q, m, s, s->xb, N, l, SPQ_LIN_Q);
-    linear(s->k, m, s, s->xb, N, l, SPQ_LIN_K);
-    linear(s->v, m, s, s->xb, N, l, SPQ_LIN_V);
+    linear(s->q, m, L, s, s->xb, N, l, SPQ_LIN_Q);
+    linear(s->k, m, L, s, s->xb, N, l, SPQ_LIN_K);
+    linear(s->v, m, L, s, s->xb, N, l, SPQ_LIN_V);
     spq_rope_forward(s->q, s->pos, s->rope_cos, s->rope_sin, N, c->n_heads, hd);
     spq_rope_forward(s->k, s->pos, s->rope_cos, s->rope_sin, N, c->n_kv_heads, hd);
     if (m->r3) {
@@ -222,18 +241,18 @@ void spq_layer_forward(spq_state *s, const int *pos, const spq_model *m, int l, 
                               pos[b] + T, c->n_heads, c->n_kv_heads, hd);
     }
     if (linear_input(m, s, s->att, N, qd, l, SPQ_SITE_O, SPQ_LIN_O, obs, ud)) return;
-    linear(s->xb, m, s, s->att, N, l, SPQ_LIN_O);
+    linear(s->xb, m, L, s, s->att, N, l, SPQ_LIN_O);
     residual_add(s->x, s->xb, (size_t)N * D);
 
     /* feed-forward block */
     spq_rmsnorm_forward(s->xb, NULL, s->x, L->ffn_norm, N, D, c->norm_eps);
     if (linear_input(m, s, s->xb, N, D, l, SPQ_SITE_GATEUP, SPQ_LIN_GATE, obs, ud)) return;
-    linear(s->hb, m, s, s->xb, N, l, SPQ_LIN_GATE);
-    linear(s->hb2, m, s, s->xb, N, l, SPQ_LIN_UP);
+    linear(s->hb, m, L, s, s->xb, N, l, SPQ_LIN_GATE);
+    linear(s->hb2, m, L, s, s->xb, N, l, SPQ_LIN_UP);
     spq_swiglu_forward(s->hb, s->hb, s->hb2, (size_t)N * H);
     if (m->r4) spq_rot_online_apply(m->r4, s->hb, N);
     if (linear_input(m, s, s->hb, N, H, l, SPQ_SITE_DOWN, SPQ_LIN_DOWN, obs, ud)) return;
-    linear(s->xb, m, s, s->hb, N, l, SPQ_LIN_DOWN);
+    linear(s->xb, m, L, s, s->hb, N, l, SPQ_LIN_DOWN);
     residual_add(s->x, s->xb, (size_t)N * D);
 }
 
@@ -242,6 +261,7 @@ static void classifier(float *logits, const spq_model *m, float *xb, const float
     const spq_config *c = &m->cfg;
     spq_rmsnorm_forward(xb, NULL, x, m->final_norm, N, c->dim, c->norm_eps);
     if (m->lm_head) spq_matmul_forward(logits, xb, m->lm_head, N, c->dim, c->vocab_size);
+    else if (m->mapped) spq_mapped_classifier(logits, xb, N, m->mapped, c);
     else spq_hgemm(logits, xb, N, m->packed->head16, c->vocab_size, c->dim, m->packed->emb_dtype == SPQ_EMB_BF16);
 }
 

@@ -15,7 +15,9 @@
  * one layer over stored inputs and shows each linear's input to an
  * observer, as GPTQ needs), and packed models (model.h's `packed`: the
  * linears run as integer kernels, qgemm.h, and the KV cache may hold integer
- * codes). */
+ * codes). A mapped model (mapped.h) runs each layer on its weights converted
+ * to fp32 in the state's buffer when the layer starts: once per call, so
+ * B sequences (a batch of windows) share one conversion. */
 #ifndef SPQ_FORWARD_H
 #define SPQ_FORWARD_H
 
@@ -41,6 +43,12 @@ typedef struct {
     float *scores;   /* (max_tokens, ctx) */
     int *pos;        /* (max_tokens) */
     spq_qact qa;     /* a packed linear's quantized input */
+    /* a mapped model's (mapped.h) current layer: its linears in fp32 in
+     * wbuf (allocated on first use), converted for layer w_layer of w_model */
+    float *wbuf;
+    const spq_model *w_model;
+    int w_layer;
+    spq_layer wl;
     const int *slot_of; /* (B) the KV cache slot of each sequence of a call; NULL: sequence b uses slot b */
 } spq_state;
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mapped.h"
 #include "packed_weights.h"
 
 int spq_config_check(const spq_config *c, const char *src, spq_err *err) {
@@ -76,27 +77,33 @@ spq_aq_cfg spq_qcfg_o(const spq_qcfg *q, int head_dim) {
     return c;
 }
 
-void spq_model_alloc(spq_model *m, const spq_config *c) {
+void spq_model_alloc_norms(spq_model *m, const spq_config *c) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
     m->q = spq_qcfg_off();
+    m->layers = spq_calloc(c->n_layers, sizeof(spq_layer));
+    for (int l = 0; l < c->n_layers; l++) {
+        m->layers[l].attn_norm = spq_calloc(c->dim, sizeof(float));
+        m->layers[l].ffn_norm = spq_calloc(c->dim, sizeof(float));
+    }
+    m->final_norm = spq_calloc(c->dim, sizeof(float));
+}
+
+void spq_model_alloc(spq_model *m, const spq_config *c) {
+    spq_model_alloc_norms(m, c);
     size_t d = c->dim, hd = c->head_dim, h = c->hidden_dim;
     size_t qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv_heads * hd;
     m->tok_emb = spq_calloc((size_t)c->vocab_size * d, sizeof(float));
-    m->layers = spq_calloc(c->n_layers, sizeof(spq_layer));
     for (int l = 0; l < c->n_layers; l++) {
         spq_layer *L = &m->layers[l];
-        L->attn_norm = spq_calloc(d, sizeof(float));
         L->wq = spq_calloc(qd * d, sizeof(float));
         L->wk = spq_calloc(kvd * d, sizeof(float));
         L->wv = spq_calloc(kvd * d, sizeof(float));
         L->wo = spq_calloc(d * qd, sizeof(float));
-        L->ffn_norm = spq_calloc(d, sizeof(float));
         L->w_gate = spq_calloc(h * d, sizeof(float));
         L->w_up = spq_calloc(h * d, sizeof(float));
         L->w_down = spq_calloc(d * h, sizeof(float));
     }
-    m->final_norm = spq_calloc(d, sizeof(float));
     m->lm_head = c->tied ? m->tok_emb : spq_calloc((size_t)c->vocab_size * d, sizeof(float));
 }
 
@@ -117,6 +124,8 @@ void spq_model_free(spq_model *m) {
     free(m->format);
     if (m->packed) spq_packed_free(m->packed);
     free(m->packed);
+    if (m->mapped) spq_mapped_free(m->mapped);
+    free(m->mapped);
     if (m->r3) spq_rot_online_free(m->r3);
     if (m->r4) spq_rot_online_free(m->r4);
     free(m->r3);
@@ -125,6 +134,7 @@ void spq_model_free(spq_model *m) {
 }
 
 void spq_model_untie(spq_model *m) {
+    spq_model_materialize(m);
     if (m->lm_head != m->tok_emb) return;
     size_t n = (size_t)m->cfg.vocab_size * m->cfg.dim;
     m->lm_head = spq_malloc(n * sizeof(float));
@@ -167,6 +177,7 @@ void spq_model_copy(spq_model *dst, const spq_model *src) {
     dst->final_norm = dup_floats(src->final_norm, d);
     dst->lm_head = src->lm_head == src->tok_emb ? dst->tok_emb
                                                 : dup_floats(src->lm_head, (size_t)c->vocab_size * d);
+    if (src->mapped) spq_mapped_to_f32(dst, src->mapped);
     dst->path = src->path ? spq_strdup(src->path) : NULL;
     dst->format = src->format ? spq_strdup(src->format) : NULL;
 }
@@ -183,27 +194,32 @@ static void fill_norm_weight(float *x, size_t n, spq_rng *r) {
     for (size_t i = 0; i < n; i++) x[i] = (float)(1.0 + 0.1 * spq_rng_normal(r));
 }
 
+void spq_random_weights(float *x, size_t n, int norm, spq_rng *r) {
+    if (norm) fill_norm_weight(x, n, r);
+    else fill_normal(x, n, 0.02f, r);
+}
+
 void spq_model_init_random(spq_model *m, const spq_config *c, uint64_t seed) {
     spq_model_alloc(m, c);
     spq_rng r;
     spq_rng_seed(&r, seed);
     size_t d = c->dim, hd = c->head_dim, h = c->hidden_dim;
     size_t qd = (size_t)c->n_heads * hd, kvd = (size_t)c->n_kv_heads * hd;
-    fill_normal(m->tok_emb, (size_t)c->vocab_size * d, 0.02f, &r);
+    spq_random_weights(m->tok_emb, (size_t)c->vocab_size * d, 0, &r);
     for (int l = 0; l < c->n_layers; l++) {
         spq_layer *L = &m->layers[l];
-        fill_norm_weight(L->attn_norm, d, &r);
-        fill_normal(L->wq, qd * d, 0.02f, &r);
-        fill_normal(L->wk, kvd * d, 0.02f, &r);
-        fill_normal(L->wv, kvd * d, 0.02f, &r);
-        fill_normal(L->wo, d * qd, 0.02f, &r);
-        fill_norm_weight(L->ffn_norm, d, &r);
-        fill_normal(L->w_gate, h * d, 0.02f, &r);
-        fill_normal(L->w_up, h * d, 0.02f, &r);
-        fill_normal(L->w_down, d * h, 0.02f, &r);
+        spq_random_weights(L->attn_norm, d, 1, &r);
+        spq_random_weights(L->wq, qd * d, 0, &r);
+        spq_random_weights(L->wk, kvd * d, 0, &r);
+        spq_random_weights(L->wv, kvd * d, 0, &r);
+        spq_random_weights(L->wo, d * qd, 0, &r);
+        spq_random_weights(L->ffn_norm, d, 1, &r);
+        spq_random_weights(L->w_gate, h * d, 0, &r);
+        spq_random_weights(L->w_up, h * d, 0, &r);
+        spq_random_weights(L->w_down, d * h, 0, &r);
     }
-    fill_norm_weight(m->final_norm, d, &r);
-    if (!c->tied) fill_normal(m->lm_head, (size_t)c->vocab_size * d, 0.02f, &r);
+    spq_random_weights(m->final_norm, d, 1, &r);
+    if (!c->tied) spq_random_weights(m->lm_head, (size_t)c->vocab_size * d, 0, &r);
     m->path = spq_strdup("random");
     m->format = spq_strdup("random");
 }
@@ -229,6 +245,63 @@ spq_config spq_config_llama32_1b(int n_layers) {
     c.bos_id = 128000;
     c.eos_id = 128001;
     return c;
+}
+
+/* meta-llama/Llama-2-7b-hf's config.json */
+static spq_config llama2_7b(int n_layers) {
+    spq_config c = {0};
+    c.dim = 4096;
+    c.hidden_dim = 11008;
+    c.n_layers = n_layers;
+    c.n_heads = 32;
+    c.n_kv_heads = 32;
+    c.head_dim = 128;
+    c.vocab_size = 32000;
+    c.seq_len = 4096;
+    c.norm_eps = 1e-5f;
+    c.rope_theta = 10000.0f;
+    c.bos_id = 1;
+    c.eos_id = 2;
+    return c;
+}
+
+/* meta-llama/Meta-Llama-3-8B's config.json: no rope scaling (3.1 added it) */
+static spq_config llama3_8b(int n_layers) {
+    spq_config c = {0};
+    c.dim = 4096;
+    c.hidden_dim = 14336;
+    c.n_layers = n_layers;
+    c.n_heads = 32;
+    c.n_kv_heads = 8;
+    c.head_dim = 128;
+    c.vocab_size = 128256;
+    c.seq_len = 8192;
+    c.norm_eps = 1e-5f;
+    c.rope_theta = 500000.0f;
+    c.bos_id = 128000;
+    c.eos_id = 128001;
+    return c;
+}
+
+static const struct {
+    const char *name;
+    spq_config (*make)(int n_layers);
+    int n_layers;
+} shapes[] = {
+    {"llama3.2-1b", spq_config_llama32_1b, 16},
+    {"llama2-7b", llama2_7b, 32},
+    {"llama3-8b", llama3_8b, 32},
+};
+
+const char *spq_config_shape_names(void) { return "llama3.2-1b, llama2-7b, llama3-8b"; }
+
+int spq_config_shape(spq_config *c, const char *name, int n_layers) {
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        if (!strcmp(shapes[i].name, name)) {
+            *c = shapes[i].make(n_layers > 0 ? n_layers : shapes[i].n_layers);
+            return 0;
+        }
+    return -1;
 }
 
 size_t spq_model_nparams(const spq_model *m) {

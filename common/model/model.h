@@ -87,6 +87,10 @@ typedef struct {
      * integer kernels, their fp32 weights (and tok_emb/lm_head when stored
      * in 16 bits) are NULL */
     struct spq_packed *packed;
+    /* owned; when set, the weights are still in their mapped file
+     * (mapped.h): the linears' fp32 pointers are NULL, and so are
+     * tok_emb/lm_head when they stay mapped in 16 bits */
+    struct spq_mapped *mapped;
     char *path;         /* where it was loaded from */
     char *format;       /* "llama2c" or "hf" */
 } spq_model;
@@ -100,12 +104,17 @@ int spq_config_is_eos(const spq_config *c, int id);
 
 /* Allocates zeroed weights for c (tied: lm_head aliases tok_emb). */
 void spq_model_alloc(spq_model *m, const spq_config *c);
+/* Only the norm weights (zeroed): the linears, embedding and classifier
+ * stay NULL, for a loader that keeps them elsewhere (mapped.h). */
+void spq_model_alloc_norms(spq_model *m, const spq_config *c);
 void spq_model_free(spq_model *m);
 
-/* Gives a tied classifier its own copy of the embedding. */
+/* Gives a tied classifier its own copy of the embedding (a mapped model is
+ * materialized first). */
 void spq_model_untie(spq_model *m);
 
-/* A deep copy (untied if the source is untied). */
+/* A deep copy (untied if the source is untied); a mapped source's weights
+ * are converted to fp32 in the copy. */
 void spq_model_copy(spq_model *dst, const spq_model *src);
 
 /* Seeded random weights of a given shape (for benchmarks and tests at sizes
@@ -113,8 +122,21 @@ void spq_model_copy(spq_model *dst, const spq_model *src);
  * norms near 1. */
 void spq_model_init_random(spq_model *m, const spq_config *c, uint64_t seed);
 
+/* The values spq_model_init_random draws: its tensors in the order
+ * embedding; per layer attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up,
+ * w_down; final_norm; lm_head unless tied, from one stream seeded with the
+ * seed. A tensor filled in pieces, in order, gets the same values, so a
+ * writer can produce the model a piece at a time (io/hf.h's
+ * spq_hf_write_random). norm: a norm weight (near 1), else a linear's. */
+void spq_random_weights(float *x, size_t n, int norm, spq_rng *r);
+
 /* The LLaMA-3.2-1B shape with n_layers layers. */
 spq_config spq_config_llama32_1b(int n_layers);
+/* A real model's shape by name (spq_config_shape_names: "llama3.2-1b",
+ * "llama2-7b", "llama3-8b") with n_layers layers (0: the model's own).
+ * -1 for an unknown name. */
+int spq_config_shape(spq_config *c, const char *name, int n_layers);
+const char *spq_config_shape_names(void);
 
 /* Number of parameters (counting a tied classifier once). */
 size_t spq_model_nparams(const spq_model *m);

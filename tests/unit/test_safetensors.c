@@ -325,6 +325,70 @@ Test(safetensors, writer_converts_f32_to_f16_and_bf16, .init = make_tmpdir, .fin
     free(path);
 }
 
+/* rows of a (rows, 1000) F32 tensor whose element (r, c) is r + c/1000,
+ * checking that the saver asks for them in order */
+typedef struct {
+    int64_t next;
+    int calls;
+} fill_state;
+
+static int fill_rows(void *ud, void *dst, int64_t row0, int64_t nrows, spq_err *err) {
+    fill_state *st = ud;
+    if (row0 != st->next) return spq_fail(err, "rows asked for out of order");
+    float *x = dst;
+    for (int64_t r = 0; r < nrows; r++)
+        for (int c = 0; c < 1000; c++) x[r * 1000 + c] = (float)(row0 + r) + (float)c / 1000;
+    st->next = row0 + nrows;
+    st->calls++;
+    return 0;
+}
+
+static int fill_fails(void *ud, void *dst, int64_t row0, int64_t nrows, spq_err *err) {
+    (void)ud; (void)dst; (void)row0; (void)nrows;
+    return spq_fail(err, "no data today");
+}
+
+Test(safetensors, filled_tensors_are_written_in_pieces_as_if_added_whole, .init = make_tmpdir,
+     .fini = remove_tmpdir) {
+    /* 20 MB: more than one 16 MiB piece */
+    int64_t s[] = {5000, 1000}, s2[] = {3};
+    fill_state st = {0};
+    float small[3] = {1, 2, 3};
+    spq_st_writer w;
+    spq_st_writer_init(&w);
+    spq_err err = {{0}};
+    cr_assert_eq(spq_st_writer_add_fill(&w, "big", SPQ_ST_F32, 2, s, fill_rows, &st, &err), 0, "%s", err.msg);
+    cr_assert_eq(spq_st_writer_add(&w, "small", SPQ_ST_F32, 1, s2, small, &err), 0, "%s", err.msg);
+    char *path = tmp_path("filled.safetensors");
+    cr_assert_eq(spq_st_writer_save(&w, path, &err), 0, "%s", err.msg);
+    spq_st_writer_free(&w);
+    cr_assert_eq(st.next, 5000);
+    cr_assert_gt(st.calls, 1, "asked in pieces");
+    spq_st_file f;
+    cr_assert_eq(spq_st_open(&f, path, &err), 0, "%s", err.msg);
+    const spq_st_tensor *t = spq_st_find(&f, "big");
+    cr_assert(t && t->nbytes == 5000 * 1000 * 4);
+    float x;
+    for (int64_t r = 0; r < 5000; r += 1237) {
+        memcpy(&x, t->data + (r * 1000 + 999) * 4, 4);
+        cr_assert_eq(x, (float)r + 0.999f, "row %ld", (long)r);
+    }
+    memcpy(&x, spq_st_find(&f, "small")->data + 8, 4);
+    cr_assert_eq(x, 3.0f);
+    spq_st_close(&f);
+
+    /* a failing fill fails the save with the tensor named, and leaves no file */
+    spq_st_writer_init(&w);
+    cr_assert_eq(spq_st_writer_add_fill(&w, "nope", SPQ_ST_BF16, 1, s2, fill_fails, NULL, &err), 0);
+    char *bad = tmp_path("bad.safetensors");
+    cr_assert_eq(spq_st_writer_save(&w, bad, &err), -1);
+    cr_assert(strstr(err.msg, "\"nope\"") && strstr(err.msg, "no data today"), "%s", err.msg);
+    cr_assert_eq(access(bad, F_OK), -1);
+    spq_st_writer_free(&w);
+    free(bad);
+    free(path);
+}
+
 Test(safetensors, save_into_missing_directory_fails_cleanly) {
     spq_st_writer w;
     spq_st_writer_init(&w);

@@ -81,3 +81,18 @@ Test(util, rng_is_reproducible_and_roughly_uniform_and_normal) {
     }
     cr_expect(fabs(s / n) < 0.01 && fabs(s2 / n - 1) < 0.02, "mean %g, variance %g", s / n, s2 / n);
 }
+
+Test(util, rss_watch_sees_the_peak_of_memory_freed_before_stop) {
+    long before = spq_rss_anon_kib();
+    cr_assert_gt(before, 0, "RssAnon from /proc/self/status");
+    spq_rss_watch *w = spq_rss_watch_start(2);
+    size_t n = 64u << 20;
+    char *p = malloc(n);
+    memset(p, 1, n); /* touched: resident */
+    usleep(50 * 1000);
+    cr_assert_geq(spq_rss_anon_kib(), before + 60 * 1024);
+    free(p);
+    usleep(20 * 1000);
+    long peak = spq_rss_watch_stop(w);
+    cr_assert_geq(peak, before + 60 * 1024, "peak %ld KiB, before %ld KiB", peak, before);
+}

