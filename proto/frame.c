@@ -6,7 +6,8 @@
 
 static const char *const type_names[] = {"?",       "hello",    "welcome",  "reject", "job",  "cancel",
                                          "shutdown", "ping",    "pong",     "stage",  "metric", "progress",
-                                         "log",     "checkpoint", "artifact", "done"};
+                                         "log",     "checkpoint", "artifact", "done", "resumed",
+                                         "want",    "manifest", "fetch",    "file"};
 
 const char *proto_type_name(int type) {
     return type > 0 && type < PROTO_TYPE_END ? type_names[type] : "unknown";
@@ -158,12 +159,14 @@ int proto_frame_parse(proto_frame *f, const uint8_t *buf, size_t len, spq_err *e
     unsigned version = (unsigned)get_be(buf + 4, 2);
     unsigned type = (unsigned)get_be(buf + 6, 2);
     uint64_t n = get_be(buf + 8, 4);
-    if (version != PROTO_VERSION)
+    int handshake = type == PROTO_HELLO || type == PROTO_REJECT; /* the same in every version */
+    if (version != PROTO_VERSION && !handshake)
         return spq_fail(err, "protocol version %u, this side speaks %d", version, PROTO_VERSION);
     if (type == 0 || type >= PROTO_TYPE_END) return spq_fail(err, "unknown frame type %u", type);
     if (n > PROTO_MAX_PAYLOAD) return spq_fail(err, "frame of %llu bytes exceeds the limit", (unsigned long long)n);
     if (len < PROTO_HEADER + n) return 0;
     f->type = (int)type;
+    f->version = version;
     f->payload = buf + PROTO_HEADER;
     f->len = (size_t)n;
     return 1;

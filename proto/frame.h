@@ -5,7 +5,12 @@
  *   magic "SPQW" (4) | version u16 | type u16 | payload length u32 | payload
  *
  * all integers big-endian. A reader accepts only its own protocol version
- * and known types, and payloads up to PROTO_MAX_PAYLOAD; anything else is a
+ * and known types (with one exception: the handshake frames HELLO and
+ * REJECT keep their type numbers in every version, and REJECT its layout,
+ * so they are cut from the stream whatever version their header names:
+ * the daemon reads a HELLO's header version before its payload and answers
+ * a foreign one with a REJECT saying "version N, the daemon speaks M",
+ * which any worker can read, instead of dropping a stream it cannot read), and payloads up to PROTO_MAX_PAYLOAD; anything else is a
  * malformed stream, and the connection it came on is dropped (never the
  * process). Payloads are built and read with the bounds-checked primitives
  * below; a decoder must consume the payload exactly. */
@@ -17,7 +22,11 @@
 
 #include "common/base/util.h"
 
-#define PROTO_VERSION 1
+/* 2: HELLO names the run whose outputs the worker holds, RESUMED (a
+ * finished run's outputs delivered after a reconnect), WANT/MANIFEST/
+ * FETCH/FILE (models and datasets pulled from the daemon), artifact
+ * uploads that continue a kept .part. */
+#define PROTO_VERSION 2
 #define PROTO_HEADER 12
 #define PROTO_MAX_PAYLOAD (256u << 20)
 
@@ -37,6 +46,11 @@ typedef enum {
     PROTO_CHECKPOINT, /* worker -> daemon: rotation checkpoint bytes at a step */
     PROTO_ARTIFACT,   /* worker -> daemon: a chunk of an output file */
     PROTO_DONE,       /* worker -> daemon: the run ended (done, failed, canceled, interrupted) */
+    PROTO_RESUMED,    /* daemon -> worker: deliver the outputs HELLO said you hold (from where), or drop them */
+    PROTO_WANT,       /* worker -> daemon: which files make up this model / dataset */
+    PROTO_MANIFEST,   /* daemon -> worker: those files, with size and sha256 */
+    PROTO_FETCH,      /* worker -> daemon: a chunk of one of them, from an offset */
+    PROTO_FILE,       /* daemon -> worker: that chunk */
     PROTO_TYPE_END
 } proto_type;
 
@@ -86,6 +100,7 @@ int proto_get_end(proto_reader *r, spq_err *err);
 /* One frame cut out of a byte stream. */
 typedef struct {
     int type;
+    unsigned version; /* PROTO_VERSION, or another for HELLO and REJECT */
     const uint8_t *payload; /* points into the stream buffer: valid until it is consumed */
     size_t len;
 } proto_frame;

@@ -110,6 +110,8 @@ static const field hello_fields[] = {
     F(proto_hello, pid, U32),
     F(proto_hello, token, STR),
     F(proto_hello, threads, U32),
+    F(proto_hello, held_run, U64),
+    F(proto_hello, held_attempt, U32),
 };
 static const message hello_msg = MESSAGE("hello", proto_hello, hello_fields, NULL);
 
@@ -230,6 +232,73 @@ static const field done_fields[] = {
 };
 static const message done_msg = MESSAGE("done", proto_done, done_fields, done_check);
 
+static int resumed_check(const void *v, spq_err *err) {
+    return ((const proto_resumed *)v)->accepted > 1 ? spq_fail(err, "resumed.accepted: must be 0 or 1") : 0;
+}
+static const field resumed_fields[] = {
+    F(proto_resumed, run_id, U64),
+    F(proto_resumed, accepted, U8),
+    F(proto_resumed, reason, STR),
+    F(proto_resumed, have, STR),
+};
+static const message resumed_msg = MESSAGE("resumed", proto_resumed, resumed_fields, resumed_check);
+
+/* A kind and a non-empty name or path of at most 1024 bytes. */
+static int kind_name_check(const char *msg, uint8_t kind, const char *name, spq_err *err) {
+    if (kind > PROTO_KIND_DATASET) return spq_fail(err, "%s.kind: must be 0 (model) or 1 (dataset)", msg);
+    if (!name[0] || strlen(name) > 1024) return spq_fail(err, "%s: the name must be 1 to 1024 bytes", msg);
+    return 0;
+}
+
+static int want_check(const void *v, spq_err *err) {
+    const proto_want *m = v;
+    return kind_name_check("want", m->kind, m->name, err);
+}
+static const field want_fields[] = {
+    F(proto_want, kind, U8),
+    F(proto_want, name, STR),
+};
+static const message want_msg = MESSAGE("want", proto_want, want_fields, want_check);
+
+static int manifest_check(const void *v, spq_err *err) {
+    const proto_manifest *m = v;
+    return kind_name_check("manifest", m->kind, m->name, err);
+}
+static const field manifest_fields[] = {
+    F(proto_manifest, kind, U8),
+    F(proto_manifest, name, STR),
+    F(proto_manifest, files, STR),
+    F(proto_manifest, error, STR),
+};
+static const message manifest_msg = MESSAGE("manifest", proto_manifest, manifest_fields, manifest_check);
+
+static int fetch_check(const void *v, spq_err *err) {
+    const proto_fetch *m = v;
+    return kind_name_check("fetch", m->kind, m->path, err);
+}
+static const field fetch_fields[] = {
+    F(proto_fetch, kind, U8),
+    F(proto_fetch, path, STR),
+    F(proto_fetch, offset, U64),
+};
+static const message fetch_msg = MESSAGE("fetch", proto_fetch, fetch_fields, fetch_check);
+
+static int file_check(const void *v, spq_err *err) {
+    const proto_file *m = v;
+    if (kind_name_check("file", m->kind, m->path, err)) return -1;
+    if (m->offset > m->total || m->len > m->total - m->offset) return spq_fail(err, "file: chunk lies outside the file");
+    return 0;
+}
+static const field file_fields[] = {
+    F(proto_file, kind, U8),
+    F(proto_file, path, STR),
+    F(proto_file, offset, U64),
+    F(proto_file, total, U64),
+    BYTES(proto_file, data, len),
+    F(proto_file, error, STR),
+};
+static const message file_msg = MESSAGE("file", proto_file, file_fields, file_check);
+
 /* ---- the public functions: each a walk of its table ---- */
 
 #define CODEC(T, S, TYPE)                                                                                              \
@@ -259,6 +328,16 @@ CODEC(artifact, proto_artifact, PROTO_ARTIFACT)
 RELEASE(artifact)
 CODEC(done, proto_done, PROTO_DONE)
 RELEASE(done)
+CODEC(resumed, proto_resumed, PROTO_RESUMED)
+RELEASE(resumed)
+CODEC(want, proto_want, PROTO_WANT)
+RELEASE(want)
+CODEC(manifest, proto_manifest, PROTO_MANIFEST)
+RELEASE(manifest)
+CODEC(fetch, proto_fetch, PROTO_FETCH)
+RELEASE(fetch)
+CODEC(file, proto_file, PROTO_FILE)
+RELEASE(file)
 
 void proto_enc_ping(proto_buf *b, proto_type type, const proto_ping *m) { encode(b, type, &ping_msg, m); }
 int proto_dec_ping(proto_ping *m, const uint8_t *p, size_t n, spq_err *err) { return decode(&ping_msg, m, p, n, err); }

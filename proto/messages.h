@@ -6,7 +6,19 @@
  * worker reports STAGE, METRIC, PROGRESS, LOG, CHECKPOINT and ARTIFACT
  * frames for that run and ends it with DONE. CANCEL and SHUTDOWN ask the
  * worker to stop the run (SHUTDOWN: checkpoint first, report "interrupted").
- * PING/PONG keep the connection honest.
+ * PING/PONG keep the connection honest: the daemon pings every second and
+ * WELCOME tells the worker how long a silence means a dead peer
+ * (heartbeat_ms); both sides drop the connection after that long without
+ * a frame.
+ *
+ * A worker whose connection dropped after its run finished keeps the
+ * outputs and names that run in its next HELLO; right after WELCOME the
+ * daemon answers RESUMED: whether to deliver them (the run was still waiting for it) and how much of each
+ * artifact the daemon already holds, so the upload continues where it
+ * broke off. A worker that lacks a job's model or dataset sends WANT (the
+ * name as the spec has it), gets the MANIFEST of its files (path under the
+ * models or datasets directory, size, sha256), and pulls each file it does
+ * not have with FETCH/FILE, one chunk per request, from any offset.
  *
  * enc_* append one whole frame to a buffer. dec_* read a frame's payload
  * into the struct (strings malloc'd: free with the matching free_*) and fail
@@ -24,6 +36,8 @@ typedef struct {
     uint32_t pid;
     char *token;      /* "" for local workers */
     uint32_t threads;
+    uint64_t held_run;     /* a finished run whose outputs this worker holds; 0: none */
+    uint32_t held_attempt; /* its attempt */
 } proto_hello;
 
 typedef struct {
@@ -94,6 +108,43 @@ typedef struct {
     char *sha256;
 } proto_artifact;
 
+typedef struct {
+    uint64_t run_id;
+    uint8_t accepted;
+    char *reason; /* why not, when not accepted */
+    char *have;   /* JSON {"NAME": {"size": bytes held, "sha256": when whole}} */
+} proto_resumed;
+
+typedef enum { PROTO_KIND_MODEL = 0, PROTO_KIND_DATASET } proto_kind;
+
+typedef struct {
+    uint8_t kind; /* proto_kind */
+    char *name;   /* the spec's model or dataset name */
+} proto_want;
+
+typedef struct {
+    uint8_t kind;
+    char *name;
+    char *files;  /* JSON [{"path", "size", "sha256"}], paths relative to the kind's directory */
+    char *error;  /* "" or why there is no manifest */
+} proto_manifest;
+
+typedef struct {
+    uint8_t kind;
+    char *path;   /* a manifest's path */
+    uint64_t offset;
+} proto_fetch;
+
+typedef struct {
+    uint8_t kind;
+    char *path;
+    uint64_t offset;
+    uint64_t total; /* size of the whole file */
+    const uint8_t *data;
+    size_t len;
+    char *error;  /* "" or why the chunk cannot be read */
+} proto_file;
+
 typedef enum { PROTO_OUT_DONE = 0, PROTO_OUT_FAILED, PROTO_OUT_CANCELED, PROTO_OUT_INTERRUPTED } proto_outcome;
 
 typedef struct {
@@ -148,6 +199,26 @@ int proto_dec_checkpoint(proto_checkpoint *m, const uint8_t *p, size_t n, spq_er
 void proto_enc_artifact(proto_buf *b, const proto_artifact *m);
 int proto_dec_artifact(proto_artifact *m, const uint8_t *p, size_t n, spq_err *err);
 void proto_free_artifact(proto_artifact *m);
+
+void proto_enc_resumed(proto_buf *b, const proto_resumed *m);
+int proto_dec_resumed(proto_resumed *m, const uint8_t *p, size_t n, spq_err *err);
+void proto_free_resumed(proto_resumed *m);
+
+void proto_enc_want(proto_buf *b, const proto_want *m);
+int proto_dec_want(proto_want *m, const uint8_t *p, size_t n, spq_err *err);
+void proto_free_want(proto_want *m);
+
+void proto_enc_manifest(proto_buf *b, const proto_manifest *m);
+int proto_dec_manifest(proto_manifest *m, const uint8_t *p, size_t n, spq_err *err);
+void proto_free_manifest(proto_manifest *m);
+
+void proto_enc_fetch(proto_buf *b, const proto_fetch *m);
+int proto_dec_fetch(proto_fetch *m, const uint8_t *p, size_t n, spq_err *err);
+void proto_free_fetch(proto_fetch *m);
+
+void proto_enc_file(proto_buf *b, const proto_file *m);
+int proto_dec_file(proto_file *m, const uint8_t *p, size_t n, spq_err *err);
+void proto_free_file(proto_file *m);
 
 void proto_enc_done(proto_buf *b, const proto_done *m);
 int proto_dec_done(proto_done *m, const uint8_t *p, size_t n, spq_err *err);

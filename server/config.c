@@ -50,6 +50,7 @@ void config_defaults(spqd_config *c) {
     c->shutdown_grace = 20;
     c->events_keep_hours = 168;
     c->sse_ping = 15;
+    c->heartbeat_timeout = 30;
 }
 
 static int set_str(char *dst, size_t cap, const char *key, const char *v, spq_err *err) {
@@ -102,6 +103,8 @@ int config_set(spqd_config *c, const char *key_in, const char *v, spq_err *err) 
     }
     if (!strcmp(key, "shutdown_grace")) return set_double(&c->shutdown_grace, key_in, v, 0, 3600, "seconds", err);
     if (!strcmp(key, "sse_ping")) return set_double(&c->sse_ping, key_in, v, 0.05, 3600, "seconds", err);
+    if (!strcmp(key, "heartbeat_timeout"))
+        return set_double(&c->heartbeat_timeout, key_in, v, 2, 3600, "seconds", err);
     if (!strcmp(key, "events_keep_hours"))
         return set_double(&c->events_keep_hours, key_in, v, 0, 1e6, "hours", err);
     if (!strcmp(key, "auth")) {

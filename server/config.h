@@ -21,6 +21,7 @@ typedef struct {
     double shutdown_grace;   /* seconds workers get to checkpoint on SIGTERM */
     double sse_ping;         /* seconds between keep-alive comments on the event streams */
     double events_keep_hours; /* metric/progress events of finished runs live this long (metrics stay) */
+    double heartbeat_timeout; /* seconds of silence after which a worker connection is dropped */
     int keep_checkpoints;    /* newest rotation checkpoints kept per run; 0 = all */
     int auth_required;       /* demand tokens even on loopback (else: when tokens exist) */
 } spqd_config;

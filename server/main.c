@@ -31,6 +31,7 @@
 #include "server/http.h"
 #include "server/log.h"
 #include "server/sched.h"
+#include "server/wfiles.h"
 #include "server/sse.h"
 #include "server/static.h"
 #include "server/store.h"
@@ -60,6 +61,8 @@ static void usage(FILE *f) {
             "                         their metric history stays)\n"
             "  --sse-ping SECONDS     keep-alive comment on the event streams this often (default 15)\n"
             "  --keep-checkpoints N   newest rotation checkpoints kept per run (default 0: all)\n"
+            "  --heartbeat-timeout S  a worker silent this long is gone, its run re-queued (default 30;\n"
+            "                         the daemon pings every second, workers use the same limit)\n"
             "  --auth required|auto   demand tokens even on loopback (auto: once a token exists)\n"
             "roles: admin, member, viewer (API), worker (remote workers)\n");
 }
@@ -274,6 +277,7 @@ static int serve(int argc, char **argv) {
         return 1;
     }
     sched_run();
+    wfiles_free();
     log_info("spinqd: workers stopped; closing the API");
     sse_close_all();
     http_stop();

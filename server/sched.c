@@ -2,7 +2,10 @@
  * threads kick, the remote workers' listener, a 1 s timer (heartbeats,
  * handshake deadlines, a periodic look at the queue), the SSE ping timer
  * (sse_ping seconds),
- * SIGTERM/SIGINT, and the drain.
+ * SIGTERM/SIGINT, and the drain. Heartbeats: every tick pings each ready
+ * worker; one silent for heartbeat_timeout (a host gone without a FIN: a
+ * cable pulled, a link down) is dropped at the next tick, so within
+ * heartbeat_timeout + 1 s, and its run re-queued.
  *
  * Draining (first signal): no new jobs; every worker gets SHUTDOWN and its
  * run comes back as "interrupted" (re-queued, attempt not counted) after the
@@ -225,7 +228,12 @@ static void on_tick(uv_timer_t *t) {
     for (wconn *wc = wconn_list, *next; wc; wc = next) {
         next = wc->next;
         if (wc->state == WC_HANDSHAKE && now - wc->opened > 10) wconn_close(wc, "no hello within 10 s", 0);
-        else if (wc->state == WC_READY && now - wc->last_seen > 30) wconn_close(wc, "no heartbeat for 30 s", 0);
+        else if (wc->state == WC_READY && now - wc->last_seen > g_cfg->heartbeat_timeout) {
+            char why[80];
+            snprintf(why, sizeof why, "no heartbeat for %g s", g_cfg->heartbeat_timeout);
+            log_warn("worker %s (%s): silent for %.1f s", wc->name, wc->local ? "local" : wc->addr, now - wc->last_seen);
+            wconn_close(wc, why, 0);
+        }
         else if (wc->state == WC_READY) {
             proto_buf b = {0};
             proto_enc_ping(&b, PROTO_PING, &(proto_ping){(uint64_t)now});

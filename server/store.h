@@ -92,6 +92,13 @@ int store_run_finish(sqlite3 *db, int64_t run_id, const char *status, const char
  * ("queued", "failed") via *now_failed. */
 int store_run_interrupted(sqlite3 *db, int64_t run_id, const char *reason, int max_attempts, int count_attempt,
                           int *now_failed);
+/* A worker that finished run_id (its attempt) but lost the connection
+ * before it delivered the outputs takes the run back: only while the run
+ * waits in the queue after that same attempt (attempts is attempt, or one
+ * less when the drop gave the attempt back). 1 when taken (running again on
+ * worker_id, attempts = attempt), 0 when not (*why says why), -1. */
+int store_run_reclaim(sqlite3 *db, int64_t run_id, int attempt, int64_t worker_id, const char *worker_name,
+                      const char *worker_host, char *why, size_t why_cap);
 /* At daemon start: runs left running by a previous daemon go back to queued.
  * Returns how many, or -1. */
 int store_recover(sqlite3 *db);

@@ -161,6 +161,42 @@ int store_run_interrupted(sqlite3 *db, int64_t run_id, const char *reason, int m
     return store_step_commit(db, st, "interrupt run", run_id, "status", store_status_event(status, NULL, why));
 }
 
+int store_run_reclaim(sqlite3 *db, int64_t run_id, int attempt, int64_t worker_id, const char *worker_name,
+                      const char *worker_host, char *why, size_t why_cap) {
+    enum { STATUS, ATTEMPTS };
+    sqlite3_stmt *st = store_begin_prep(db, "SELECT status, attempts FROM runs WHERE id = ?");
+    if (!st) return -1;
+    sqlite3_bind_int64(st, 1, run_id);
+    char status[32] = "";
+    int attempts = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(status, sizeof status, "%s", (const char *)sqlite3_column_text(st, STATUS));
+        attempts = sqlite3_column_int(st, ATTEMPTS);
+    }
+    sqlite3_reset(st);
+    if (attempts < 0) snprintf(why, why_cap, "run %lld does not exist", (long long)run_id);
+    else if (strcmp(status, "queued"))
+        snprintf(why, why_cap, "run %lld is %s", (long long)run_id, status);
+    else if (attempts != attempt && attempts != attempt - 1)
+        snprintf(why, why_cap, "run %lld is at attempt %d, not %d", (long long)run_id, attempts, attempt);
+    else why[0] = 0;
+    if (why[0]) {
+        db_rollback(db);
+        return 0;
+    }
+    st = db_prep(db, "UPDATE runs SET status = 'running', worker_id = ?, attempts = ?, reason = NULL, "
+                     "worker_name = ?, worker_host = ? WHERE id = ?");
+    if (!st) return store_tx_end(db, -1);
+    sqlite3_bind_int64(st, 1, worker_id);
+    sqlite3_bind_int(st, 2, attempt);
+    sqlite3_bind_text(st, 3, worker_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, worker_host, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, run_id);
+    json_t *e = json_pack("{s:s,s:I,s:s,s:s,s:i,s:b}", "status", "running", "worker_id", (json_int_t)worker_id,
+                          "worker_name", worker_name, "worker_host", worker_host, "attempt", attempt, "delivering", 1);
+    return store_step_commit(db, st, "reclaim run", run_id, "status", e) ? -1 : 1;
+}
+
 /* The ids sql selects (at most cap): how many, or -1. */
 static int run_ids(sqlite3 *db, const char *sql, int64_t *ids, int cap) {
     sqlite3_stmt *st = db_prep(db, sql);

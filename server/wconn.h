@@ -14,7 +14,11 @@
  * connection goes away while busy, its run is interrupted: re-queued to
  * resume from its last checkpoint, or failed after max_attempts. Artifacts
  * arrive in chunks into data_dir/artifacts/RUN/NAME.part and are renamed
- * into place once size and sha256 match. */
+ * into place once size and sha256 match; a .part cut by a dropped
+ * connection stays, for the same worker to go on with after it reconnects
+ * naming the run in its HELLO. A connection silent for heartbeat_timeout
+ * is dropped (sched.c's tick). Models and datasets are served to remote
+ * workers by wfiles.c. */
 #ifndef SPQD_WCONN_H
 #define SPQD_WCONN_H
 

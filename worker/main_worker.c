@@ -11,7 +11,23 @@
  * its reporter (below) writes STAGE/METRIC/... frames, and the pipeline
  * polls should_stop between steps. A lost connection stops the job: a local
  * worker then exits (its daemon is gone), a remote one reconnects, also
- * after a SHUTDOWN (the daemon is restarting). */
+ * after a SHUTDOWN (the daemon is restarting).
+ *
+ * The daemon pings every second; the reader treats a silence of the
+ * WELCOME's heartbeat_ms as a dead connection (a host gone without a FIN)
+ * and shuts the socket, which also frees a writer blocked on it.
+ *
+ * Requests and answers: the main thread may ask the daemon something
+ * (call: WANT, FETCH, RESUME) and wait; the reader puts the answer in the
+ * mailbox. A remote worker fetches the job's models and datasets it lacks
+ * that way before the pipeline starts (fetch.c).
+ *
+ * Outputs: the pipeline's artifacts are collected while it runs and
+ * delivered (chunks with the sha256) once it ends, then DONE. A connection
+ * lost during delivery leaves the run held: its work directory stays, and
+ * after the reconnect RESUME asks the daemon to take the outputs, from
+ * where each upload broke off: the next HELLO names the run, and the
+ * daemon's RESUMED says whether to deliver and what it already has. */
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
@@ -28,13 +44,30 @@
 
 #include "common/base/cpu.h"
 #include "common/base/sha256.h"
+#include "worker/fetch.h"
 #include "worker/pipeline.h"
 #include "worker/serve.h"
 #include "worker/wire.h"
 
 typedef struct {
+    char *name, *path;
+} artifact;
+
+/* A finished run whose outputs are not delivered yet. */
+typedef struct {
+    uint64_t run;
+    uint32_t attempt;
+    char dir[4096];   /* its work directory ("" when none) */
+    artifact *arts;
+    int n_arts;
+    proto_buf done;   /* its DONE frame */
+    uint8_t outcome;  /* proto_outcome */
+} outputs;
+
+typedef struct {
     wk_wire w;
     const char *name;
+    int remote;       /* --connect: fetches what it lacks, holds undelivered outputs */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int have_job;
@@ -47,6 +80,11 @@ typedef struct {
     uint64_t current_run; /* 0 when idle */
     int cancel, shutdown, lost;
     double last_progress;
+    /* the mailbox: the answer the main thread waits for */
+    int reply_type;
+    uint8_t *reply;
+    size_t reply_len;
+    outputs out;      /* the current run's, or a held one's (out.run > 0) */
 } worker;
 
 static void wlog(const worker *wk, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -138,6 +176,18 @@ static void *reader(void *arg) {
             break;
         }
         case PROTO_PONG: break;
+        case PROTO_MANIFEST:
+        case PROTO_FILE:
+        case PROTO_RESUMED:
+            pthread_mutex_lock(&wk->mu);
+            free(wk->reply);
+            wk->reply = spq_malloc(f.len ? f.len : 1);
+            if (f.len) memcpy(wk->reply, f.payload, f.len);
+            wk->reply_len = f.len;
+            wk->reply_type = f.type;
+            pthread_cond_broadcast(&wk->cv);
+            pthread_mutex_unlock(&wk->mu);
+            break;
         default:
             spq_fail(&err, "unexpected %s frame from the daemon", proto_type_name(f.type));
             bad = 1;
@@ -148,6 +198,7 @@ static void *reader(void *arg) {
         }
     }
     if (rc < 0) wlog(wk, "connection to the daemon dropped: %s", err.msg);
+    shutdown(wk->w.fd, SHUT_RDWR); /* a writer blocked on a dead peer returns now */
     pthread_mutex_lock(&wk->mu);
     wk->lost = 1;
     pthread_cond_broadcast(&wk->cv);
@@ -195,40 +246,22 @@ static void rep_checkpoint(void *ud, int64_t step, const void *data, size_t len)
     send_buf(wk, &b);
 }
 
-/* Streams the file in 1 MiB chunks; the last one carries the sha256. */
+/* Takes the artifact (the pipeline removes its file after this call) into
+ * the work directory's outbox, WORK/out.NAME; deliver sends it once the
+ * pipeline is over. */
 static int rep_artifact(void *ud, const char *name, const char *path, spq_err *err) {
     worker *wk = ud;
-    FILE *f = fopen(path, "rb");
-    if (!f) return spq_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st)) {
-        fclose(f);
-        return spq_fail(err, "%s: cannot stat", path);
+    outputs *o = &wk->out;
+    size_t n = strlen(o->dir) + strlen(name) + 8;
+    char *kept = spq_malloc(n);
+    snprintf(kept, n, "%s/out.%s", o->dir, name);
+    if (rename(path, kept)) {
+        free(kept);
+        return spq_fail(err, "%s: cannot keep it for delivery: %s", path, strerror(errno));
     }
-    uint64_t total = (uint64_t)st.st_size, off = 0;
-    size_t cap = 1 << 20;
-    uint8_t *buf = spq_malloc(cap);
-    spq_sha256 h;
-    spq_sha256_init(&h);
-    int rc = 0;
-    for (;;) {
-        size_t n = fread(buf, 1, cap, f);
-        spq_sha256_update(&h, buf, n);
-        int final = off + n >= total || n < cap;
-        char sha[65] = "";
-        if (final) spq_sha256_hex_final(&h, sha);
-        proto_buf b = {0};
-        proto_enc_artifact(&b, &(proto_artifact){wk->current_run, (char *)name, off, total, buf, n, (uint8_t)final, sha});
-        send_buf(wk, &b);
-        off += n;
-        if (final) {
-            if (off != total) rc = spq_fail(err, "%s: changed size while it was sent", path);
-            break;
-        }
-    }
-    free(buf);
-    fclose(f);
-    return rc;
+    o->arts = spq_realloc(o->arts, (size_t)(o->n_arts + 1) * sizeof *o->arts);
+    o->arts[o->n_arts++] = (artifact){spq_strdup(name), kept};
+    return 0;
 }
 
 static int rep_should_stop(void *ud) {
@@ -273,11 +306,174 @@ static void clean_stale_dirs(void) {
     closedir(d);
 }
 
+/* ---- asking the daemon ---- */
+
+/* Sends req (NULL: nothing, the answer comes unasked) and waits for the
+ * answer of type reply_type (wk_fetch_io.call). */
+static int call(void *ud, proto_buf *req, int reply_type, uint8_t **payload, size_t *len, spq_err *err) {
+    worker *wk = ud;
+    if (req) {
+        pthread_mutex_lock(&wk->mu);
+        free(wk->reply);
+        wk->reply = NULL;
+        wk->reply_type = 0;
+        pthread_mutex_unlock(&wk->mu);
+        send_buf(wk, req);
+    }
+    pthread_mutex_lock(&wk->mu);
+    while (!wk->reply_type && !wk->lost) pthread_cond_wait(&wk->cv, &wk->mu);
+    int got = wk->reply_type;
+    *payload = wk->reply;
+    *len = wk->reply_len;
+    wk->reply = NULL;
+    wk->reply_type = 0;
+    pthread_mutex_unlock(&wk->mu);
+    if (got == reply_type) return 0;
+    free(*payload);
+    *payload = NULL;
+    if (!got) return spq_fail(err, "the connection to the daemon was lost");
+    return spq_fail(err, "the daemon answered %s, not %s", proto_type_name(got), proto_type_name(reply_type));
+}
+
+static void note(void *ud, const char *text) {
+    worker *wk = ud;
+    wlog(wk, "%s", text);
+    rep_log(ud, "info", text);
+}
+
+/* ---- outputs ---- */
+
+static void outputs_clear(outputs *o) {
+    if (o->dir[0]) remove_tree(o->dir);
+    for (int i = 0; i < o->n_arts; i++) {
+        free(o->arts[i].name);
+        free(o->arts[i].path);
+    }
+    free(o->arts);
+    proto_buf_free(&o->done);
+    memset(o, 0, sizeof *o);
+}
+
+/* Where to start artifact name (total bytes, digest sha) given what the
+ * daemon holds (RESUMED's have): total when it has the whole, the size of
+ * its .part when that can be a prefix, else 0. */
+static uint64_t resume_offset(json_t *have, const char *name, uint64_t total, const char *sha) {
+    json_t *h = json_object_get(have, name);
+    json_int_t size = json_integer_value(json_object_get(h, "size"));
+    const char *their = json_string_value(json_object_get(h, "sha256"));
+    if (!h || size < 0 || (uint64_t)size > total) return 0;
+    if (their) return !strcmp(their, sha) && (uint64_t)size == total ? total : 0;
+    return (uint64_t)size;
+}
+
+/* Sends artifact a from byte `from` in 1 MiB chunks (the last one carries
+ * the sha256 of the whole file, whose digest is also logged). 0, or -1 when
+ * the connection is gone or the file cannot be read. */
+static int upload(worker *wk, const artifact *a, json_t *have) {
+    spq_err err;
+    spq_sha256 h;
+    spq_sha256_init(&h);
+    char sha[65];
+    if (spq_sha256_file(&h, a->path, UINT64_MAX, &err)) {
+        wlog(wk, "artifact %s: %s", a->name, err.msg);
+        return -1;
+    }
+    spq_sha256_hex_final(&h, sha);
+    struct stat st;
+    FILE *f = fopen(a->path, "rb");
+    if (!f || fstat(fileno(f), &st)) {
+        if (f) fclose(f);
+        wlog(wk, "artifact %s: cannot open %s", a->name, a->path);
+        return -1;
+    }
+    uint64_t total = (uint64_t)st.st_size, off = resume_offset(have, a->name, total, sha);
+    wlog(wk, "artifact %s: %llu bytes, sha256 %s%s", a->name, (unsigned long long)total, sha,
+         off == total && total ? " (the daemon has it)" : off ? " (going on where the upload broke off)" : "");
+    if (off == total && total) {
+        fclose(f);
+        return 0;
+    }
+    size_t cap = 1 << 20;
+    uint8_t *buf = spq_malloc(cap);
+    fseeko(f, (off_t)off, SEEK_SET);
+    int rc = 0;
+    for (;;) {
+        size_t n = fread(buf, 1, cap, f);
+        int final = off + n >= total || n < cap;
+        proto_buf b = {0};
+        proto_enc_artifact(&b, &(proto_artifact){wk->out.run, a->name, off, total, buf, n, (uint8_t)final,
+                                                 final ? sha : ""});
+        send_buf(wk, &b);
+        off += n;
+        if (wk->lost) rc = -1;
+        if (final || rc) break;
+    }
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+/* Sends the run's artifacts and its DONE. 0, or -1 when the connection was
+ * lost on the way (the outputs stay for a RESUME). */
+static int deliver(worker *wk, json_t *have) {
+    outputs *o = &wk->out;
+    pthread_mutex_lock(&wk->mu);
+    wk->current_run = o->run;
+    pthread_mutex_unlock(&wk->mu);
+    for (int i = 0; i < o->n_arts && !wk->lost; i++)
+        if (upload(wk, &o->arts[i], have) && !wk->lost) {
+            /* unreadable: the run cannot be delivered as done */
+            proto_buf_free(&o->done);
+            char reason[300];
+            snprintf(reason, sizeof reason, "artifact %s cannot be read on the worker", o->arts[i].name);
+            proto_enc_done(&o->done, &(proto_done){o->run, PROTO_OUT_FAILED, reason});
+            break;
+        }
+    pthread_mutex_lock(&wk->mu);
+    wk->current_run = 0; /* idle before DONE: the daemon answers it with the next job */
+    pthread_mutex_unlock(&wk->mu);
+    if (!wk->lost) {
+        proto_buf b = o->done;
+        memset(&o->done, 0, sizeof o->done);
+        send_buf(wk, &b);
+    }
+    pthread_mutex_lock(&wk->mu);
+    int lost = wk->lost;
+    pthread_mutex_unlock(&wk->mu);
+    return lost ? -1 : 0;
+}
+
+/* After a reconnect whose HELLO named the held outputs: delivers them when
+ * the daemon's RESUMED takes them, drops them when it does not. */
+static void resume_held(worker *wk) {
+    uint8_t *payload;
+    size_t len;
+    spq_err err;
+    proto_resumed r;
+    if (call(wk, NULL, PROTO_RESUMED, &payload, &len, &err)) return; /* lost again: still held */
+    int bad = proto_dec_resumed(&r, payload, len, &err);
+    free(payload);
+    if (bad) {
+        wlog(wk, "run %llu: %s", (unsigned long long)wk->out.run, err.msg);
+        return;
+    }
+    if (!r.accepted) {
+        wlog(wk, "run %llu: the daemon does not take its outputs: %s", (unsigned long long)wk->out.run, r.reason);
+        outputs_clear(&wk->out);
+    } else {
+        wlog(wk, "run %llu: delivering its outputs after the reconnect", (unsigned long long)wk->out.run);
+        json_t *have = json_loads(r.have, 0, NULL);
+        if (!deliver(wk, have)) outputs_clear(&wk->out);
+        json_decref(have);
+    }
+    proto_free_resumed(&r);
+}
+
 /* ---- jobs ---- */
 
-/* Runs the current job; returns its DONE frame, which the caller sends once
- * the worker is idle again (the daemon answers it with the next job). */
-static proto_buf run_job(worker *wk, const char *models_dir, const char *datasets_dir) {
+/* Runs the current job into wk->out (its work directory, artifacts and
+ * DONE frame), for deliver. */
+static void run_job(worker *wk, const char *models_dir, const char *datasets_dir) {
     pl_reporter rep = {wk,          rep_stage,      rep_metric,      rep_progress,
                         rep_log,     rep_checkpoint, rep_artifact,    rep_should_stop};
     pl_pipeline p;
@@ -289,21 +485,30 @@ static proto_buf run_job(worker *wk, const char *models_dir, const char *dataset
     p.resume_len = wk->job_ckpt_len;
     p.rep = &rep;
     char field[SPQ_FIELD_MAX];
+    outputs *o = &wk->out;
+    o->run = wk->current_run;
+    o->attempt = wk->job_attempt;
     proto_done done = {wk->current_run, PROTO_OUT_DONE, ""};
     char reason[1100] = "";
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/spinq-worker-%d-XXXXXX", tmp_root(), (int)getpid());
+    snprintf(o->dir, sizeof o->dir, "%s/spinq-worker-%d-XXXXXX", tmp_root(), (int)getpid());
     wlog(wk, "run %llu (attempt %u)%s", (unsigned long long)wk->current_run, wk->job_attempt,
          wk->job_ckpt_step >= 0 ? ", resuming from a checkpoint" : "");
+    wk_fetch_io io = {wk, call, note};
     if (spq_jobspec_parse(&p.spec, wk->job_spec, strlen(wk->job_spec), field, &p.err)) {
         done.outcome = PROTO_OUT_FAILED;
         snprintf(reason, sizeof reason, "spec: %s", p.err.msg);
-    } else if (!mkdtemp(dir)) {
+        o->dir[0] = 0;
+    } else if (!mkdtemp(o->dir)) {
         done.outcome = PROTO_OUT_FAILED;
         snprintf(reason, sizeof reason, "cannot create a work directory: %s", strerror(errno));
+        o->dir[0] = 0;
+        pl_pipeline_free(&p);
+    } else if (wk->remote && wk_fetch_inputs(&p.spec, models_dir, datasets_dir, &io, &p.err)) {
+        done.outcome = wk->lost ? PROTO_OUT_INTERRUPTED : PROTO_OUT_FAILED;
+        snprintf(reason, sizeof reason, "fetch: %s", p.err.msg);
         pl_pipeline_free(&p);
     } else {
-        p.work_dir = dir;
+        p.work_dir = o->dir;
         int rc = pl_pipeline_run(&p);
         if (rc == PL_STAGE_FAILED) {
             done.outcome = PROTO_OUT_FAILED;
@@ -313,24 +518,39 @@ static proto_buf run_job(worker *wk, const char *models_dir, const char *dataset
             snprintf(reason, sizeof reason, "%s", p.stop == PL_STOP_CANCEL ? "canceled" : "worker stopping");
         }
         pl_pipeline_free(&p);
-        remove_tree(dir);
     }
     done.reason = reason;
     wlog(wk, "run %llu: %s%s%s", (unsigned long long)wk->current_run,
          (const char *[]){"done", "failed", "canceled", "interrupted"}[done.outcome], reason[0] ? ": " : "", reason);
-    proto_buf b = {0};
-    proto_enc_done(&b, &done);
-    return b;
+    proto_enc_done(&o->done, &done);
+    o->outcome = done.outcome;
+}
+
+/* After run_job: delivers the outputs, or holds them for the reconnect when
+ * the connection is gone and the run finished (done or failed) on a remote
+ * worker; a run stopped by the lost connection is the daemon's to re-queue
+ * from its checkpoint. */
+static void finish_job(worker *wk) {
+    int finished = wk->out.outcome == PROTO_OUT_DONE || wk->out.outcome == PROTO_OUT_FAILED;
+    if ((wk->lost || deliver(wk, NULL)) && wk->remote && finished) {
+        wlog(wk, "run %llu: connection lost before its outputs were delivered; holding them for the reconnect",
+             (unsigned long long)wk->out.run);
+        return;
+    }
+    outputs_clear(&wk->out);
 }
 
 /* One connection's life: handshake, then jobs until it ends. Returns 1 when
- * the worker should exit (shutdown), 0 when the connection was lost. */
+ * the worker should exit (shutdown), 0 when the connection was lost, 2 when
+ * the daemon refused this worker. */
 static int serve(worker *wk, int fd, const char *token, const char *models_dir, const char *datasets_dir) {
     wk_wire_init(&wk->w, fd);
+    wk->w.timeout_ms = 15000; /* for the WELCOME */
     wk->have_job = wk->cancel = wk->shutdown = wk->lost = 0;
     wk->current_run = 0;
     proto_buf b = {0};
-    proto_enc_hello(&b, &(proto_hello){PROTO_VERSION, (char *)wk->name, (uint32_t)getpid(), (char *)token, 1});
+    proto_enc_hello(&b, &(proto_hello){PROTO_VERSION, (char *)wk->name, (uint32_t)getpid(), (char *)token, 1,
+                                       wk->out.run, wk->out.attempt});
     int sent = wk_wire_send(&wk->w, &b);
     proto_buf_free(&b);
     proto_frame f;
@@ -341,6 +561,8 @@ static int serve(worker *wk, int fd, const char *token, const char *models_dir, 
         if (!proto_dec_reject(&r, f.payload, f.len, &err)) {
             wlog(wk, "the daemon refused this worker: %s", r.reason);
             proto_free_reject(&r);
+        } else {
+            wlog(wk, "the daemon refused this worker (its reason unreadable: %s)", err.msg);
         }
         wk_wire_close(&wk->w);
         return 2;
@@ -351,9 +573,15 @@ static int serve(worker *wk, int fd, const char *token, const char *models_dir, 
         wk_wire_close(&wk->w);
         return 0;
     }
-    wlog(wk, "connected as worker %llu", (unsigned long long)wel.worker_id);
+    wk->w.timeout_ms = (int)wel.heartbeat_ms;
+    wlog(wk, "connected as worker %llu (heartbeat %.1f s)", (unsigned long long)wel.worker_id,
+         wel.heartbeat_ms / 1000.0);
+    free(wk->reply); /* nothing of the last connection's is an answer now */
+    wk->reply = NULL;
+    wk->reply_type = 0;
     pthread_t th;
     pthread_create(&th, NULL, reader, wk);
+    if (wk->out.run) resume_held(wk);
     int exit_now = 0;
     for (;;) {
         pthread_mutex_lock(&wk->mu);
@@ -366,7 +594,7 @@ static int serve(worker *wk, int fd, const char *token, const char *models_dir, 
         wk->have_job = 0;
         wk->current_run = wk->job_run;
         pthread_mutex_unlock(&wk->mu);
-        proto_buf done = run_job(wk, models_dir, datasets_dir);
+        run_job(wk, models_dir, datasets_dir);
         pthread_mutex_lock(&wk->mu);
         wk->current_run = 0;
         free(wk->job_spec);
@@ -374,7 +602,7 @@ static int serve(worker *wk, int fd, const char *token, const char *models_dir, 
         wk->job_spec = NULL;
         wk->job_ckpt = NULL;
         pthread_mutex_unlock(&wk->mu);
-        send_buf(wk, &done);
+        finish_job(wk);
     }
     shutdown(wk->w.fd, SHUT_RDWR); /* ends the reader */
     pthread_join(th, NULL);
@@ -430,6 +658,7 @@ int main(int argc, char **argv) {
     wk.name = name;
     pthread_mutex_init(&wk.mu, NULL);
     pthread_cond_init(&wk.cv, NULL);
+    wk.remote = fd < 0;
     if (fd >= 0) {
         /* a local worker lives only as long as its daemon */
         prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,14 @@ int wk_wire_recv(wk_wire *w, proto_frame *f, spq_err *err) {
                 w->consumed = PROTO_HEADER + f->len;
                 return 1;
             }
+        }
+        if (w->timeout_ms > 0) {
+            struct pollfd pfd = {w->fd, POLLIN, 0};
+            int pr = poll(&pfd, 1, w->timeout_ms);
+            if (pr < 0 && errno == EINTR) continue;
+            if (pr == 0)
+                return spq_fail(err, "nothing from the daemon for %.1f s (heartbeat): the connection is dead",
+                                w->timeout_ms / 1000.0);
         }
         proto_buf_reserve(&w->rbuf, 1 << 16);
         ssize_t n = read(w->fd, w->rbuf.data + w->rbuf.len, w->rbuf.cap - w->rbuf.len);

@@ -671,6 +671,18 @@ int spq_jobspec_resolve_model(char **path, const char *models_dir, const char *n
     return rc;
 }
 
+int spq_jobspec_datasets(const spq_jobspec *s, spq_jobspec_data *out) {
+    int n = 0;
+#define NEED(name_, ...) (snprintf(out[n].field, SPQ_FIELD_MAX, __VA_ARGS__), out[n++].name = (name_))
+    if (s->rotation.mode == SPQ_ROT_SPINQUANT) NEED(s->rotation.train.calib, "rotation.train.calib");
+    if (s->rotation.mode == SPQ_ROT_FILE) NEED(s->rotation.file, "rotation.file");
+    if (s->weights.method == SPQ_WQ_GPTQ && s->quant.w_bits < 16) NEED(s->weights.calib, "weights.calib");
+    for (int i = 0; i < s->eval.n_ppl; i++) NEED(s->eval.ppl[i].data, "eval.ppl[%d].data", i);
+    for (int i = 0; i < s->eval.n_tasks; i++) NEED(s->eval.tasks[i].data, "eval.tasks[%d].data", i);
+#undef NEED
+    return n;
+}
+
 int spq_jobspec_check_paths(const spq_jobspec *s, const char *models_dir, const char *datasets_dir, char *field,
                             spq_err *err) {
     ctx c = {field, err};
@@ -678,31 +690,14 @@ int spq_jobspec_check_paths(const spq_jobspec *s, const char *models_dir, const 
     spq_err e;
     if (spq_jobspec_resolve_model(&p, models_dir, s->model, &e)) return fail(&c, "model", "%s", e.msg);
     free(p);
-    typedef struct {
-        const char *path;
-        const char *name;
-    } need_t;
-    need_t need[3 + 2 * SPQ_SPEC_MAX_EVALS];
-    int n = 0;
-    char paths[2 * SPQ_SPEC_MAX_EVALS][SPQ_FIELD_MAX];
-    if (s->rotation.mode == SPQ_ROT_SPINQUANT) need[n++] = (need_t){"rotation.train.calib", s->rotation.train.calib};
-    if (s->rotation.mode == SPQ_ROT_FILE) need[n++] = (need_t){"rotation.file", s->rotation.file};
-    if (s->weights.method == SPQ_WQ_GPTQ && s->quant.w_bits < 16)
-        need[n++] = (need_t){"weights.calib", s->weights.calib};
-    for (int i = 0; i < s->eval.n_ppl; i++) {
-        snprintf(paths[i], SPQ_FIELD_MAX, "eval.ppl[%d].data", i);
-        need[n++] = (need_t){paths[i], s->eval.ppl[i].data};
-    }
-    for (int i = 0; i < s->eval.n_tasks; i++) {
-        snprintf(paths[SPQ_SPEC_MAX_EVALS + i], SPQ_FIELD_MAX, "eval.tasks[%d].data", i);
-        need[n++] = (need_t){paths[SPQ_SPEC_MAX_EVALS + i], s->eval.tasks[i].data};
-    }
+    spq_jobspec_data need[SPQ_SPEC_MAX_DATA];
+    int n = spq_jobspec_datasets(s, need);
     for (int i = 0; i < n; i++) {
-        if (spq_resolve_under(&p, datasets_dir, need[i].name, &e)) return fail(&c, need[i].path, "%s", e.msg);
+        if (spq_resolve_under(&p, datasets_dir, need[i].name, &e)) return fail(&c, need[i].field, "%s", e.msg);
         struct stat st;
         int isdir = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
         free(p);
-        if (isdir) return fail(&c, need[i].path, "'%s' is a directory, not a file", need[i].name);
+        if (isdir) return fail(&c, need[i].field, "'%s' is a directory, not a file", need[i].name);
     }
     return 0;
 }

@@ -133,6 +133,15 @@ int spq_resolve_under(char **path, const char *dir, const char *name, spq_err *e
  * a file; for a directory without config.json, the llama2.c checkpoint in it
  * (name.bin, else its only .bin that is not a tokenizer). */
 int spq_jobspec_resolve_model(char **path, const char *models_dir, const char *name, spq_err *err);
+/* The datasets a spec reads: the field that names each (out[i].field, a
+ * SPQ_FIELD_MAX buffer) and the name (pointing into s). Returns how many
+ * (at most 3 + 2 * SPQ_SPEC_MAX_EVALS, the size out must have). */
+typedef struct {
+    char field[SPQ_FIELD_MAX];
+    const char *name;
+} spq_jobspec_data;
+#define SPQ_SPEC_MAX_DATA (3 + 2 * SPQ_SPEC_MAX_EVALS)
+int spq_jobspec_datasets(const spq_jobspec *s, spq_jobspec_data *out);
 /* Checks that every model and dataset the spec needs exists inside its
  * directory; on failure names the field. */
 int spq_jobspec_check_paths(const spq_jobspec *s, const char *models_dir, const char *datasets_dir, char *field,

@@ -8,6 +8,7 @@ import test from 'node:test';
 import assert from 'node:assert';
 import net from 'node:net';
 import { Daemon, Sse, tinySpec, waitFor, sleep } from './daemon.js';
+import { frame, u32, u64, i64, f64, str, bytes, hello, ProtoWorker } from './proto.js';
 
 // A job long enough to be killed in the middle (a few seconds).
 const longSpec = (extra = {}) => tinySpec({ eval: { limit: 60 }, ...extra });
@@ -121,19 +122,6 @@ test('SIGTERM drains: the running run is re-queued without using an attempt and 
   assert.strictEqual(c2, 0);
 });
 
-// proto frames by hand: "SPQW", version, type, length, payload
-function frame(type, payload = Buffer.alloc(0), { version = 1, length } = {}) {
-  const h = Buffer.alloc(12);
-  h.write('SPQW', 0, 'latin1');
-  h.writeUInt16BE(version, 4);
-  h.writeUInt16BE(type, 6);
-  h.writeUInt32BE(length ?? payload.length, 8);
-  return Buffer.concat([h, payload]);
-}
-const u32 = (n) => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b; };
-const str = (s) => Buffer.concat([u32(Buffer.byteLength(s)), Buffer.from(s)]);
-const hello = (name) => frame(1, Buffer.concat([u32(1), str(name), u32(1), str(''), u32(1)]));
-
 // Sends bytes on a fresh connection to the worker port; resolves with what
 // came back once the daemon closes it.
 function converse(port, chunks) {
@@ -181,62 +169,6 @@ test('malformed frames on the worker port drop that connection only', async (t) 
   const { code } = await d.stop();
   assert.strictEqual(code, 0, d.log.slice(-3000));
 });
-
-// A protocol-level worker (the test is the worker): what a learning stage
-// will do once it lands. It reports checkpoints and dies; the next worker
-// must get the last checkpoint with the job, byte for byte.
-class ProtoWorker {
-  constructor(port, name) {
-    this.name = name;
-    this.buf = Buffer.alloc(0);
-    this.frames = [];
-    this.waiters = [];
-    this.sock = net.connect(port, '127.0.0.1');
-    this.sock.on('error', () => {});
-    this.sock.on('data', (d) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      while (this.buf.length >= 12 && this.buf.length >= 12 + this.buf.readUInt32BE(8)) {
-        const n = this.buf.readUInt32BE(8);
-        this.frames.push({ type: this.buf.readUInt16BE(6), payload: this.buf.subarray(12, 12 + n) });
-        this.buf = this.buf.subarray(12 + n);
-      }
-      this.waiters = this.waiters.filter((w) => !w());
-    });
-    this.sock.write(hello(name));
-  }
-
-  next(type, timeoutMs = 15000) {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no frame of type ${type}`)), timeoutMs);
-      const check = () => {
-        const i = this.frames.findIndex((f) => f.type === type);
-        if (i < 0) return false;
-        clearTimeout(timer);
-        resolve(this.frames.splice(i, 1)[0].payload);
-        return true;
-      };
-      if (!check()) this.waiters.push(check);
-    });
-  }
-
-  async job() {
-    const p = await this.next(4);
-    let o = 0;
-    const runId = Number(p.readBigUInt64BE(o)); o += 8;
-    const attempt = p.readUInt32BE(o); o += 4;
-    const specLen = p.readUInt32BE(o); o += 4;
-    const spec = JSON.parse(p.subarray(o, o + specLen).toString()); o += specLen;
-    const ckptStep = Number(p.readBigInt64BE(o)); o += 8;
-    const ckptLen = p.readUInt32BE(o); o += 4;
-    return { runId, attempt, spec, ckptStep, ckpt: Buffer.from(p.subarray(o, o + ckptLen)) };
-  }
-
-  send(type, ...parts) { this.sock.write(frame(type, Buffer.concat(parts))); }
-}
-const u64 = (n) => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(n)); return b; };
-const i64 = (n) => { const b = Buffer.alloc(8); b.writeBigInt64BE(BigInt(n)); return b; };
-const f64 = (x) => { const b = Buffer.alloc(8); b.writeDoubleBE(x); return b; };
-const bytes = (b) => Buffer.concat([u32(b.length), b]);
 
 test('checkpoints reach the store and come back with the job when a run resumes elsewhere', async (t) => {
   const { createHash, randomBytes } = await import('node:crypto');

@@ -22,7 +22,7 @@ Test(proto, every_message_round_trips) {
     proto_buf b = {0};
     spq_err err;
 
-    proto_hello h = {PROTO_VERSION, "host:1", 42, "tok", 2}, h2;
+    proto_hello h = {PROTO_VERSION, "host:1", 42, "tok", 2, 77, 3}, h2;
     proto_enc_hello(&b, &h);
     proto_frame f = one_frame(&b, PROTO_HELLO);
     cr_assert_eq(proto_dec_hello(&h2, f.payload, f.len, &err), 0, "%s", err.msg);
@@ -30,6 +30,8 @@ Test(proto, every_message_round_trips) {
     cr_assert_str_eq(h2.token, "tok");
     cr_assert_eq(h2.pid, 42);
     cr_assert_eq(h2.threads, 2);
+    cr_assert_eq(h2.held_run, 77);
+    cr_assert_eq(h2.held_attempt, 3);
     proto_free_hello(&h2);
 
     b.len = 0;
@@ -172,6 +174,100 @@ Test(proto, malformed_headers_are_refused) {
     proto_frame f;
     spq_err err;
     cr_assert_eq(proto_frame_parse(&f, h, sizeof h, &err), 0, "a header without its payload waits for more");
+}
+
+Test(proto, the_transfer_messages_round_trip) {
+    proto_buf b = {0};
+    spq_err err;
+    proto_resumed r = {9, 1, "", "{\"model.spq\":{\"size\":5}}"}, r2;
+    proto_enc_resumed(&b, &r);
+    proto_frame f = one_frame(&b, PROTO_RESUMED);
+    cr_assert_eq(proto_dec_resumed(&r2, f.payload, f.len, &err), 0, "%s", err.msg);
+    cr_assert_eq(r2.run_id, 9);
+    cr_assert_eq(r2.accepted, 1);
+    cr_assert_str_eq(r2.have, r.have);
+    proto_free_resumed(&r2);
+
+    b.len = 0;
+    proto_want w = {PROTO_KIND_DATASET, "tinystories/test.txt"}, w2;
+    proto_enc_want(&b, &w);
+    f = one_frame(&b, PROTO_WANT);
+    cr_assert_eq(proto_dec_want(&w2, f.payload, f.len, &err), 0, "%s", err.msg);
+    cr_assert_eq(w2.kind, PROTO_KIND_DATASET);
+    cr_assert_str_eq(w2.name, "tinystories/test.txt");
+    proto_free_want(&w2);
+
+    b.len = 0;
+    proto_manifest m = {PROTO_KIND_MODEL, "m", "[]", "no such model"}, m2;
+    proto_enc_manifest(&b, &m);
+    f = one_frame(&b, PROTO_MANIFEST);
+    cr_assert_eq(proto_dec_manifest(&m2, f.payload, f.len, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(m2.files, "[]");
+    cr_assert_str_eq(m2.error, "no such model");
+    proto_free_manifest(&m2);
+
+    b.len = 0;
+    proto_fetch q = {PROTO_KIND_MODEL, "m/a.bin", 1 << 20}, q2;
+    proto_enc_fetch(&b, &q);
+    f = one_frame(&b, PROTO_FETCH);
+    cr_assert_eq(proto_dec_fetch(&q2, f.payload, f.len, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(q2.path, "m/a.bin");
+    cr_assert_eq(q2.offset, 1 << 20);
+    proto_free_fetch(&q2);
+
+    b.len = 0;
+    proto_file c = {PROTO_KIND_MODEL, "m/a.bin", 3, 8, (const uint8_t *)"abcde", 5, ""}, c2;
+    proto_enc_file(&b, &c);
+    f = one_frame(&b, PROTO_FILE);
+    cr_assert_eq(proto_dec_file(&c2, f.payload, f.len, &err), 0, "%s", err.msg);
+    cr_assert_eq(c2.offset, 3);
+    cr_assert_eq(c2.total, 8);
+    cr_assert_eq(c2.len, 5);
+    cr_assert_eq(memcmp(c2.data, "abcde", 5), 0);
+    proto_free_file(&c2);
+
+    /* what a row cannot say */
+    b.len = 0;
+    proto_file outside = {PROTO_KIND_MODEL, "m/a.bin", 6, 8, (const uint8_t *)"abc", 3, ""};
+    proto_enc_file(&b, &outside);
+    cr_assert_eq(proto_dec_file(&c2, b.data + PROTO_HEADER, b.len - PROTO_HEADER, &err), -1);
+    cr_assert_str_eq(err.msg, "file: chunk lies outside the file");
+    b.len = 0;
+    proto_enc_want(&b, &(proto_want){7, "x"});
+    cr_assert_eq(proto_dec_want(&w2, b.data + PROTO_HEADER, b.len - PROTO_HEADER, &err), -1);
+    cr_assert_str_eq(err.msg, "want.kind: must be 0 (model) or 1 (dataset)");
+    b.len = 0;
+    proto_enc_fetch(&b, &(proto_fetch){0, "", 0});
+    cr_assert_eq(proto_dec_fetch(&q2, b.data + PROTO_HEADER, b.len - PROTO_HEADER, &err), -1);
+    cr_assert_str_eq(err.msg, "fetch: the name must be 1 to 1024 bytes");
+    proto_buf_free(&b);
+}
+
+/* HELLO and REJECT are cut from the stream whatever version their header
+ * names, so that the two sides can say which versions they speak; every
+ * other frame of another version is a malformed stream. */
+Test(proto, handshake_frames_of_another_version_are_read) {
+    proto_buf b = {0};
+    proto_enc_reject(&b, &(proto_reject){"protocol version 2, the daemon speaks 3"});
+    b.data[5] = 3; /* a REJECT from a newer daemon */
+    proto_frame f;
+    spq_err err;
+    cr_assert_eq(proto_frame_parse(&f, b.data, b.len, &err), 1, "%s", err.msg);
+    cr_assert_eq(f.version, 3);
+    proto_reject r;
+    cr_assert_eq(proto_dec_reject(&r, f.payload, f.len, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(r.reason, "protocol version 2, the daemon speaks 3");
+    proto_free_reject(&r);
+    b.len = 0;
+    proto_enc_hello(&b, &(proto_hello){1, "old", 1, "", 1, 0, 0});
+    b.data[5] = 1; /* a HELLO from an older worker */
+    cr_assert_eq(proto_frame_parse(&f, b.data, b.len, &err), 1, "%s", err.msg);
+    cr_assert_eq(f.version, 1);
+    b.len = 0;
+    proto_enc_welcome(&b, &(proto_welcome){1, 1000});
+    b.data[5] = 3;
+    expect_bad_stream(b.data, b.len, "protocol version 3, this side speaks 2");
+    proto_buf_free(&b);
 }
 
 Test(proto, malformed_payloads_are_refused) {

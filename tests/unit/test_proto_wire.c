@@ -22,71 +22,101 @@ typedef struct {
 
 static const wire_case cases[] = {
     {"hello",
-        "53505157000100010000001d0000000100000006686f73743a310000002a00000003746f6b00000002",
-        0xd02039598ea508b7ull},
+        "5350515700020001000000290000000200000006686f73743a310000002a00000003746f6b0000000200000000000000"
+        "0000000000",
+        0xaac50178e5c2b137ull},
     {"hello_null_token",
-        "53505157000100010000001b00000001000000076c6f63616c2d30fffffffe0000000000000000",
-        0xe2d1707cc92c6c6aull},
+        "53505157000200010000002700000002000000076c6f63616c2d30fffffffe0000000000000000000000000000000000"
+        "000000",
+        0x8231d961a7ff5d56ull},
     {"welcome",
-        "53505157000100020000000c010203040506070800001388",
+        "53505157000200020000000c010203040506070800001388",
         0x9de8d003b00c3bfbull},
     {"reject",
-        "53505157000100030000000d0000000962616420746f6b656e",
+        "53505157000200030000000d0000000962616420746f6b656e",
         0x4c8329b9beeb4203ull},
     {"job",
-        "53505157000100040000002e0000000000000007000000020000000d7b226d6f64656c223a226d227d00000000000000"
+        "53505157000200040000002e0000000000000007000000020000000d7b226d6f64656c223a226d227d00000000000000"
         "1e0000000501020300ff",
         0x60589c10133b2c50ull},
     {"job_fresh",
-        "53505157000100040000001e000000000000000100000001000000027b7dffffffffffffffff00000000",
+        "53505157000200040000001e000000000000000100000001000000027b7dffffffffffffffff00000000",
         0x5bd8fea9fbe611caull},
     {"cancel",
-        "535051570001000500000008fedcba9876543210",
+        "535051570002000500000008fedcba9876543210",
         0xb56dbffdfcfa7ea3ull},
     {"shutdown",
-        "535051570001000600000000",
+        "535051570002000600000000",
         0x67412c7f1e37387bull},
     {"ping",
-        "5350515700010007000000080000000000000063",
+        "5350515700020007000000080000000000000063",
         0xf5de53960aa4282bull},
     {"pong",
-        "535051570001000800000008000000006553f100",
+        "535051570002000800000008000000006553f100",
         0xf5de53960aa4282bull},
     {"stage",
-        "5350515700010009000000140000000000000007000000087175616e74697a65",
+        "5350515700020009000000140000000000000007000000087175616e74697a65",
         0x226d5f33135423cfull},
     {"metric",
-        "535051570001000a000000200000000000000007000000046c6f7373000000000000000cbf647ae147ae147b",
+        "535051570002000a000000200000000000000007000000046c6f7373000000000000000cbf647ae147ae147b",
         0x6b511bc812a54e8bull},
     {"metric_neg_step",
-        "535051570001000a0000002800000000000000030000000c70706c2f77696b6974657874fffffffffffffffb7e37e43c"
+        "535051570002000a0000002800000000000000030000000c70706c2f77696b6974657874fffffffffffffffb7e37e43c"
         "8800759c",
         0x103200107b9c5498ull},
     {"progress",
-        "535051570001000b000000200000000000000007000000046576616c00000000000000030000000000000009",
+        "535051570002000b000000200000000000000007000000046576616c00000000000000030000000000000009",
         0xbfeb031ad298ee5bull},
     {"log",
-        "535051570001000c0000001c000000000000000700000004696e666f0000000868656c6c6f20c3a9",
+        "535051570002000c0000001c000000000000000700000004696e666f0000000868656c6c6f20c3a9",
         0xdc7f95f5626e584bull},
     {"checkpoint",
-        "535051570001000d00000019000000000000000700000000000000280000000501020300ff",
+        "535051570002000d00000019000000000000000700000000000000280000000501020300ff",
         0x020cfd6046b3df08ull},
     {"artifact",
-        "535051570001000e0000007600000000000000070000000c726573756c74732e6a736f6e000000000000000000000000"
+        "535051570002000e0000007600000000000000070000000c726573756c74732e6a736f6e000000000000000000000000"
         "000000050000000501020300ff0100000040616161616161616161616161616161616161616161616161616161616161"
         "61616161616161616161616161616161616161616161616161616161616161616161",
         0xcf5c120692c1593eull},
     {"artifact_chunk",
-        "535051570001000e000000310000000000000007000000096d6f64656c2e737071000000000000040000000000000010"
+        "535051570002000e000000310000000000000007000000096d6f64656c2e737071000000000000040000000000000010"
         "00000000030203000000000000",
         0x5ba83ff0d8d1d84aull},
     {"done",
-        "535051570001000f000000280000000000000007010000001b726f746174696f6e3a206e6f7420617661696c61626c65"
+        "535051570002000f000000280000000000000007010000001b726f746174696f6e3a206e6f7420617661696c61626c65"
         "20796574",
         0x074bf1404db20442ull},
     {"done_ok",
-        "535051570001000f0000000d00000000000000080000000000",
+        "535051570002000f0000000d00000000000000080000000000",
         0x34f8eeee7dee1cacull},
+    {"hello_held",
+        "5350515700020001000000240000000200000003773a3900000009000000017400000001010203040506070800000003",
+        0xbdb97709f34e4c62ull},
+    {"resumed",
+        "53505157000200100000002900000000000000070100000000000000187b226d6f64656c2e737071223a7b2273697a65"
+        "223a357d7d",
+        0x72b175ede6b52f18ull},
+    {"resumed_refused",
+        "5350515700020010000000200000000000000007000000000d72756e203720697320646f6e65000000027b7d",
+        0x831f7758e99be1dbull},
+    {"want",
+        "535051570002001100000010000000000b73746f726965733236304b",
+        0x2b27b69fb466166full},
+    {"manifest",
+        "53505157000200120000003b0100000005742e747874000000295b7b2270617468223a22742e747874222c2273697a65"
+        "223a332c22736861323536223a226162227d5d00000000",
+        0xdacf3d6ca4563c8dull},
+    {"fetch",
+        "5350515700020013000000120100000005742e7478740000000000000001",
+        0x8491c12016275354ull},
+    {"file",
+        "5350515700020014000000270100000005742e747874000000000000000100000000000000060000000501020300ff00"
+        "000000",
+        0xc55cdfcbec1e2d55ull},
+    {"file_error",
+        "53505157000200140000003800000000036d2f780000000000000000000000000000000000000000000000186d2f783a"
+        "206e6f742061207265616461626c652066696c65",
+        0xe5118f1cde7ef70dull},
 };
 enum { N_CASES = sizeof cases / sizeof cases[0] };
 
@@ -98,8 +128,8 @@ static void encode_case(int i, proto_buf *b) {
     memset(sha, 'a', 64);
     sha[64] = 0;
     switch (i) {
-    case 0: proto_enc_hello(b, &(proto_hello){PROTO_VERSION, "host:1", 42, "tok", 2}); break;
-    case 1: proto_enc_hello(b, &(proto_hello){PROTO_VERSION, "local-0", 0xfffffffe, NULL, 0}); break;
+    case 0: proto_enc_hello(b, &(proto_hello){PROTO_VERSION, "host:1", 42, "tok", 2, 0, 0}); break;
+    case 1: proto_enc_hello(b, &(proto_hello){PROTO_VERSION, "local-0", 0xfffffffe, NULL, 0, 0, 0}); break;
     case 2: proto_enc_welcome(b, &(proto_welcome){0x0102030405060708ull, 5000}); break;
     case 3: proto_enc_reject(b, &(proto_reject){"bad token"}); break;
     case 4: proto_enc_job(b, &(proto_job){7, 2, "{\"model\":\"m\"}", 30, ck, 5}); break;
@@ -118,6 +148,17 @@ static void encode_case(int i, proto_buf *b) {
     case 17: proto_enc_artifact(b, &(proto_artifact){7, "model.spq", 1024, 4096, ck + 1, 3, 0, ""}); break;
     case 18: proto_enc_done(b, &(proto_done){7, PROTO_OUT_FAILED, "rotation: not available yet"}); break;
     case 19: proto_enc_done(b, &(proto_done){8, PROTO_OUT_DONE, ""}); break;
+    case 20: proto_enc_hello(b, &(proto_hello){PROTO_VERSION, "w:9", 9, "t", 1, 0x0102030405060708ull, 3}); break;
+    case 21: proto_enc_resumed(b, &(proto_resumed){7, 1, "", "{\"model.spq\":{\"size\":5}}"}); break;
+    case 22: proto_enc_resumed(b, &(proto_resumed){7, 0, "run 7 is done", "{}"}); break;
+    case 23: proto_enc_want(b, &(proto_want){PROTO_KIND_MODEL, "stories260K"}); break;
+    case 24:
+        proto_enc_manifest(b, &(proto_manifest){PROTO_KIND_DATASET, "t.txt",
+                                                "[{\"path\":\"t.txt\",\"size\":3,\"sha256\":\"ab\"}]", ""});
+        break;
+    case 25: proto_enc_fetch(b, &(proto_fetch){PROTO_KIND_DATASET, "t.txt", 1}); break;
+    case 26: proto_enc_file(b, &(proto_file){PROTO_KIND_DATASET, "t.txt", 1, 6, ck, 5, ""}); break;
+    case 27: proto_enc_file(b, &(proto_file){PROTO_KIND_MODEL, "m/x", 0, 0, NULL, 0, "m/x: not a readable file"}); break;
     default: cr_assert_fail("no values for case %d", i);
     }
 }
@@ -145,6 +186,11 @@ static int decode(int type, const uint8_t *p, size_t n, spq_err *err, proto_buf 
     case PROTO_LOG: D(log, proto_log, proto_free_log(&m))
     case PROTO_ARTIFACT: D(artifact, proto_artifact, proto_free_artifact(&m))
     case PROTO_DONE: D(done, proto_done, proto_free_done(&m))
+    case PROTO_RESUMED: D(resumed, proto_resumed, proto_free_resumed(&m))
+    case PROTO_WANT: D(want, proto_want, proto_free_want(&m))
+    case PROTO_MANIFEST: D(manifest, proto_manifest, proto_free_manifest(&m))
+    case PROTO_FETCH: D(fetch, proto_fetch, proto_free_fetch(&m))
+    case PROTO_FILE: D(file, proto_file, proto_free_file(&m))
     case PROTO_WELCOME: D(welcome, proto_welcome, (void)0)
     case PROTO_CANCEL: D(cancel, proto_run_ref, (void)0)
     case PROTO_CHECKPOINT: D(checkpoint, proto_checkpoint, (void)0)
@@ -182,7 +228,7 @@ static void from_hex(const char *hex, proto_buf *b) {
 }
 
 Test(proto_wire, every_message_encodes_to_the_captured_bytes) {
-    cr_assert_eq(N_CASES, 20);
+    cr_assert_eq(N_CASES, 28);
     for (int i = 0; i < N_CASES; i++) {
         proto_buf b = {0};
         encode_case(i, &b);
