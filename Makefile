@@ -18,6 +18,11 @@ CC      ?= gcc
 PKGS    := jansson libmicrohttpd sqlite3 libuv libpcre2-8 openblas nettle
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llapack
+# MPI (OpenMPI from Debian) when its headers are installed; without them the
+# programs still build and run as one process (common/base/par.h)
+MPI_PKG    := $(shell pkg-config --exists ompi-c 2>/dev/null && echo ompi-c)
+PKG_CFLAGS += $(if $(MPI_PKG),$(shell pkg-config --cflags ompi-c),-DSPQ_NO_MPI)
+PKG_LIBS   += $(if $(MPI_PKG),$(shell pkg-config --libs ompi-c))
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 BASE    := -std=c11 -D_GNU_SOURCE $(WARN) -I. $(PKG_CFLAGS) -MMD -MP
 LIBS    := $(PKG_LIBS) -lm -lpthread

@@ -10,6 +10,7 @@ debs=(
   libmicrohttpd-dev libjansson-dev libsqlite3-dev libopenblas-dev liblapack-dev
   libuv1-dev libpcre2-dev libcriterion-dev nettle-dev
   sqlite3 wrk chromium
+  openmpi-bin libopenmpi-dev slurm-wlm munge
 )
 
 missing=()

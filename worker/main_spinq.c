@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/base/cpu.h"
+#include "common/base/par.h"
 #include "worker/commands.h"
 
 typedef struct {
@@ -35,6 +36,7 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
     spq_cpu_ensure_coretype(argv);
+    if (spq_par_init(&argc, &argv)) return 1;
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

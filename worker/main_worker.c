@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "common/base/cpu.h"
+#include "common/base/par.h"
 #include "common/base/sha256.h"
 #include "worker/fetch.h"
 #include "worker/pipeline.h"
@@ -626,6 +627,7 @@ static int usage(FILE *f) {
 
 int main(int argc, char **argv) {
     spq_cpu_ensure_coretype(argv);
+    if (spq_par_init(&argc, &argv)) return 1;
     if (argc > 1 && !strcmp(argv[1], "serve")) return srv_main(argc - 1, argv + 1);
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) return usage(stdout);
     signal(SIGPIPE, SIG_IGN);
