@@ -27,6 +27,9 @@ typedef struct {
     field_kind kind;
     size_t off;        /* offsetof the member */
     size_t len_off;    /* F_BYTES: offsetof its size_t length (the member is a const uint8_t *) */
+    int tail;          /* an optional u64 at the end, added after the version's first release: written
+                        * only when non-zero, read as 0 when the payload ends before it, so peers that
+                        * predate it still understand each other */
 } field;
 
 typedef struct {
@@ -38,8 +41,9 @@ typedef struct {
     int (*check)(const void *m, spq_err *err);
 } message;
 
-#define F(S, member, KIND) {#member, F_##KIND, offsetof(S, member), 0}
-#define BYTES(S, member, len) {#member, F_BYTES, offsetof(S, member), offsetof(S, len)}
+#define F(S, member, KIND) {#member, F_##KIND, offsetof(S, member), 0, 0}
+#define TAIL(S, member) {#member, F_U64, offsetof(S, member), 0, 1}
+#define BYTES(S, member, len) {#member, F_BYTES, offsetof(S, member), offsetof(S, len), 0}
 #define MESSAGE(name, S, rows, check) {name, rows, sizeof rows / sizeof rows[0], sizeof(S), check}
 
 /* The member a row describes, in a message being written (IN) or read (OUT). */
@@ -51,6 +55,7 @@ typedef struct {
 static void encode(proto_buf *b, proto_type type, const message *d, const void *m) {
     size_t start = proto_frame_begin(b, type);
     for (const field *f = d->fields; f < d->fields + d->n_fields; f++) {
+        if (f->tail && !IN(m, f, uint64_t)) break;
         switch (f->kind) {
         case F_U8: proto_put_u8(b, IN(m, f, uint8_t)); break;
         case F_U32: proto_put_u32(b, IN(m, f, uint32_t)); break;
@@ -91,7 +96,8 @@ static int decode(const message *d, void *m, const uint8_t *p, size_t n, spq_err
     proto_reader r = {p, n, 0};
     memset(m, 0, d->size);
     for (const field *f = d->fields; f < d->fields + d->n_fields; f++)
-        if (read_field(&r, d, f, m, err)) {
+        if (f->tail && r.pos == r.len) break;
+        else if (read_field(&r, d, f, m, err)) {
             release(d, m);
             return -1;
         }
@@ -112,6 +118,7 @@ static const field hello_fields[] = {
     F(proto_hello, threads, U32),
     F(proto_hello, held_run, U64),
     F(proto_hello, held_attempt, U32),
+    TAIL(proto_hello, only_run),
 };
 static const message hello_msg = MESSAGE("hello", proto_hello, hello_fields, NULL);
 

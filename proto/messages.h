@@ -38,6 +38,8 @@ typedef struct {
     uint32_t threads;
     uint64_t held_run;     /* a finished run whose outputs this worker holds; 0: none */
     uint32_t held_attempt; /* its attempt */
+    uint64_t only_run;     /* a worker started for one run (spinq-worker --run, a Slurm job): that run and no
+                            * other; 0: any. Optional on the wire (absent = 0), so older workers still connect */
 } proto_hello;
 
 typedef struct {

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+static int set_str(char *dst, size_t cap, const char *key, const char *v, spq_err *err);
+
 static void copy(char *dst, size_t cap, const char *a, const char *b) {
     if (snprintf(dst, cap, "%s%s", a, b) >= (int)cap) dst[0] = 0;
 }
@@ -32,6 +34,12 @@ void config_defaults(spqd_config *c) {
         char *slash = strrchr(exe, '/');
         if (slash) *slash = 0;
         copy(c->worker_bin, sizeof c->worker_bin, exe, "/spinq-worker");
+        static const char *const scripts[] = {"/../../deploy/slurm/spinq-run.sbatch", "/../share/spinq/spinq-run.sbatch"};
+        for (size_t i = 0; i < sizeof scripts / sizeof *scripts && !c->slurm_script[0]; i++) {
+            char path[PATH_MAX + 64], real[PATH_MAX];
+            snprintf(path, sizeof path, "%s%s", exe, scripts[i]);
+            if (access(path, R_OK) == 0 && realpath(path, real)) copy(c->slurm_script, sizeof c->slurm_script, real, "");
+        }
         static const char *const web_dirs[] = {"/../../web", "/../share/spinq/web"};
         for (size_t i = 0; i < sizeof web_dirs / sizeof *web_dirs && !c->web_dir[0]; i++) {
             char dir[PATH_MAX + 32], index[PATH_MAX + 64], real[PATH_MAX];
@@ -51,6 +59,16 @@ void config_defaults(spqd_config *c) {
     c->events_keep_hours = 168;
     c->sse_ping = 15;
     c->heartbeat_timeout = 30;
+    c->slurm_nodes = c->slurm_tasks = c->slurm_threads = 1;
+    c->slurm_poll = 2;
+}
+
+/* A value that goes to sbatch as one argument: no spaces, quotes or control characters. */
+static int set_word(char *dst, size_t cap, const char *key, const char *v, spq_err *err) {
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == '"' || *p == '\'' || *p == '\\')
+            return spq_fail(err, "%s: must be one word without spaces or quotes, got '%s'", key, v);
+    return set_str(dst, cap, key, v, err);
 }
 
 static int set_str(char *dst, size_t cap, const char *key, const char *v, spq_err *err) {
@@ -107,6 +125,38 @@ int config_set(spqd_config *c, const char *key_in, const char *v, spq_err *err) 
         return set_double(&c->heartbeat_timeout, key_in, v, 2, 3600, "seconds", err);
     if (!strcmp(key, "events_keep_hours"))
         return set_double(&c->events_keep_hours, key_in, v, 0, 1e6, "hours", err);
+    if (!strcmp(key, "executor")) {
+        if (!strcmp(v, "slurm")) c->executor_slurm = 1;
+        else if (!strcmp(v, "local")) c->executor_slurm = 0;
+        else return spq_fail(err, "%s: expected 'local' or 'slurm', got '%s'", key_in, v);
+        return 0;
+    }
+    if (!strcmp(key, "slurm_partition")) return set_word(c->slurm_partition, sizeof c->slurm_partition, key_in, v, err);
+    if (!strcmp(key, "slurm_account")) return set_word(c->slurm_account, sizeof c->slurm_account, key_in, v, err);
+    if (!strcmp(key, "slurm_time")) return set_word(c->slurm_time, sizeof c->slurm_time, key_in, v, err);
+    if (!strcmp(key, "slurm_nodes")) return set_int(&c->slurm_nodes, key_in, v, 1, 4096, err);
+    if (!strcmp(key, "slurm_tasks")) return set_int(&c->slurm_tasks, key_in, v, 1, 65536, err);
+    if (!strcmp(key, "slurm_threads")) return set_int(&c->slurm_threads, key_in, v, 1, 1024, err);
+    if (!strcmp(key, "slurm_sbatch_flags")) {
+        for (const char *p = v; *p; p++)
+            if ((unsigned char)*p < ' ' || *p == '"' || *p == '\'' || *p == '\\')
+                return spq_fail(err, "%s: flags are split at spaces; no quotes or control characters, got '%s'",
+                                key_in, v);
+        return set_str(c->slurm_sbatch_flags, sizeof c->slurm_sbatch_flags, key_in, v, err);
+    }
+    if (!strcmp(key, "slurm_script")) return set_str(c->slurm_script, sizeof c->slurm_script, key_in, v, err);
+    if (!strcmp(key, "slurm_worker_bin"))
+        return set_str(c->slurm_worker_bin, sizeof c->slurm_worker_bin, key_in, v, err);
+    if (!strcmp(key, "slurm_connect")) {
+        char host[200];
+        int port;
+        if (*v && (config_split_hostport(v, host, sizeof host, &port, err) || !port || !host[0]))
+            return spq_fail(err, "%s: expected HOST:PORT, got '%s'", key_in, v);
+        return set_word(c->slurm_connect, sizeof c->slurm_connect, key_in, v, err);
+    }
+    if (!strcmp(key, "slurm_token_file"))
+        return set_str(c->slurm_token_file, sizeof c->slurm_token_file, key_in, v, err);
+    if (!strcmp(key, "slurm_poll")) return set_double(&c->slurm_poll, key_in, v, 0.2, 600, "seconds", err);
     if (!strcmp(key, "auth")) {
         if (!strcmp(v, "required")) c->auth_required = 1;
         else if (!strcmp(v, "auto")) c->auth_required = 0;

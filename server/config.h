@@ -24,6 +24,18 @@ typedef struct {
     double heartbeat_timeout; /* seconds of silence after which a worker connection is dropped */
     int keep_checkpoints;    /* newest rotation checkpoints kept per run; 0 = all */
     int auth_required;       /* demand tokens even on loopback (else: when tokens exist) */
+    /* where runs go: local/remote workers (default), or one Slurm job each (slurm.c) */
+    int executor_slurm;
+    char slurm_partition[128];   /* sbatch --partition; "" = the cluster's default */
+    char slurm_account[128];     /* sbatch --account; "" = none */
+    char slurm_time[64];         /* sbatch --time (a run's wall-clock limit); "" = the partition's */
+    int slurm_nodes, slurm_tasks, slurm_threads; /* a run's defaults for resources.* left 0 */
+    char slurm_sbatch_flags[512]; /* more sbatch flags, split at spaces */
+    char slurm_script[512];      /* the batch script; default deploy/slurm/spinq-run.sbatch beside the build */
+    char slurm_worker_bin[512];  /* spinq-worker on the compute nodes; "" = worker_bin */
+    char slurm_connect[256];     /* HOST:PORT the jobs' workers connect to; "" = worker_listen (0.0.0.0: this host) */
+    char slurm_token_file[512];  /* a worker token for the jobs (file); "" = none (a daemon without tokens) */
+    double slurm_poll;           /* seconds between looks at squeue */
 } spqd_config;
 
 /* Defaults; models/datasets dirs point at ../shared when it exists; the

@@ -64,6 +64,11 @@ static void usage(FILE *f) {
             "  --heartbeat-timeout S  a worker silent this long is gone, its run re-queued (default 30;\n"
             "                         the daemon pings every second, workers use the same limit)\n"
             "  --auth required|auto   demand tokens even on loopback (auto: once a token exists)\n"
+            "  --executor local|slurm where runs go: local and remote workers (default), or one Slurm job\n"
+            "                         each; --slurm-partition P --slurm-account A --slurm-time T\n"
+            "                         --slurm-nodes N --slurm-tasks N --slurm-threads N --slurm-sbatch-flags F\n"
+            "                         --slurm-script F --slurm-worker-bin P --slurm-connect H:P\n"
+            "                         --slurm-token-file F --slurm-poll S (deploy/README.md)\n"
             "roles: admin, member, viewer (API), worker (remote workers)\n");
 }
 
@@ -249,6 +254,10 @@ static int serve(int argc, char **argv) {
         return 2;
     }
     log_set_level((log_level)log_parse_level(cfg.log_level));
+    if (cfg.executor_slurm && cfg.workers) {
+        log_info("executor slurm: runs go to Slurm jobs; no local workers (workers = %d ignored)", cfg.workers);
+        cfg.workers = 0;
+    }
     if (make_data_dir(&cfg) || lock_data_dir(&cfg) || open_store(&cfg)) return 1;
     auth_init(cfg.auth_required);
     if (check_exposure(&cfg, "listen", cfg.listen) || check_exposure(&cfg, "worker_listen", cfg.worker_listen)) {

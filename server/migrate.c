@@ -15,6 +15,7 @@
 MIGRATION(spqd_mig_001, "migrations/001_init.sql")
 MIGRATION(spqd_mig_002, "migrations/002_run_counts.sql")
 MIGRATION(spqd_mig_003, "migrations/003_run_ids.sql")
+MIGRATION(spqd_mig_004, "migrations/004_slurm.sql")
 
 static const struct {
     const char *file;
@@ -23,6 +24,7 @@ static const struct {
     {"migrations/001_init.sql", spqd_mig_001},
     {"migrations/002_run_counts.sql", spqd_mig_002},
     {"migrations/003_run_ids.sql", spqd_mig_003},
+    {"migrations/004_slurm.sql", spqd_mig_004},
 };
 enum { N_MIGRATIONS = sizeof migrations / sizeof migrations[0] };
 

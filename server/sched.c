@@ -22,6 +22,7 @@
 
 #include "server/db.h"
 #include "server/log.h"
+#include "server/slurm.h"
 #include "server/sse.h"
 #include "server/store.h"
 #include "server/supervise.h"
@@ -88,11 +89,22 @@ static void assign(void) {
     if (!db || g_stopped) return;
     send_cancels(db);
     if (atomic_load(&g_draining)) return;
-    for (wconn *wc = wconn_list; wc; wc = wc->next) {
+    for (wconn *wc = wconn_list, *next; wc; wc = next) {
+        next = wc->next;
         if (wc->state != WC_READY || wc->run_id > 0 || wc->shutdown_sent) continue;
+        /* a worker for one run gets that run once; under Slurm no other gets any */
+        if (wc->only_run ? wc->only_run_taken : g_cfg->executor_slurm) continue;
         store_job job;
-        int rc = store_claim_next(db, wc->worker_id, wc->name, wc->host, &job);
-        if (rc <= 0) break; /* nothing queued (or the store failed: the tick retries) */
+        int rc = store_claim_next(db, wc->worker_id, wc->name, wc->host, wc->only_run, &job);
+        if (rc == 0 && wc->only_run) {
+            char why[96];
+            snprintf(why, sizeof why, "run %lld is no longer queued", (long long)wc->only_run);
+            wconn_close(wc, why, 1);
+            continue;
+        }
+        if (rc < 0) break;  /* the store failed: the tick retries */
+        if (rc == 0) continue; /* nothing queued */
+        wc->only_run_taken = wc->only_run > 0;
         proto_buf b = {0};
         proto_enc_job(&b, &(proto_job){(uint64_t)job.run_id, (uint32_t)job.attempt, job.spec, job.ckpt_step,
                                        job.ckpt, job.ckpt_len});
@@ -107,7 +119,10 @@ static void assign(void) {
     counts_changed();
 }
 
-static void on_kick(uv_async_t *a) { assign(); }
+static void on_kick(uv_async_t *a) {
+    assign();
+    slurm_tick(1, atomic_load(&g_draining)); /* a new run or a cancel: Slurm hears of it now */
+}
 
 /* ---- remote workers ---- */
 
@@ -241,6 +256,7 @@ static void on_tick(uv_timer_t *t) {
         }
     }
     prune_events(now);
+    slurm_tick(0, atomic_load(&g_draining));
     if (atomic_load(&g_draining)) {
         int busy = 0;
         for (wconn *wc = wconn_list; wc; wc = wc->next) busy += wc->run_id > 0;
@@ -292,6 +308,7 @@ int sched_start(const spqd_config *cfg, spq_err *err) {
     uint64_t ping_ms = (uint64_t)(cfg->sse_ping * 1000);
     uv_timer_start(&g_ping, on_ping, ping_ms, ping_ms);
     if (listen_workers(err)) return -1;
+    if (slurm_start(&g_loop, cfg, err)) return -1;
     if (supervise_start(&g_loop, cfg, err)) return -1;
     uv_timer_start(&g_tick, on_tick, 1000, 1000);
     return 0;

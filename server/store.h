@@ -77,12 +77,12 @@ typedef struct {
     size_t ckpt_len;
 } store_job;
 void store_job_free(store_job *j);
-/* Claims the oldest queued run for worker_id (status running, attempts+1)
- * with its latest checkpoint; the worker's name and host stay on the run
- * (worker ids live only as long as the daemon). 1 when a job was claimed,
- * 0 when none, -1. */
+/* Claims the oldest queued run (only_run > 0: that run, if it is queued)
+ * for worker_id (status running, attempts+1) with its latest checkpoint;
+ * the worker's name and host stay on the run (worker ids live only as long
+ * as the daemon). 1 when a job was claimed, 0 when none, -1. */
 int store_claim_next(sqlite3 *db, int64_t worker_id, const char *worker_name, const char *worker_host,
-                     store_job *job);
+                     int64_t only_run, store_job *job);
 int store_run_stage(sqlite3 *db, int64_t run_id, const char *stage);
 /* Final states: "done", "failed" (reason), "canceled". */
 int store_run_finish(sqlite3 *db, int64_t run_id, const char *status, const char *reason);
@@ -104,6 +104,30 @@ int store_run_reclaim(sqlite3 *db, int64_t run_id, int attempt, int64_t worker_i
 int store_recover(sqlite3 *db);
 /* Ids of running runs with cancel_requested (n at most cap). */
 int store_cancel_requests(sqlite3 *db, int64_t *ids, int cap);
+
+/* ---- Slurm jobs of runs (store_slurm.c) ---- */
+
+/* What the slurm executor looks at: one entry per run that is queued or
+ * running, or whose job has not ended. */
+typedef struct {
+    int64_t run_id;
+    char status[16];
+    char *spec;            /* normalized spec JSON */
+    char job_id[32];       /* "" when none */
+    char state[32];        /* Slurm's, as last seen */
+    int ended, claimed, cancel_requested, attempts;
+} store_slurm_run;
+/* The entries (malloc'd array, *n of them), or NULL with *n -1 on error. */
+store_slurm_run *store_slurm_runs(sqlite3 *db, int *n);
+void store_slurm_runs_free(store_slurm_run *r, int n);
+/* sbatch gave run_id the job job_id (state PENDING). */
+int store_slurm_submitted(sqlite3 *db, int64_t run_id, const char *job_id);
+/* Slurm's state and nodes of run_id's job (ended: the job is over). */
+int store_slurm_state(sqlite3 *db, int64_t run_id, const char *state, const char *nodes, int ended);
+/* The job of queued run_id ended before its worker took the run: that is
+ * an attempt (failed with the reason after max_attempts); the next poll
+ * submits a new job for a run still queued. */
+int store_slurm_lost(sqlite3 *db, int64_t run_id, const char *reason, int max_attempts);
 
 /* ---- metrics (store_metrics.c) ---- */
 

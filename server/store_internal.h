@@ -39,7 +39,8 @@ typedef struct {
     NEXT(name, COL_TEXT) NEXT(model, COL_TEXT) NEXT(tags, COL_TAGS) NEXT(status, COL_TEXT) NEXT(stage, COL_TEXT)       \
     NEXT(reason, COL_TEXT) NEXT(owner, COL_TEXT) NEXT(sweep_id, COL_INT) NEXT(worker_id, COL_INT)                      \
     NEXT(attempts, COL_INT) NEXT(cancel_requested, COL_BOOL) NEXT(created_at, COL_TIME) NEXT(started_at, COL_TIME)     \
-    NEXT(finished_at, COL_TIME) NEXT(worker_name, COL_TEXT) NEXT(worker_host, COL_TEXT)
+    NEXT(finished_at, COL_TIME) NEXT(worker_name, COL_TEXT) NEXT(worker_host, COL_TEXT)                             \
+    NEXT(slurm_job_id, COL_TEXT) NEXT(slurm_state, COL_TEXT) NEXT(slurm_nodes, COL_TEXT) NEXT(slurm_jobs, COL_INT)
 #define RUN_COL_SQL_FIRST(name, kind) "r." #name
 #define RUN_COL_SQL_NEXT(name, kind) ", r." #name
 /* "r.id, r.name, ...": the columns of a runs row aliased r */

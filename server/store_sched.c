@@ -19,13 +19,15 @@ void store_job_free(store_job *j) {
 }
 
 int store_claim_next(sqlite3 *db, int64_t worker_id, const char *worker_name, const char *worker_host,
-                     store_job *job) {
+                     int64_t only_run, store_job *job) {
     memset(job, 0, sizeof *job);
     job->ckpt_step = -1;
     if (db_begin(db)) return -1;
     enum { ID, SPEC, ATTEMPTS };
-    sqlite3_stmt *st = db_prep(db, "SELECT id, spec, attempts FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1");
+    sqlite3_stmt *st = db_prep(db, "SELECT id, spec, attempts FROM runs WHERE status = 'queued' AND (?1 = 0 OR id = ?1) "
+                                   "ORDER BY id LIMIT 1");
     if (!st) goto fail;
+    sqlite3_bind_int64(st, 1, only_run);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         job->run_id = sqlite3_column_int64(st, ID);
@@ -39,8 +41,8 @@ int store_claim_next(sqlite3 *db, int64_t worker_id, const char *worker_name, co
     }
     if (rc != SQLITE_ROW) goto fail;
     st = db_prep(db, "UPDATE runs SET status = 'running', worker_id = ?, attempts = attempts + 1, "
-                     "started_at = coalesce(started_at, ?), reason = NULL, worker_name = ?, worker_host = ? "
-                     "WHERE id = ?");
+                     "started_at = coalesce(started_at, ?), reason = NULL, worker_name = ?, worker_host = ?, "
+                     "slurm_claimed = 1 WHERE id = ?");
     if (!st) goto fail;
     sqlite3_bind_int64(st, 1, worker_id);
     sqlite3_bind_double(st, 2, db_now());

@@ -176,6 +176,15 @@ static int on_hello(wconn *wc, const proto_frame *f) {
                  "version", h.version, PROTO_VERSION);
     else if (!wc->local && db)
         auth_worker(db, h.token, why, sizeof why); /* sets why when refused */
+    if (!why[0] && h.only_run && db) { /* a worker for one run: only while that run waits for it */
+        char owner[128], status[16] = "";
+        store_rc rc = store_run_owner(db, (int64_t)h.only_run, owner, sizeof owner, status);
+        if (rc == STORE_NOT_FOUND) snprintf(why, sizeof why, "run %llu does not exist", (unsigned long long)h.only_run);
+        else if (rc != STORE_OK) snprintf(why, sizeof why, "the daemon cannot read run %llu",
+                                          (unsigned long long)h.only_run);
+        else if (strcmp(status, "queued"))
+            snprintf(why, sizeof why, "run %llu is %s, not waiting for a worker", (unsigned long long)h.only_run, status);
+    }
     if (why[0]) {
         refuse(wc, h.name, why);
         proto_free_hello(&h);
@@ -191,6 +200,7 @@ static int on_hello(wconn *wc, const proto_frame *f) {
             return proto_error(wc, "cannot record the worker");
         }
     }
+    wc->only_run = (int64_t)h.only_run;
     uint64_t held = h.held_run;
     uint32_t held_attempt = h.held_attempt;
     proto_free_hello(&h);

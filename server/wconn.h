@@ -62,6 +62,8 @@ typedef struct wconn {
     char addr[80];
     char host[256];          /* where it runs: this host's name, or the remote address */
     int64_t run_id;          /* busy when > 0 */
+    int64_t only_run;        /* a worker for one run (--run, a Slurm job's): > 0 */
+    int only_run_taken;      /* it has had that run */
     int cancel_sent, shutdown_sent;
     int peer_closed;         /* the worker closed its end: it is going, not broken */
     double opened, last_seen;

@@ -4,6 +4,12 @@
  *       a local worker: spinqd spawned it with a socket on fd 3
  *   spinq-worker --connect HOST:PORT [--token T] [--models-dir D] ...
  *       a remote worker: connects (and reconnects) to spinqd's worker port
+ *   spinq-worker --connect HOST:PORT --run ID ...
+ *       one run and exit (a Slurm job of spinqd's slurm executor): the HELLO
+ *       names the run, the daemon hands out that one or refuses; there is
+ *       no reconnect, a run cut off is the daemon's to resume elsewhere.
+ *       Under srun/mpirun rank 0 does all of the above and the other ranks
+ *       follow its broadcasts (ranks.h).
  *
  * Two threads. The reader thread owns the socket's input: it queues a JOB,
  * sets the cancel/shutdown flags, answers PING, and notices the end of the
@@ -47,6 +53,7 @@
 #include "common/base/sha256.h"
 #include "worker/fetch.h"
 #include "worker/pipeline.h"
+#include "worker/ranks.h"
 #include "worker/serve.h"
 #include "worker/wire.h"
 
@@ -69,6 +76,9 @@ typedef struct {
     wk_wire w;
     const char *name;
     int remote;       /* --connect: fetches what it lacks, holds undelivered outputs */
+    uint64_t only_run; /* --run: this run, then exit */
+    int job_shared;   /* --run under MPI: the job (or that there is none) went to the other ranks */
+    int last_outcome; /* proto_outcome of the last run_job */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int have_job;
@@ -270,7 +280,7 @@ static int rep_should_stop(void *ud) {
     pthread_mutex_lock(&wk->mu);
     int s = wk->lost || wk->shutdown ? PL_STOP_SHUTDOWN : wk->cancel ? PL_STOP_CANCEL : PL_STOP_NONE;
     pthread_mutex_unlock(&wk->mu);
-    return s;
+    return wk_ranks_agree_stop(s); /* every rank stops at the same step */
 }
 
 /* ---- work directories: $TMPDIR/spinq-worker-PID-XXXXXX, one per job ---- */
@@ -491,6 +501,7 @@ static void run_job(worker *wk, const char *models_dir, const char *datasets_dir
     o->attempt = wk->job_attempt;
     proto_done done = {wk->current_run, PROTO_OUT_DONE, ""};
     char reason[1100] = "";
+    int went = 0; /* the pipeline ran */
     snprintf(o->dir, sizeof o->dir, "%s/spinq-worker-%d-XXXXXX", tmp_root(), (int)getpid());
     wlog(wk, "run %llu (attempt %u)%s", (unsigned long long)wk->current_run, wk->job_attempt,
          wk->job_ckpt_step >= 0 ? ", resuming from a checkpoint" : "");
@@ -509,6 +520,12 @@ static void run_job(worker *wk, const char *models_dir, const char *datasets_dir
         snprintf(reason, sizeof reason, "fetch: %s", p.err.msg);
         pl_pipeline_free(&p);
     } else {
+        went = 1;
+        if (spq_par_size() > 1) { /* the other ranks run it too, on the inputs found here */
+            wk_ranks_bcast_int(1);
+            free(wk_ranks_bcast_str(models_dir));
+            free(wk_ranks_bcast_str(datasets_dir));
+        }
         p.work_dir = o->dir;
         int rc = pl_pipeline_run(&p);
         if (rc == PL_STAGE_FAILED) {
@@ -520,11 +537,13 @@ static void run_job(worker *wk, const char *models_dir, const char *datasets_dir
         }
         pl_pipeline_free(&p);
     }
+    if (spq_par_size() > 1 && !went) wk_ranks_bcast_int(0); /* the other ranks skip it */
     done.reason = reason;
     wlog(wk, "run %llu: %s%s%s", (unsigned long long)wk->current_run,
          (const char *[]){"done", "failed", "canceled", "interrupted"}[done.outcome], reason[0] ? ": " : "", reason);
     proto_enc_done(&o->done, &done);
     o->outcome = done.outcome;
+    wk->last_outcome = done.outcome;
 }
 
 /* After run_job: delivers the outputs, or holds them for the reconnect when
@@ -551,7 +570,7 @@ static int serve(worker *wk, int fd, const char *token, const char *models_dir, 
     wk->current_run = 0;
     proto_buf b = {0};
     proto_enc_hello(&b, &(proto_hello){PROTO_VERSION, (char *)wk->name, (uint32_t)getpid(), (char *)token, 1,
-                                       wk->out.run, wk->out.attempt});
+                                       wk->out.run, wk->out.attempt, wk->only_run});
     int sent = wk_wire_send(&wk->w, &b);
     proto_buf_free(&b);
     proto_frame f;
@@ -595,6 +614,11 @@ static int serve(worker *wk, int fd, const char *token, const char *models_dir, 
         wk->have_job = 0;
         wk->current_run = wk->job_run;
         pthread_mutex_unlock(&wk->mu);
+        if (spq_par_size() > 1) {
+            wk_ranks_bcast_job(&(wk_rank_job){1, wk->job_run, wk->job_attempt, wk->job_spec, wk->job_ckpt_step,
+                                              wk->job_ckpt, wk->job_ckpt_len});
+            wk->job_shared = 1;
+        }
         run_job(wk, models_dir, datasets_dir);
         pthread_mutex_lock(&wk->mu);
         wk->current_run = 0;
@@ -604,6 +628,10 @@ static int serve(worker *wk, int fd, const char *token, const char *models_dir, 
         wk->job_ckpt = NULL;
         pthread_mutex_unlock(&wk->mu);
         finish_job(wk);
+        if (wk->only_run) {
+            exit_now = 1;
+            break;
+        }
     }
     shutdown(wk->w.fd, SHUT_RDWR); /* ends the reader */
     pthread_join(th, NULL);
@@ -611,10 +639,43 @@ static int serve(worker *wk, int fd, const char *token, const char *models_dir, 
     return exit_now;
 }
 
+/* --run: connects (a few tries: the daemon may be restarting), runs that
+ * run, exits. 0 when the run ended here (done, failed or canceled, and
+ * reported), 1 otherwise: the daemon resumes it in a new job. Under MPI,
+ * the other ranks hear of the job, or that there is none. */
+static int one_run(worker *wk, const char *connect_to, const char *token, uint64_t run, const char *models_dir,
+                   const char *datasets_dir) {
+    wk->only_run = run;
+    int rc = 0;
+    double backoff = 0.5;
+    for (int tries = 0; tries < 8; tries++) {
+        spq_err err;
+        int s = wk_wire_connect(connect_to, &err);
+        if (s >= 0) {
+            rc = serve(wk, s, token, models_dir, datasets_dir);
+            break;
+        }
+        wlog(wk, "%s; again in %.1fs", err.msg, backoff);
+        usleep((useconds_t)(backoff * 1e6));
+        backoff *= 2;
+    }
+    if (spq_par_size() > 1 && !wk->job_shared) wk_ranks_bcast_job(&(wk_rank_job){0});
+    int ok = rc == 1 && !wk->out.run; /* out.run: held, the connection was lost before delivery */
+    outputs_clear(&wk->out);
+    wlog(wk, "run %llu: exiting (%s)", (unsigned long long)run, ok ? "the run ended here" : "the run was not finished here");
+    if (spq_par_size() > 1 && wk->job_shared && (!ok || wk->last_outcome != PROTO_OUT_DONE)) {
+        fflush(NULL);
+        spq_par_abort(1); /* the other ranks may wait in a collective rank 0 will not join */
+    }
+    return ok ? 0 : 1;
+}
+
 /* --help on stdout (exit 0); a wrong command line on stderr (exit 2) */
 static int usage(FILE *f) {
     fprintf(f, "usage: spinq-worker --connect HOST:PORT [--token T] [--models-dir D] [--datasets-dir D] [--name NAME]\n"
                "           a remote worker of spinqd (its worker_listen, default port 7071); reconnects on its own\n"
+               "       spinq-worker --connect HOST:PORT --run ID ...\n"
+               "           run ID only, then exit (spinqd's Slurm jobs: srun --mpi=pmix spinq-worker ...)\n"
                "       spinq-worker --fd N ...      a local worker started by spinqd\n"
                "       spinq-worker serve MODEL ... a completion server (spinq-worker serve --help)\n"
                "  --token T          a token of role worker (spinqd token create NAME --role worker);\n"
@@ -634,6 +695,7 @@ int main(int argc, char **argv) {
     const char *connect_to = NULL, *token = getenv("SPINQ_WORKER_TOKEN"), *name = NULL;
     const char *models_dir = "models", *datasets_dir = "data";
     int fd = -1;
+    long long only_run = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (i + 1 >= argc) return usage(stderr);
@@ -643,9 +705,22 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--models-dir")) models_dir = argv[++i];
         else if (!strcmp(a, "--datasets-dir")) datasets_dir = argv[++i];
         else if (!strcmp(a, "--name")) name = argv[++i];
-        else return usage(stderr);
+        else if (!strcmp(a, "--run")) {
+            char *end;
+            only_run = strtoll(argv[++i], &end, 10);
+            if (*end || only_run <= 0) {
+                fprintf(stderr, "spinq-worker: --run: expected a run id, got '%s'\n", argv[i]);
+                return 2;
+            }
+        } else return usage(stderr);
     }
-    if ((fd < 0) == !connect_to) return usage(stderr);
+    if ((fd < 0) == !connect_to || (only_run && !connect_to)) return usage(stderr);
+    if (spq_par_size() > 1 && !only_run) {
+        /* P independent workers in one MPI world would mix their collectives */
+        if (spq_par_rank() == 0) fprintf(stderr, "spinq-worker: under an MPI launcher, give --run ID\n");
+        return 2;
+    }
+    if (spq_par_rank() != 0) return wk_follow_rank0();
     char default_name[300];
     if (!name) {
         char host[256] = "worker";
@@ -668,6 +743,7 @@ int main(int argc, char **argv) {
         int rc = serve(&wk, fd, "", models_dir, datasets_dir);
         return rc == 1 ? 0 : 1;
     }
+    if (only_run) return one_run(&wk, connect_to, token ? token : "", (uint64_t)only_run, models_dir, datasets_dir);
     double backoff = 0.5;
     for (;;) {
         spq_err err;

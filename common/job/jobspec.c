@@ -238,6 +238,7 @@ static const spq_jobspec defaults = {
                 .damp = 0.01, .act_order = 0, .blocksize = 128},
     .eval = {.ppl = {{.data = "tinystories/test.txt", .seqlen = 512}}, .n_ppl = 1, .kld = 1,
              .tasks = {{.name = "arc_easy", .data = "eval/arc/ARC-Easy-Test.jsonl"}}, .n_tasks = 1, .limit = 0},
+    .resources = {.nodes = 0, .tasks = 0, .threads_per_task = 0},
 };
 
 static char *dup_or_null(const char *x) { return x ? spq_strdup(x) : NULL; }
@@ -303,6 +304,9 @@ int spq_jobspec_check(const spq_jobspec *s, char *field, spq_err *err) {
     }
     if (s->rotation.mode == SPQ_ROT_FILE && !s->rotation.file)
         return fail(&c, "rotation.file", "is required with rotation.mode \"file\"");
+    if (s->resources.nodes && s->resources.tasks && s->resources.tasks < s->resources.nodes)
+        return fail(&c, "resources.tasks", "must be at least resources.nodes (%d), got %d", s->resources.nodes,
+                    s->resources.tasks);
     if (s->rotation.mode != SPQ_ROT_FILE && s->rotation.file)
         return fail(&c, "rotation.file", "only goes with rotation.mode \"file\" (rotation.mode is \"%s\")",
                     spq_rot_mode_name(s->rotation.mode));
@@ -437,6 +441,15 @@ static int parse_eval(ctx *c, spq_jobspec *s, const json_t *o, const char *p) {
     return 0;
 }
 
+static int parse_resources(ctx *c, spq_jobspec *s, const json_t *o, const char *p) {
+    static const char *const keys[] = {"nodes", "tasks", "threads_per_task", NULL};
+    if (check_keys(c, o, p, keys)) return -1;
+    if (get_int(c, &s->resources.nodes, o, p, "nodes", 0, 4096)) return -1;
+    if (get_int(c, &s->resources.tasks, o, p, "tasks", 0, 65536)) return -1;
+    if (get_int(c, &s->resources.threads_per_task, o, p, "threads_per_task", 0, 1024)) return -1;
+    return 0;
+}
+
 /* "MODEL w4a4kv4 spinquant" for a spec without a name */
 static char *default_name(const spq_jobspec *s) {
     char buf[320];
@@ -446,7 +459,8 @@ static char *default_name(const spq_jobspec *s) {
 }
 
 static int parse_top(ctx *c, spq_jobspec *s, const json_t *root) {
-    static const char *const keys[] = {"name", "tags", "model", "seed", "quant", "rotation", "weights", "eval", NULL};
+    static const char *const keys[] = {"name",    "tags", "model",     "seed", "quant",
+                                       "rotation", "weights", "eval", "resources", NULL};
     if (!json_is_object(root)) return fail(c, "", "the job spec must be a JSON object, got %s", type_name(root));
     if (check_keys(c, root, "", keys)) return -1;
     if (!json_object_get(root, "model")) return fail(c, "model", "is required");
@@ -472,10 +486,10 @@ static int parse_top(ctx *c, spq_jobspec *s, const json_t *root) {
         if (x < 0) return fail(c, "seed", "must not be negative, got %lld", (long long)x);
         s->seed = (uint64_t)x;
     }
-    static const char *const sections[] = {"quant", "rotation", "weights", "eval"};
+    static const char *const sections[] = {"quant", "rotation", "weights", "eval", "resources"};
     int (*parsers[])(ctx *, spq_jobspec *, const json_t *, const char *) = {parse_quant, parse_rotation, parse_weights,
-                                                                          parse_eval};
-    for (int i = 0; i < 4; i++) {
+                                                                          parse_eval, parse_resources};
+    for (int i = 0; i < 5; i++) {
         char p[SPQ_FIELD_MAX];
         int bad;
         const json_t *o = get_obj(c, root, "", sections[i], p, &bad);
@@ -556,6 +570,9 @@ void *spq_jobspec_to_value(const spq_jobspec *s) {
         "eval", "ppl", ppl, "kld", s->eval.kld, "tasks", tasks, "limit", s->eval.limit);
     free(name);
     if (s->rotation.file) json_object_set_new(json_object_get(v, "rotation"), "file", json_string(s->rotation.file));
+    json_object_set_new(v, "resources", json_pack("{s:i,s:i,s:i}", "nodes", s->resources.nodes, "tasks",
+                                                  s->resources.tasks, "threads_per_task",
+                                                  s->resources.threads_per_task));
     return v;
 }
 

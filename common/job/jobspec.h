@@ -86,6 +86,12 @@ typedef struct {
         int n_tasks;
         int limit; /* 0: everything; else at most this many windows / examples */
     } eval;
+    /* where the run goes when the daemon's executor is Slurm (the local
+     * executor ignores it): nodes and MPI tasks of the allocation, threads
+     * of each task; 0 = the daemon's default (its slurm_* settings) */
+    struct {
+        int nodes, tasks, threads_per_task;
+    } resources;
 } spq_jobspec;
 
 /* The defaults (one table in jobspec.c), strings malloc'd; `model` NULL.
