@@ -22,7 +22,7 @@ Test(proto, every_message_round_trips) {
     proto_buf b = {0};
     spq_err err;
 
-    proto_hello h = {PROTO_VERSION, "host:1", 42, "tok", 2, 77, 3}, h2;
+    proto_hello h = {PROTO_VERSION, "host:1", 42, "tok", 2, 77, 3, 0}, h2;
     proto_enc_hello(&b, &h);
     proto_frame f = one_frame(&b, PROTO_HELLO);
     cr_assert_eq(proto_dec_hello(&h2, f.payload, f.len, &err), 0, "%s", err.msg);
@@ -32,7 +32,21 @@ Test(proto, every_message_round_trips) {
     cr_assert_eq(h2.threads, 2);
     cr_assert_eq(h2.held_run, 77);
     cr_assert_eq(h2.held_attempt, 3);
+    cr_assert_eq(h2.only_run, 0, "a hello without only_run (an older worker's) reads as 0");
     proto_free_hello(&h2);
+
+    /* only_run is an optional tail: present only when set, 8 bytes more */
+    size_t plain = f.len;
+    b.len = 0;
+    h.only_run = 0x0102030405060708ull;
+    proto_enc_hello(&b, &h);
+    f = one_frame(&b, PROTO_HELLO);
+    cr_assert_eq(f.len, plain + 8);
+    cr_assert_eq(proto_dec_hello(&h2, f.payload, f.len, &err), 0, "%s", err.msg);
+    cr_assert_eq(h2.only_run, 0x0102030405060708ull);
+    proto_free_hello(&h2);
+    cr_assert_neq(proto_dec_hello(&h2, f.payload, f.len - 3, &err), 0, "a cut tail is refused");
+    h.only_run = 0;
 
     b.len = 0;
     uint8_t ck[5] = {1, 2, 3, 0, 255};
@@ -259,7 +273,7 @@ Test(proto, handshake_frames_of_another_version_are_read) {
     cr_assert_str_eq(r.reason, "protocol version 2, the daemon speaks 3");
     proto_free_reject(&r);
     b.len = 0;
-    proto_enc_hello(&b, &(proto_hello){1, "old", 1, "", 1, 0, 0});
+    proto_enc_hello(&b, &(proto_hello){1, "old", 1, "", 1, 0, 0, 0});
     b.data[5] = 1; /* a HELLO from an older worker */
     cr_assert_eq(proto_frame_parse(&f, b.data, b.len, &err), 1, "%s", err.msg);
     cr_assert_eq(f.version, 1);

@@ -95,13 +95,13 @@ Test(store, claim_checkpoint_interrupt_resume_then_give_up) {
     sqlite3 *db = open_store();
     int64_t id = new_run(db, "{\"model\":\"m\"}", "a");
     store_job job;
-    cr_assert_eq(store_claim_next(db, 7, "w7", "host", &job), 1);
+    cr_assert_eq(store_claim_next(db, 7, "w7", "host", 0, &job), 1);
     cr_assert_eq(job.run_id, id);
     cr_assert_eq(job.attempt, 1);
     cr_assert_eq(job.ckpt_step, -1, "a fresh run has no checkpoint");
     store_job_free(&job);
     cr_assert_str_eq(status_of(db, id), "running");
-    cr_assert_eq(store_claim_next(db, 8, "w8", "host", &job), 0, "nothing else is queued");
+    cr_assert_eq(store_claim_next(db, 8, "w8", "host", 0, &job), 0, "nothing else is queued");
 
     cr_assert_eq(store_checkpoint(db, id, 10, "ten", 3, 0), 0);
     cr_assert_eq(store_checkpoint(db, id, 20, "twenty", 6, 0), 0);
@@ -110,7 +110,7 @@ Test(store, claim_checkpoint_interrupt_resume_then_give_up) {
     cr_assert_eq(failed, 0);
     cr_assert_str_eq(status_of(db, id), "queued");
 
-    cr_assert_eq(store_claim_next(db, 8, "w8", "host", &job), 1);
+    cr_assert_eq(store_claim_next(db, 8, "w8", "host", 0, &job), 1);
     cr_assert_eq(job.attempt, 2);
     cr_assert_eq(job.ckpt_step, 20, "resumes from the latest checkpoint");
     cr_assert_eq(job.ckpt_len, 6);
@@ -119,11 +119,11 @@ Test(store, claim_checkpoint_interrupt_resume_then_give_up) {
 
     /* a graceful stop does not use up an attempt */
     cr_assert_eq(store_run_interrupted(db, id, "daemon stopping", 3, 0, &failed), 0);
-    cr_assert_eq(store_claim_next(db, 8, "w8", "host", &job), 1);
+    cr_assert_eq(store_claim_next(db, 8, "w8", "host", 0, &job), 1);
     cr_assert_eq(job.attempt, 2);
     store_job_free(&job);
     cr_assert_eq(store_run_interrupted(db, id, "worker died", 3, 1, &failed), 0);
-    cr_assert_eq(store_claim_next(db, 8, "w8", "host", &job), 1);
+    cr_assert_eq(store_claim_next(db, 8, "w8", "host", 0, &job), 1);
     cr_assert_eq(job.attempt, 3);
     store_job_free(&job);
     cr_assert_eq(store_run_interrupted(db, id, "worker died", 3, 1, &failed), 0);
@@ -156,7 +156,7 @@ Test(store, recover_requeues_runs_left_running) {
     int64_t a = new_run(db, "{\"model\":\"m\"}", "a");
     new_run(db, "{\"model\":\"m\"}", "a");
     store_job job;
-    cr_assert_eq(store_claim_next(db, 1, "w1", "host", &job), 1);
+    cr_assert_eq(store_claim_next(db, 1, "w1", "host", 0, &job), 1);
     cr_assert_eq(job.run_id, a);
     store_job_free(&job);
     cr_assert_eq(store_recover(db), 1);
@@ -174,7 +174,7 @@ Test(store, cancel_and_delete_follow_the_run_state) {
     cr_assert_str_eq(status_of(db, q), "canceled");
     cr_assert_eq(store_run_cancel(db, q, &now), STORE_CONFLICT, "a finished run cannot be canceled");
     store_job job;
-    cr_assert_eq(store_claim_next(db, 1, "w1", "host", &job), 1);
+    cr_assert_eq(store_claim_next(db, 1, "w1", "host", 0, &job), 1);
     cr_assert_eq(job.run_id, r);
     store_job_free(&job);
     cr_assert_eq(store_run_cancel(db, r, &now), STORE_OK);
@@ -323,7 +323,7 @@ Test(store, run_counts_follow_every_status_change) {
     int now;
     store_run_cancel(db, a, &now);
     store_job job;
-    cr_assert_eq(store_claim_next(db, 1, "w1", "host", &job), 1);
+    cr_assert_eq(store_claim_next(db, 1, "w1", "host", 0, &job), 1);
     store_job_free(&job);
     json_t *c = store_run_counts(db);
     cr_assert_eq(json_integer_value(json_object_get(c, "queued")), 0);

@@ -18,10 +18,14 @@ const BASE = [
   { key: 'duration', label: 'took', order: 'finished_at', cell: (r) => duration(r) },
 ];
 
+// the status, and under the slurm executor the job's state while it is not over
 function statusCell(r) {
   const b = statusBadge(r.status);
   if (r.reason && r.status !== 'done') b.title = r.reason;
-  return b;
+  if (!r.slurm_state || !['queued', 'running'].includes(r.status)) return b;
+  const s = h(`span.badge.slurm-${/^[A-Z_]+$/.test(r.slurm_state) ? r.slurm_state.toLowerCase() : 'unknown'}`,
+    { title: `Slurm job ${r.slurm_job_id}${r.slurm_nodes ? ` on ${r.slurm_nodes}` : ''}` }, r.slurm_state);
+  return [b, s];
 }
 
 function duration(r) {

@@ -119,7 +119,8 @@ export async function render(main, { params }) {
   const stagesSeen = new Set(); // from the status events: a stage the pipeline skipped never appears
   function drawHead() {
     replace(statusEl, statusBadge(run.status));
-    stageEl.textContent = run.stage || (run.status === 'queued' ? '(waiting for a worker)' : '—');
+    stageEl.textContent = run.stage || (run.status === 'queued'
+      ? (run.slurm_state === 'PENDING' ? '(waiting for a Slurm allocation)' : '(waiting for a worker)') : '—');
     const idx = STAGES.indexOf(run.stage);
     const last = run.status === 'done' ? STAGES.length : idx; // stages before this one are over
     for (const li of stagesEl.children) {
@@ -143,6 +144,7 @@ export async function render(main, { params }) {
       ['created', fmtTime(run.created_at)], ['started', fmtTime(run.started_at)],
       ['finished', fmtTime(run.finished_at)], ['took', took],
       ['attempts', String(run.attempts ?? 0)], ['worker', workerText()],
+      ...(run.slurm_job_id ? [['slurm', slurmText()]] : []),
     ].map(([k, v]) => [h('dt', k), h('dd', { dataset: { fact: k } }, v)]));
   }
 
@@ -151,6 +153,14 @@ export async function render(main, { params }) {
     if (!run.worker_name) return run.worker_id ? `#${run.worker_id}` : '—';
     const id = run.worker_id ? ` #${run.worker_id}` : '';
     return `${run.worker_name}${id}${run.worker_host ? ` on ${run.worker_host}` : ''}`;
+  }
+
+  // the run's Slurm job (executor = slurm): its id, Slurm's state, the nodes
+  function slurmText() {
+    const state = run.slurm_state || '?';
+    const cls = /^[A-Z_]+$/.test(state) ? state.toLowerCase() : 'unknown';
+    return [`job ${run.slurm_job_id} `, h(`span.badge.slurm-${cls}`, { dataset: { slurmState: state } }, state),
+      run.slurm_nodes ? ` on ${run.slurm_nodes}` : '', run.slurm_jobs > 1 ? ` (job ${run.slurm_jobs} of the run)` : ''];
   }
 
   function drawScores() {
@@ -281,6 +291,13 @@ export async function render(main, { params }) {
       const cur = metrics[ev.key];
       if (!cur || ev.step >= cur.step) metrics[ev.key] = { step: ev.step, value: ev.value };
       drawScoresSoon();
+    },
+    slurm: (ev) => {
+      if (ev.job_id !== run.slurm_job_id) run.slurm_jobs = (run.slurm_jobs || 0) + 1;
+      run.slurm_job_id = ev.job_id;
+      run.slurm_state = ev.state;
+      run.slurm_nodes = ev.nodes;
+      drawHead();
     },
     progress: (ev) => drawProgress(ev),
     log: (ev) => addLog(ev),
