@@ -5,6 +5,7 @@
 #   PREFIX/bin/                    spinq, spinq-worker, spinqd
 #   PREFIX/share/spinq/web/        the dashboard, with the uPlot files its pages load
 #                                  (spinqd looks there, beside PREFIX/bin/spinqd)
+#   PREFIX/share/spinq/            spinq-run.sbatch, the Slurm executor's batch script (same lookup)
 #   SYSCONF/spinq/                 spinqd.conf (only when absent: it is the admin's),
 #                                  spinqd.conf.example, worker.env.example
 #   PREFIX/lib/systemd/system/     spinqd.service, spinq-worker@.service (paths rewritten to PREFIX)
@@ -52,6 +53,7 @@ install: $(PROGRAMS:%=build/$(FLAVOUR)/%)
 	    sed $(UNIT_SED) deploy/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
 	install -m 644 deploy/sysusers-spinq.conf $(DESTDIR)$(SYSUSERSDIR)/spinq.conf
+	install -D -m 755 deploy/slurm/spinq-run.sbatch $(DESTDIR)$(PREFIX)/share/spinq/spinq-run.sbatch
 
 uninstall:
 	rm -f $(PROGRAMS:%=$(DESTDIR)$(BINDIR)/%)
@@ -62,6 +64,7 @@ uninstall:
 	elif [ -e $(DESTDIR)$(SYSCONFDIR)/spinqd.conf ]; then \
 	    echo "uninstall: $(DESTDIR)$(SYSCONFDIR)/spinqd.conf was edited: kept"; fi
 	rm -f $(UNITS:%=$(DESTDIR)$(UNITDIR)/%) $(DESTDIR)$(SYSUSERSDIR)/spinq.conf
+	rm -f $(DESTDIR)$(PREFIX)/share/spinq/spinq-run.sbatch
 	@for d in $(DESTDIR)$(PREFIX)/share/spinq $(DESTDIR)$(SYSCONFDIR); do \
 	    [ ! -d $$d ] || find $$d -depth -type d -empty -delete; \
 	done

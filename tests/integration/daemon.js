@@ -34,6 +34,17 @@ function tinySpec(extra = {}) {
   return deepMerge(spec, extra);
 }
 
+// A short SpinQuant job on stories260K: `steps` steps of learning (a
+// checkpoint every 3), 4-bit RTN weights, perplexity over 2 windows.
+const learnSpec = (steps, extra = {}) => tinySpec({
+  seed: 7,
+  rotation: { mode: 'spinquant', train: { steps, batch: 1, seqlen: 32, checkpoint_every: 3, w_bits: 4 } },
+  quant: { w_bits: 4, a_bits: 4, kv_bits: 4 },
+  weights: { method: 'rtn' },
+  eval: { ppl: [{ data: 'tinystories/test.txt', seqlen: 64 }], limit: 2 },
+  ...extra,
+});
+
 // A spec that exercises every section, so that every field path exists.
 const fullSpec = (extra = {}) => deepMerge(tinySpec({
   name: 'full', tags: ['a'], seed: 1,
@@ -224,4 +235,4 @@ class Sse {
   close() { this.closed = true; this.req.destroy(); }
 }
 
-export { Daemon, Sse, tinySpec, fullSpec, request, waitFor, sleep, freePort, BIN, SHARED, ROOT, BUILD };
+export { Daemon, Sse, tinySpec, learnSpec, fullSpec, request, waitFor, sleep, freePort, BIN, SHARED, ROOT, BUILD };

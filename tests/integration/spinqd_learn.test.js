@@ -8,18 +8,9 @@
 import test from 'node:test';
 import assert from 'node:assert';
 import crypto from 'node:crypto';
-import { Daemon, Sse, tinySpec, waitFor } from './daemon.js';
+import { Daemon, Sse, learnSpec, waitFor } from './daemon.js';
 
 const sha = (buf) => crypto.createHash('sha256').update(buf).digest('hex');
-
-const learnSpec = (steps, extra = {}) => tinySpec({
-  seed: 7,
-  rotation: { mode: 'spinquant', train: { steps, batch: 1, seqlen: 32, checkpoint_every: 3, w_bits: 4 } },
-  quant: { w_bits: 4, a_bits: 4, kv_bits: 4 },
-  weights: { method: 'rtn' },
-  eval: { ppl: [{ data: 'tinystories/test.txt', seqlen: 64 }], limit: 2 },
-  ...extra,
-});
 
 async function artifact(d, id, name) {
   const list = (await d.req('GET', `/api/runs/${id}/artifacts`)).json.artifacts;

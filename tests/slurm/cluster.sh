@@ -10,8 +10,8 @@
 # slurm.conf that names this host (`hostname -s`) with its CPUs and memory.
 # Clients (srun, sbatch, squeue, scancel, sacct) find it through SLURM_CONF;
 # they reach munged through the socket named in the config (AuthInfo), not
-# the system's. Nothing needs systemd. stop kills by the pid files the daemons
-# wrote, never by name, then removes DIR.
+# the system's. Nothing needs systemd. stop cancels the jobs left, kills the
+# daemons by the pid files they wrote (never by name), then removes DIR.
 set -eu
 
 cmd=${1:-}
@@ -24,6 +24,17 @@ free_port() {
 
 stop() {
     [ -d "$dir" ] || return 0
+    # jobs first (a failed test may leave some running): their steps'
+    # slurmstepd would outlive slurmd
+    if [ -s "$dir/run/slurmctld.pid" ] && kill -0 "$(cat "$dir/run/slurmctld.pid")" 2>/dev/null; then
+        export SLURM_CONF="$dir/slurm.conf"
+        jobs=$(squeue -h -o %i 2>/dev/null || true)
+        if [ -n "$jobs" ]; then
+            scancel $jobs 2>/dev/null || true
+            i=0
+            while [ -n "$(squeue -h -o %i 2>/dev/null)" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+        fi
+    fi
     for p in slurmd slurmctld munged; do
         f="$dir/run/$p.pid"
         [ -s "$f" ] || continue
