@@ -214,6 +214,30 @@ static void scancel(const char *job, int64_t run_id) {
     else log_info("run %lld: Slurm job %s canceled", (long long)run_id, job);
 }
 
+/* A running run being canceled: its worker hears CANCEL and ends the run
+ * itself ("canceled while running"), and the job is scancel'ed once the
+ * run is canceled; a worker that has not done so within CANCEL_GRACE
+ * seconds gets scancel all the same. When each cancel was first seen (only
+ * passes touch this, one at a time). */
+enum { CANCEL_GRACE = 5, MAX_CANCELS = 64 };
+static struct {
+    int64_t run_id;
+    double seen;
+} g_cancels[MAX_CANCELS];
+
+static int cancel_overdue(int64_t run_id) {
+    double now = spq_now();
+    int free_slot = -1;
+    for (int i = 0; i < MAX_CANCELS; i++) {
+        if (g_cancels[i].run_id == run_id) return now - g_cancels[i].seen >= CANCEL_GRACE;
+        if (free_slot < 0 && (!g_cancels[i].run_id || now - g_cancels[i].seen > 3600)) free_slot = i;
+    }
+    if (free_slot < 0) return 1; /* too many at once: no grace */
+    g_cancels[free_slot].run_id = run_id;
+    g_cancels[free_slot].seen = now;
+    return 0;
+}
+
 static void poll_work_cb(uv_work_t *req) {
     poll_work *w = (poll_work *)req;
     sqlite3 *db = db_get();
@@ -236,7 +260,8 @@ static void poll_work_cb(uv_work_t *req) {
         int ended = state_ended(state);
         store_slurm_state(db, r->run_id, state, j ? j->nodes : NULL, ended);
         int finished = strcmp(r->status, "queued") && strcmp(r->status, "running");
-        if (!ended && (r->cancel_requested || (finished && strcmp(r->status, "done")))) {
+        int canceling = r->cancel_requested && !strcmp(r->status, "running");
+        if (!ended && ((canceling && cancel_overdue(r->run_id)) || (finished && strcmp(r->status, "done")))) {
             scancel(r->job_id, r->run_id);
             continue;
         }

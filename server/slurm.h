@@ -11,8 +11,9 @@
  *    that worker's connection, which re-queues the run like any lost
  *    worker (the attempt counts; failed after max_attempts); a job that
  *    ended before its worker took the run counts an attempt itself;
- *  - runs being canceled (and runs that ended failed or canceled) have
- *    their job scancel'ed;
+ *  - runs that ended canceled or failed have their job scancel'ed; a
+ *    running run being canceled first gets the few seconds its worker
+ *    needs to stop and say so (then scancel all the same);
  *  - a queued run without a live job gets one: sbatch of slurm_script with
  *    the run's resources; its worker's claim hands it the latest
  *    checkpoint, so a new allocation resumes where the last one stopped.

@@ -663,9 +663,12 @@ static int one_run(worker *wk, const char *connect_to, const char *token, uint64
     int ok = rc == 1 && !wk->out.run; /* out.run: held, the connection was lost before delivery */
     outputs_clear(&wk->out);
     wlog(wk, "run %llu: exiting (%s)", (unsigned long long)run, ok ? "the run ended here" : "the run was not finished here");
-    if (spq_par_size() > 1 && wk->job_shared && (!ok || wk->last_outcome != PROTO_OUT_DONE)) {
+    /* done, canceled, interrupted: every rank left the pipeline at the same
+     * point (the stop polls agree). A failure on rank 0, or a run not
+     * finished here, may leave the others in a collective rank 0 will not join */
+    if (spq_par_size() > 1 && wk->job_shared && (!ok || wk->last_outcome == PROTO_OUT_FAILED)) {
         fflush(NULL);
-        spq_par_abort(1); /* the other ranks may wait in a collective rank 0 will not join */
+        spq_par_abort(1);
     }
     return ok ? 0 : 1;
 }

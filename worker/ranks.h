@@ -16,10 +16,11 @@
  *   models dir, datasets dir -----> dirs
  *   pipeline, each stop poll -----> the same answer
  *
- * A run that ends otherwise than done ends the whole job: rank 0 reports
- * it first (DONE with the reason), then aborts every rank, since the others
- * may wait in a collective it will not join; a rank other than 0 whose
- * pipeline fails waits 10 s for rank 0 to report, then does the same.
+ * A run that fails ends the whole job: rank 0 reports it first (DONE with
+ * the reason), then aborts every rank, since the others may wait in a
+ * collective it will not join; a rank other than 0 whose pipeline fails
+ * waits 10 s for rank 0 to report, then does the same. Canceled and
+ * interrupted runs stop on every rank at the same poll, and all exit.
  *
  * Without a launcher there is one rank and none of this happens. */
 #ifndef WK_RANKS_H

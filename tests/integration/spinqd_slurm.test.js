@@ -191,6 +191,7 @@ test('cancel through the API: the run is canceled and its job gone from squeue',
   assert.ok(c.status === 200 || c.status === 202, JSON.stringify(c.json));
   const run = await d.waitRun(id, ['canceled', 'done', 'failed'], 30000);
   assert.strictEqual(run.status, 'canceled', run.reason);
+  assert.strictEqual(run.reason, 'canceled while running', 'the worker stopped the run itself and said so');
   await waitFor(async () => !inSqueue(job), 20000, `job ${job} gone from squeue`);
   await waitFor(async () => /CANCELLED|COMPLETED|GONE/.test((await d.run(id)).slurm_state || ''), 10000, 'the state');
   assert.strictEqual((await d.run(id)).slurm_jobs, 1, 'no new job for a canceled run');

@@ -109,3 +109,31 @@ Test(config, web_dir_defaults_to_an_existing_dashboard_or_none) {
     cr_assert_str_eq(c.web_dir, "", "an empty web_dir turns the dashboard off");
     unlink(p);
 }
+
+Test(config, the_slurm_executor_and_its_settings) {
+    spqd_config c;
+    config_defaults(&c);
+    cr_assert_eq(c.executor_slurm, 0, "local is the default");
+    cr_assert_eq(c.slurm_tasks, 1);
+    spq_err err;
+    char *argv[] = {"--executor", "slurm", "--slurm-partition", "gpu", "--slurm-tasks", "4", "--slurm-sbatch-flags",
+                    "--qos=long --exclusive", "--slurm-connect", "head:7071"};
+    cr_assert_eq(config_parse_args(&c, 10, argv, &err), 0, "%s", err.msg);
+    cr_assert_eq(c.executor_slurm, 1);
+    cr_assert_str_eq(c.slurm_partition, "gpu");
+    cr_assert_eq(c.slurm_tasks, 4);
+    cr_assert_str_eq(c.slurm_sbatch_flags, "--qos=long --exclusive");
+    cr_assert_str_eq(c.slurm_connect, "head:7071");
+    static const char *const bad[][3] = {
+        {"executor", "k8s", "executor: expected 'local' or 'slurm'"},
+        {"slurm_partition", "a b", "slurm_partition: must be one word"},
+        {"slurm_tasks", "0", "slurm_tasks: expected an integer in [1"},
+        {"slurm_connect", "head", "slurm_connect: expected HOST:PORT"},
+        {"slurm_sbatch_flags", "--comment='x'", "slurm_sbatch_flags: flags are split at spaces"},
+        {"slurm_poll", "0", "slurm_poll: expected seconds"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(config_set(&c, bad[i][0], bad[i][1], &err), -1, "%s = %s accepted", bad[i][0], bad[i][1]);
+        cr_assert(strstr(err.msg, bad[i][2]), "%s: '%s'", bad[i][0], err.msg);
+    }
+}

@@ -285,3 +285,27 @@ Test(jobspec, a_block_grid_goes_with_its_own_settings) {
                  "\"rotation\":{\"train\":{\"w_bits\":8}}}",
                  "rotation.train.w_bits", "must be 16 or 4");
 }
+
+Test(jobspec, resources_default_to_the_daemons_and_errors_name_the_field) {
+    spq_jobspec s, t;
+    spq_err err;
+    char field[SPQ_FIELD_MAX];
+    cr_assert_eq(parse(&s, "{\"model\":\"m\"}", field, &err), 0, "%s", err.msg);
+    cr_assert_eq(s.resources.nodes + s.resources.tasks + s.resources.threads_per_task, 0, "0: the daemon's settings");
+    spq_jobspec_free(&s);
+    cr_assert_eq(parse(&s, "{\"model\":\"m\",\"resources\":{\"nodes\":2,\"tasks\":4,\"threads_per_task\":3}}", field,
+                       &err), 0, "%s", err.msg);
+    char *json = spq_jobspec_to_json(&s);
+    cr_assert(strstr(json, "\"resources\":{\"nodes\":2,\"tasks\":4,\"threads_per_task\":3}"), "%s", json);
+    cr_assert_eq(parse(&t, json, field, &err), 0, "%s", err.msg);
+    cr_assert_eq(t.resources.tasks, 4);
+    free(json);
+    spq_jobspec_free(&s);
+    spq_jobspec_free(&t);
+    expect_error("{\"model\":\"m\",\"resources\":{\"gpus\":1}}", "resources.gpus", "unknown field");
+    expect_error("{\"model\":\"m\",\"resources\":{\"tasks\":-1}}", "resources.tasks", "must be in [0");
+    expect_error("{\"model\":\"m\",\"resources\":{\"nodes\":\"2\"}}", "resources.nodes", "must be an integer");
+    expect_error("{\"model\":\"m\",\"resources\":3}", "resources", "must be an object");
+    expect_error("{\"model\":\"m\",\"resources\":{\"nodes\":3,\"tasks\":2}}", "resources.tasks",
+                 "must be at least resources.nodes (3)");
+}
