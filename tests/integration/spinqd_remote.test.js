@@ -4,13 +4,15 @@
 // peer (no FIN) is dropped after the heartbeat timeout on either side; an
 // artifact upload cut by a dropped connection goes on after the reconnect
 // from the byte where it stopped, and the run ends done with the file's
-// sha256.
+// sha256. A worker for one run (--run ID, as Slurm jobs start it) takes that
+// run only and exits; one for a run that is not queued is refused.
 import test from 'node:test';
 import assert from 'node:assert';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
-import { Daemon, Sse, tinySpec, waitFor, BIN } from './daemon.js';
+import path from 'node:path';
+import { Daemon, Sse, tinySpec, waitFor, BIN, SHARED } from './daemon.js';
 import { PROTO_VERSION, frame, u64, str, bytes, ProtoWorker, Reader } from './proto.js';
 
 const sha = (buf) => crypto.createHash('sha256').update(buf).digest('hex');
@@ -163,6 +165,30 @@ test('an artifact upload cut by a dropped connection goes on after the reconnect
   assert.match(r3.str(), new RegExp(`run ${id} is done`));
   sse.close();
   for (const w of [w2, w3]) w.sock.destroy();
+  const { code } = await d.stop();
+  assert.strictEqual(code, 0, d.log.slice(-3000));
+});
+
+test('spinq-worker --run ID takes that run only and exits; a run that is not queued is refused', async (t) => {
+  // what a Slurm job's worker does (spinqd_slurm.test.js), here with the local executor and no Slurm
+  const d = await new Daemon({ workers: 0 }).start();
+  t.after(() => d.cleanup());
+  const first = (await d.req('POST', '/api/runs', tinySpec())).json.id;
+  const second = (await d.req('POST', '/api/runs', tinySpec())).json.id;
+  const w = startWorker(d.workerPort, ['--run', String(second), '--name', 'one-run',
+    '--models-dir', path.join(SHARED, 'models'), '--datasets-dir', path.join(SHARED, 'data')]);
+  t.after(() => w.kill('SIGKILL'));
+  assert.strictEqual(await w.exited, 0, w.log);
+  assert.strictEqual((await d.run(second)).status, 'done', 'its run');
+  assert.strictEqual((await d.run(first)).status, 'queued', 'not the older one, which a plain worker would take');
+  const again = startWorker(d.workerPort, ['--run', String(second), '--name', 'late']);
+  t.after(() => again.kill('SIGKILL'));
+  assert.strictEqual(await again.exited, 1);
+  assert.match(again.log, new RegExp(`refused this worker: run ${second} is done`));
+  const none = startWorker(d.workerPort, ['--run', '999', '--name', 'nothing']);
+  t.after(() => none.kill('SIGKILL'));
+  assert.strictEqual(await none.exited, 1);
+  assert.match(none.log, /run 999 does not exist/);
   const { code } = await d.stop();
   assert.strictEqual(code, 0, d.log.slice(-3000));
 });
