@@ -20,6 +20,11 @@
  * models or datasets directory, size, sha256), and pulls each file it does
  * not have with FETCH/FILE, one chunk per request, from any offset.
  *
+ * A worker started for one run (spinq-worker --run ID: a Slurm job's) names
+ * it in HELLO's only_run; the daemon gives it that run or refuses it. The
+ * field is an optional tail (messages.c): absent when 0, so HELLOs of
+ * workers that predate it keep their bytes and still decode.
+ *
  * enc_* append one whole frame to a buffer. dec_* read a frame's payload
  * into the struct (strings malloc'd: free with the matching free_*) and fail
  * on any short, long or ill-formed payload. Blobs (job checkpoint,

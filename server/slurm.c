@@ -197,6 +197,8 @@ static int submit(const store_slurm_run *r, char *job, char *why, size_t why_cap
     /* --parsable: "ID" or "ID;CLUSTER" */
     size_t idlen = strspn(out, "0123456789");
     if (rc || !idlen || idlen >= 32) {
+        for (char *p = out; *p; p++) /* one line for the run's reason */
+            if (*p == '\n' || *p == '\r') *p = ' ';
         snprintf(why, why_cap, "sbatch failed (exit %d): %.300s", rc, out);
         return -1;
     }

@@ -4,7 +4,8 @@
 // A spinquant run with resources.tasks 2 goes PENDING -> RUNNING (on this
 // host) -> done with the results of the same spec on a local worker; a
 // scancel of its job mid-learning makes it resume from its checkpoint in a
-// new job and finish; a cancel through the API removes the job from squeue.
+// new job and finish; a cancel through the API removes the job from squeue;
+// a job sbatch refuses (a wrong partition) fails the run after max_attempts.
 // Nothing is skipped: when the cluster cannot start, the test fails with
 // the reason.
 import test from 'node:test';
@@ -83,6 +84,19 @@ test('bad Slurm settings and resources are refused, naming the setting or field'
   const r2 = await d.req('POST', '/api/runs', learnSpec(3, { resources: { gpus: 1 } }));
   assert.strictEqual(r2.status, 422);
   assert.match(JSON.stringify(r2.json), /resources\.gpus/);
+  const { code } = await d.stop();
+  assert.strictEqual(code, 0, d.log.slice(-3000));
+});
+
+test('a job sbatch refuses counts as an attempt; the run fails with sbatch\'s words', async (t) => {
+  const d = await slurmDaemon(['--slurm-partition', 'nosuchpartition', '--max-attempts', '2']).start();
+  t.after(() => gone(d));
+  const id = (await d.req('POST', '/api/runs', learnSpec(3))).json.id;
+  const run = await d.waitRun(id, ['failed', 'done'], 30000);
+  assert.strictEqual(run.status, 'failed');
+  assert.match(run.reason, /^sbatch failed \(exit 1\): [\s\S]*nosuchpartition[\s\S]* \(gave up after 2 attempts\)$/);
+  assert.strictEqual(run.attempts, 2);
+  assert.strictEqual(run.slurm_job_id, null, 'no job was made');
   const { code } = await d.stop();
   assert.strictEqual(code, 0, d.log.slice(-3000));
 });
