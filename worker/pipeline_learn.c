@@ -8,12 +8,15 @@
  * from such a checkpoint continues the same trajectory bit for bit: the data
  * schedule is a function of the seed and the rotation is the whole optimizer
  * state. On a shutdown request it checkpoints the current step and stops; on
- * cancel it just stops. When done, the learned rotation is absorbed. */
+ * cancel it just stops. When done, the learned rotation is absorbed. Under
+ * MPI the ranks share each step's batch (learn.c) and hold the same
+ * rotation: rank 0 alone checkpoints. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/base/par.h"
 #include "common/quant/qmodel.h"
 #include "common/train/learn.h"
 #include "worker/pipeline.h"
@@ -35,6 +38,7 @@ static void on_step(void *ud, int step, int steps, double loss, double lr, doubl
 static int on_checkpoint(void *ud, const spq_rotation *rot, const spq_rotation_meta *meta) {
     learn_ctx *c = ud;
     pl_pipeline *p = c->p;
+    if (spq_par_rank() > 0) return 0; /* the same rotation as rank 0's */
     spq_rotation_meta m = *meta;
     snprintf(m.extra, sizeof m.extra, "%s", c->qjson);
     char *path = spq_path_join(p->work_dir, "checkpoint.safetensors");
