@@ -1,4 +1,12 @@
-/* gptq.c - see gptq.h. */
+/* gptq.c - see gptq.h.
+ *
+ * Under MPI (common/base/par.h) the calibration windows are split across the
+ * ranks: each embeds and keeps only its share's activations (memory and
+ * forward work divide by P), accumulates its part of every site's X^T X and
+ * token count, and the parts are summed in rank order before H is
+ * normalised. Rank 0 alone quantizes each linear (the sweep is cheap next to
+ * collecting H) and broadcasts the weights, parameters and stats, so every
+ * rank runs the next site and layer with identical weights. */
 #include "gptq.h"
 
 #include <cblas.h>
@@ -6,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base/par.h"
 #include "common/base/pool.h"
 #include "common/model/forward.h"
 
@@ -254,6 +263,35 @@ static void run_layer(const spq_model *m, spq_state *s, float *inps, int nsample
     free(pos);
 }
 
+/* acc's X^T X (upper triangle) and token count summed over the ranks, in
+ * rank order; the triangle is packed so that the sum moves C(C+1)/2
+ * numbers, not C^2 */
+static void sum_hessian(hess_acc *a, int C) {
+    if (spq_par_size() < 2) return;
+    size_t n = (size_t)C * (C + 1) / 2, k = 0;
+    double *tri = spq_malloc(n * sizeof(double));
+    for (int i = 0; i < C; i++)
+        for (int j = i; j < C; j++) tri[k++] = a->H[(size_t)i * C + j];
+    spq_par_sum_f64(tri, n);
+    k = 0;
+    for (int i = 0; i < C; i++)
+        for (int j = i; j < C; j++) a->H[(size_t)i * C + j] = tri[k++];
+    free(tri);
+    long long t = a->tokens;
+    spq_par_sum_i64(&t, 1);
+    a->tokens = (long)t;
+}
+
+/* rank 0's quantized linear to every rank: weights W (rows, cols), its
+ * parameters (rows, ngroups) and its stats */
+static void share_linear(float *W, spq_wparams *p, spq_gptq_stat *st, int rows, int cols, int ngroups) {
+    if (spq_par_size() < 2) return;
+    spq_par_bcast(W, (size_t)rows * cols * sizeof(float), 0);
+    spq_par_bcast(p->scale, (size_t)rows * ngroups * sizeof(float), 0);
+    spq_par_bcast(p->zero, (size_t)rows * ngroups * sizeof(float), 0);
+    spq_par_bcast(st, sizeof *st, 0);
+}
+
 int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq_wq_cfg *w, const int *tokens, long n,
                    const spq_gptq_cfg *g, spq_gptq_progress_fn progress, void *ud, spq_err *err) {
     const spq_config *c = &m->cfg;
@@ -272,12 +310,16 @@ int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq
         mc.q.a = spq_qcfg_off().a;
         mc.q.kv = spq_qcfg_off().kv;
     }
+    /* this rank's windows [lo, hi) of nsamples (all of them with one rank) */
+    int lo, hi;
+    spq_par_share(g->nsamples, &lo, &hi);
+    int ns = hi - lo;
     int T = g->seqlen, D = c->dim, batch = g->batch < g->nsamples ? g->batch : g->nsamples;
     spq_state s;
     spq_state_build(&s, c, batch, T, batch * T);
-    float *inps = spq_malloc((size_t)g->nsamples * T * D * sizeof(float));
-    for (int j = 0; j < g->nsamples; j++) {
-        spq_embed_forward(&s, tokens + starts[j], m, T);
+    float *inps = spq_malloc((size_t)(ns > 0 ? ns : 1) * T * D * sizeof(float));
+    for (int j = 0; j < ns; j++) {
+        spq_embed_forward(&s, tokens + starts[lo + j], m, T);
         memcpy(inps + (size_t)j * T * D, s.x, (size_t)T * D * sizeof(float));
     }
     free(starts);
@@ -296,7 +338,8 @@ int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq
             acc.site = site;
             acc.tokens = 0;
             memset(acc.H, 0, (size_t)C * C * sizeof(double));
-            run_layer(&mc, &s, inps, g->nsamples, T, batch, l, 0, observe, &acc);
+            run_layer(&mc, &s, inps, ns, T, batch, l, 0, observe, &acc);
+            sum_hessian(&acc, C);
             /* H = 2 X^T X / n, mirrored into the lower triangle */
             double f = 2.0 / (double)acc.tokens;
             for (int i = 0; i < C; i++)
@@ -310,15 +353,21 @@ int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq
                 spq_lin_shape(c, which, &rows, &cols);
                 if (!spq_wq_fits(w, cols)) continue;
                 spq_wparams *p = spq_wquant_at(wq, l, which);
-                if (spq_gptq_linear(*spq_lin_weight(&m->layers[l], which), p->scale, p->zero, acc.H, rows, cols, w,
-                                    g, stats ? &ls[which] : NULL, err))
+                float *W = *spq_lin_weight(&m->layers[l], which);
+                int bad = spq_par_rank() == 0 && spq_gptq_linear(W, p->scale, p->zero, acc.H, rows, cols, w, g,
+                                                                 stats ? &ls[which] : NULL, err);
+                if (spq_par_any(bad)) {
+                    if (!bad) spq_fail(err, "rank 0 failed");
                     rc = spq_fail_prefix(err, "layer %d %s", l, spq_lin_name(which));
+                } else {
+                    share_linear(W, p, &ls[which], rows, cols, spq_wq_ngroups(w, cols));
+                }
             }
         }
         if (rc) break;
-        run_layer(&mc, &s, inps, g->nsamples, T, batch, l, 1, NULL, NULL);
+        run_layer(&mc, &s, inps, ns, T, batch, l, 1, NULL, NULL);
         if (stats) memcpy(stats + (size_t)l * SPQ_N_LIN, ls, sizeof ls);
-        if (progress && progress(ud, l, c->n_layers, ls, spq_now() - t0) && l + 1 < c->n_layers) {
+        if (spq_par_any(progress && progress(ud, l, c->n_layers, ls, spq_now() - t0)) && l + 1 < c->n_layers) {
             rc = 1;
             break;
         }
