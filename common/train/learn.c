@@ -47,6 +47,8 @@ static double share_loss_grad(spq_trainer *tr, const spq_rotation *rot, const in
         loss = spq_trainer_step(tr, rot, batch, 1) * (double)(hi - lo) / B;
         for (int k = 0; k < 2; k++)
             for (size_t i = 0; i < sizes[k]; i++) grads[k][i] *= w;
+    } else { /* the buffers hold the last step's sum */
+        for (int k = 0; k < 2; k++) memset(grads[k], 0, sizes[k] * sizeof(float));
     }
     for (int k = 0; k < 2; k++) spq_par_sum_f32(grads[k], sizes[k]);
     spq_par_sum_f64(&loss, 1);
