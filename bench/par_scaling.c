@@ -132,10 +132,10 @@ static int run_config(void) {
         spq_par_abort(1);
     }
     if (spq_par_rank() == 0)
-        printf("{\"ranks\": %d, \"mpi\": \"%s\", \"threads\": %s, \"learn_step_seconds\": %.3f, \"gptq_layer_seconds\": %.3f, "
-               "\"peak_rss_gib\": %.2f}\n",
-               spq_par_size(), spq_par_runtime(), getenv("SPINQ_THREADS") ? getenv("SPINQ_THREADS") : "null", learn, gptq,
-               spq_peak_rss() / 1073741824.0);
+        printf("{\"ranks\": %d, \"mpi\": \"%s\", \"threads\": %s, \"learn_step_seconds\": %.3f, "
+               "\"gptq_layer_seconds\": %.3f, \"peak_rss_gib\": %.2f}\n",
+               spq_par_size(), spq_par_runtime(), getenv("SPINQ_THREADS") ? getenv("SPINQ_THREADS") : "null", learn,
+               gptq, spq_peak_rss() / 1073741824.0);
     free(tok);
     spq_model_free(&m);
     return 0;
@@ -188,7 +188,8 @@ static int drive(const char *self) {
     snprintf(spinq, sizeof spinq, "%s/../spinq", dirname(strdup(self)));
     struct stat st;
     if (stat(MODEL_DIR "/config.json", &st)) {
-        snprintf(cmd, sizeof cmd, "mkdir -p build/models && %s make-model llama3.2-1b --layers 2 --dtype bf16 --out %s >&2", spinq,
+        snprintf(cmd, sizeof cmd,
+                 "mkdir -p build/models && %s make-model llama3.2-1b --layers 2 --dtype bf16 --out %s >&2", spinq,
                  MODEL_DIR);
         if (system(cmd)) {
             fprintf(stderr, "par_scaling: could not make the model\n");
@@ -248,6 +249,7 @@ int main(int argc, char **argv) {
     spq_cpu_ensure_coretype(argv);
     if (spq_par_init(&argc, &argv)) return 1;
     if (argc > 1 && !strcmp(argv[1], "run")) return run_config();
-    if (argc > 3 && !strcmp(argv[1], "allreduce")) return run_allreduce((size_t)atoll(argv[2]), !strcmp(argv[3], "f64"), 5);
+    if (argc > 3 && !strcmp(argv[1], "allreduce"))
+        return run_allreduce((size_t)atoll(argv[2]), !strcmp(argv[3], "f64"), 5);
     return drive(argv[0]);
 }

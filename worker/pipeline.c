@@ -92,15 +92,13 @@ void pl_pipeline_free(pl_pipeline *p) {
 
 /* ---- ranks other than 0: silent ---- */
 
-static void q_stage(void *ud, const char *stage) { (void)ud, (void)stage; }
-static void q_metric(void *ud, const char *key, int64_t step, double value) { (void)ud, (void)key, (void)step, (void)value; }
-static void q_progress(void *ud, const char *stage, int64_t done, int64_t total) { (void)ud, (void)stage, (void)done, (void)total; }
-static void q_log(void *ud, const char *level, const char *text) { (void)ud, (void)level, (void)text; }
-static void q_checkpoint(void *ud, int64_t step, const void *data, size_t len) { (void)ud, (void)step, (void)data, (void)len; }
-static int q_artifact(void *ud, const char *name, const char *path, spq_err *err) {
-    (void)ud, (void)name, (void)path, (void)err;
-    return 0;
-}
+/* (the build has -Wno-unused-parameter) */
+static void q_stage(void *ud, const char *stage) {}
+static void q_metric(void *ud, const char *key, int64_t step, double value) {}
+static void q_progress(void *ud, const char *stage, int64_t done, int64_t total) {}
+static void q_log(void *ud, const char *level, const char *text) {}
+static void q_checkpoint(void *ud, int64_t step, const void *data, size_t len) {}
+static int q_artifact(void *ud, const char *name, const char *path, spq_err *err) { return 0; }
 static int q_should_stop(void *ud) {
     const pl_reporter *loud = ud;
     return loud->should_stop ? loud->should_stop(loud->ud) : PL_STOP_NONE;

@@ -239,7 +239,7 @@ static int eval_ppl(evaluation *ev, int idx, json_t *out) {
     spq_kld_acc_init(&acc);
     spq_kld_acc_init(&part);
     call_sums calls = {0};
-    if (pl_dataset_path(p, &path, e->data, data_field) || spq_read_file(&text, &len, path, &p->err)) goto done;
+    if (pl_dataset_path(p, &path, e->data, data_field) || spq_read_file(&text, &len, path, &p->err)) goto setup_failed;
     if (L->rows[idx]) {
         size_t n_len;
         char *joined = spq_text_join_rows(text, len, &n_len);
@@ -249,7 +249,7 @@ static int eval_ppl(evaluation *ev, int idx, json_t *out) {
     }
     if (spq_tok_encode(p->tok, text, len, 1, &ids, &n, &p->err)) {
         spq_fail_prefix(&p->err, "%s", e->data);
-        goto done;
+        goto setup_failed;
     }
     json_object_set_new(out, "tokens", json_integer(n));
     /* whether logit files take part is known before any rank opens one: the
@@ -261,7 +261,7 @@ static int eval_ppl(evaluation *ev, int idx, json_t *out) {
     if (p->spec.eval.limit > 0 && !L->limit_tasks && !files && nw > p->spec.eval.limit) nw = p->spec.eval.limit;
     if (nw < 1) {
         spq_fail(&p->err, "%s: %s has %d tokens, fewer than one window of %d", field, e->data, n, seqlen);
-        goto done;
+        goto setup_failed;
     }
     int batch = ppl_batch(p, seqlen, V);
     long per_call = files ? nw : batch;
@@ -269,14 +269,20 @@ static int eval_ppl(evaluation *ev, int idx, json_t *out) {
     spq_par_share(n_calls, &c_lo, &c_hi);
     spq_kld_src src = {.base = ev->have_base ? &ev->base : NULL};
     if (c_lo < c_hi && p->spec.eval.kld && L->kld_logits) {
-        if (spq_logit_file_open(&base_file, L->kld_logits, &p->err)) goto done;
+        if (spq_logit_file_open(&base_file, L->kld_logits, &p->err)) goto setup_failed;
         src.base_file = &base_file;
     }
     if (c_lo < c_hi && L->save_logits) {
         int k = L->save_topk > 0 ? L->save_topk : 64;
         if (k > V) k = V;
-        if (spq_logit_file_create(&save, L->save_logits, V, k, seqlen, ids, n, &p->err)) goto done;
+        if (spq_logit_file_create(&save, L->save_logits, V, k, seqlen, ids, n, &p->err)) goto setup_failed;
         src.save = &save;
+    }
+    /* the ranks agree that every one of them is ready before the first sum
+     * (a file missing on one node must not leave the others waiting) */
+    if (spq_par_any(0)) {
+        spq_fail(&p->err, "%s: another rank failed", field);
+        goto done;
     }
     pl_log(p, "info", "ppl %s: %d tokens, %ld windows of %d%s", e->data, n, nw, seqlen, want_kld ? ", with KLD" : "");
     /* one rank accumulates the KLD as it goes; several keep their positions
@@ -322,6 +328,11 @@ static int eval_ppl(evaluation *ev, int idx, json_t *out) {
     score(p, idx, "ppl", e->data, ppl);
     pl_log(p, "info", "ppl %s = %.4f over %ld scored tokens", e->data, ppl, (long)sum.n_scored);
     if (want_kld) kld_report(ev, idx, out, &acc, src.base_file);
+    /* before the saved file is closed: the rolling windows sum across ranks, the file is rank 0's */
+    if (L->rolling && rolling(ev, out, text, len, seqlen, batch)) {
+        spq_fail_prefix(&p->err, "%s %s", field, e->data);
+        goto done;
+    }
     if (src.save) {
         long recs = (long)save.done;
         int k = (int)save.k;
@@ -329,11 +340,10 @@ static int eval_ppl(evaluation *ev, int idx, json_t *out) {
         json_object_set_new(out, "saved_logits",
                             json_pack("{s:s, s:i, s:I}", "path", L->save_logits, "topk", k, "positions", (json_int_t)recs));
     }
-    if (L->rolling && rolling(ev, out, text, len, seqlen, batch)) {
-        spq_fail_prefix(&p->err, "%s %s", field, e->data);
-        goto done;
-    }
     rc = PL_STAGE_OK;
+    goto done;
+setup_failed:
+    spq_par_any(1); /* the other ranks' agreement above */
 done:
     if (save.f) {
         /* a file that did not get all its records must not look complete */
@@ -388,6 +398,10 @@ static int eval_task(evaluation *ev, int idx, json_t *out) {
     spq_task t;
     int bad = spq_task_load(&t, label, e->name, path, NULL, !L->strict, &p->err);
     free(path);
+    if (spq_par_any(bad) && !bad) { /* the file is missing or bad on another rank's node */
+        spq_task_free(&t);
+        bad = spq_fail(&p->err, "another rank failed");
+    }
     if (!bad) {
         json_object_set_new(out, "skipped", json_integer(t.n_skipped));
         if (t.skipped) json_object_set_new(out, "skipped_log", json_string(t.skipped));
@@ -468,6 +482,10 @@ int pl_stage_evaluate(pl_pipeline *p) {
         spq_fail(&p->err, "--seqlen %d is longer than the model's context %d", ev.seqlen, ctx);
         rc = PL_STAGE_FAILED;
     } else if (s->eval.kld && s->eval.n_ppl > 0 && !p->local.kld_logits && load_base(&ev)) {
+        rc = PL_STAGE_FAILED;
+    }
+    if (spq_par_any(rc != PL_STAGE_OK) && rc == PL_STAGE_OK) { /* before any rank starts summing */
+        spq_fail(&p->err, "another rank failed");
         rc = PL_STAGE_FAILED;
     }
     for (int i = 0; i < s->eval.n_ppl && rc == PL_STAGE_OK; i++) {

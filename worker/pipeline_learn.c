@@ -80,9 +80,13 @@ int pl_stage_learn(pl_pipeline *p) {
     char *path = NULL, *text = NULL;
     int *ids = NULL, n_ids = 0, rc = PL_STAGE_FAILED;
     size_t len;
-    if (pl_dataset_path(p, &path, s->rotation.train.calib, "rotation.train.calib")) goto done;
+    if (pl_dataset_path(p, &path, s->rotation.train.calib, "rotation.train.calib")) goto setup_failed;
     if (spq_read_file(&text, &len, path, &p->err) || spq_tok_encode(p->tok, text, len, 1, &ids, &n_ids, &p->err)) {
         spq_fail_prefix(&p->err, "%s", s->rotation.train.calib);
+        goto setup_failed;
+    }
+    if (spq_par_any(0)) { /* every rank read the text: the learning's sums can start */
+        spq_fail(&p->err, "another rank failed");
         goto done;
     }
     spq_learn_hooks hooks = {.on_step = on_step, .on_checkpoint = on_checkpoint, .should_stop = should_stop, .ud = &ctx};
@@ -105,6 +109,9 @@ int pl_stage_learn(pl_pipeline *p) {
     snprintf(line, sizeof line, "rotations learned (final loss %.4f) and absorbed", p->rot_meta.loss);
     p->rep->log(p->rep->ud, "info", line);
     rc = PL_STAGE_OK;
+    goto done;
+setup_failed:
+    spq_par_any(1); /* the other ranks' agreement above */
 done:
     free(ids);
     free(text);

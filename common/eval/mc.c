@@ -151,6 +151,7 @@ int spq_task_eval(spq_task_result *res, const spq_task *t, spq_scorer *sc, spq_e
     }
     group[n_kept] = r;
     spq_ll_out *out = spq_calloc(r ? r : 1, sizeof *out);
+    if (spq_par_any(rc != 0) && !rc) rc = spq_fail(err, "another rank failed"); /* before the ranks' sums */
     if (!rc) {
         spq_ll_opts lo = {
             .max_len = max_len,

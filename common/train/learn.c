@@ -116,7 +116,8 @@ int spq_learn(spq_rotation *rot, spq_rotation_meta *meta, const spq_model *fused
         if (hooks && hooks->on_step)
             hooks->on_step(hooks->ud, meta->step, cfg->steps, loss, lr, gnorm, (double)B * T / (spq_now() - t0));
         int due = meta->step == cfg->steps || (cfg->checkpoint_every > 0 && meta->step % cfg->checkpoint_every == 0);
-        if (due && hooks && hooks->on_checkpoint && hooks->on_checkpoint(hooks->ud, rot, meta)) {
+        /* agreed: only rank 0 writes, and every rank must stop together */
+        if (due && hooks && hooks->on_checkpoint && spq_par_any(hooks->on_checkpoint(hooks->ud, rot, meta))) {
             rc = spq_fail(err, "step %d: checkpoint failed", meta->step);
             break;
         }

@@ -6,8 +6,10 @@
 // rotation learned by 2 ranks (and by 3 ranks on a batch of 2, one rank with
 // no window) is within 1e-5 of one rank's with the same seed and global
 // batch; GPTQ with 2 ranks gives a packed model of the same perplexity to 4
-// digits; a failure ends every rank with a non-zero status, no hang. Only
-// rank 0 prints: every command's stdout is one JSON line.
+// digits; a failure ends every rank with a non-zero status, no hang, also
+// when only one rank fails (its input file missing: OpenMPI's "A : B" form
+// gives the ranks different arguments). Only rank 0 prints: every command's
+// stdout is one JSON line.
 //
 // One BLAS thread per process in every run (SPINQ_THREADS and
 // OPENBLAS_NUM_THREADS = 1, which mpirun passes on to its ranks): OpenBLAS
@@ -153,6 +155,32 @@ test("GPTQ with 2 ranks: the packed model's perplexity equals one rank's to 4 di
   const one = quantize(0), two = quantize(2);
   assert.ok(one > 3 && one < 10, `ppl ${one}`);
   assert.equal(two.toFixed(4), one.toFixed(4));
+});
+
+// rank 0 with args0, rank 1 with args1 (OpenMPI's MPMD form "-np 1 A : -np 1 B")
+function spinqSplit(args0, args1, timeout = 60000) {
+  const argv = ["--allow-run-as-root", "--oversubscribe", "-np", "1", spinq, ...args0, ":", "-np", "1", spinq, ...args1];
+  const r = spawnSync("mpirun", argv, { encoding: "utf8", maxBuffer: 1 << 26, timeout });
+  assert.equal(r.error, undefined, `mpirun: ${r.error}`);
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test("a file missing on one rank only fails every rank (ppl, rotate, gptq), no hang", () => {
+  const missing = path.join(work, "missing.txt");
+  const cases = [
+    (f) => ["ppl", model, "--data", f, "--seqlen", "512"],
+    (f) => ["rotate", model, "--calib", f, "--out", path.join(work, "never.safetensors"), "--steps", "2", "--batch",
+      "2", "--seqlen", "64"],
+    (f) => ["quantize", model, "--method", "gptq", "--w-bits", "4", "--calib", f, "--seqlen", "128", "--nsamples",
+      "4", "--out", path.join(work, "never.spq")],
+  ];
+  for (const args of cases) {
+    const good = args(args === cases[0] ? small : calib);
+    const r = spinqSplit(good, args(missing));
+    assert.notEqual(r.code, 0, `${good[0]}: ${r.err}`);
+    assert.match(r.err, /missing\.txt/, good[0]);
+    assert.match(r.err, /another rank failed/, good[0]);
+  }
 });
 
 test("a failure under mpirun ends every rank with a message and a non-zero status, no hang", () => {
