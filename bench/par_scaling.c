@@ -16,7 +16,7 @@
  * allreduce times at 8B sizes (shared memory and TCP on loopback).
  * Environment: PAR_BATCH (global windows per step, 2), PAR_SEQLEN (1024),
  * PAR_STEPS (2: the first is a warm-up), PAR_NSAMPLES (GPTQ windows, 8),
- * PAR_REPS (GPTQ runs, 1). One 1-thread step is over a minute on this shape,
+ * PAR_REPS (GPTQ runs, 1), PAR_ONLY (learn or gptq: time only that). One 1-thread step is over a minute on this shape,
  * so the defaults keep the whole benchmark near ten minutes. */
 #include <libgen.h>
 #include <stdio.h>
@@ -125,8 +125,9 @@ static int run_config(void) {
     }
     long n = 1 << 18;
     int *tok = synthetic_tokens(n, m.cfg.vocab_size);
-    double learn = learn_step(&m, tok, n, &err);
-    double gptq = learn < 0 ? -1 : gptq_layer(&m, tok, n, &err);
+    const char *only = getenv("PAR_ONLY"); /* "learn" or "gptq": the other is skipped (0 s) */
+    double learn = only && !strcmp(only, "gptq") ? 0 : learn_step(&m, tok, n, &err);
+    double gptq = learn < 0 || (only && !strcmp(only, "learn")) ? 0 : gptq_layer(&m, tok, n, &err);
     if (learn < 0 || gptq < 0) {
         fprintf(stderr, "par_scaling: %s\n", err.msg);
         spq_par_abort(1);

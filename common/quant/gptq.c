@@ -4,9 +4,9 @@
  * ranks: each embeds and keeps only its share's activations (memory and
  * forward work divide by P), accumulates its part of every site's X^T X and
  * token count, and the parts are summed in rank order before H is
- * normalised. Rank 0 alone quantizes each linear (the sweep is cheap next to
- * collecting H) and broadcasts the weights, parameters and stats, so every
- * rank runs the next site and layer with identical weights. */
+ * normalised. Each rank then quantizes its share of every linear's rows
+ * (rows are independent in GPTQ) and broadcasts them, so every rank runs the
+ * next site and layer with identical weights. */
 #include "gptq.h"
 
 #include <cblas.h>
@@ -209,12 +209,14 @@ int spq_gptq_linear(float *W, float *scale, float *zero, const double *H, int ro
     if (stat) {
         /* errors against round-to-nearest with the same settings */
         float *D = spq_malloc(nw * sizeof(float));
-        double base = quad_form(W0, H, rows, cols);
+        stat->sq_base = quad_form(W0, H, rows, cols);
         for (size_t i = 0; i < nw; i++) D[i] = W0[i] - W[i];
-        stat->err_gptq = quad_form(D, H, rows, cols) / base;
+        stat->sq_gptq = quad_form(D, H, rows, cols);
         spq_wq_forward(D, W0, rows, cols, w);
         for (size_t i = 0; i < nw; i++) D[i] = W0[i] - D[i];
-        stat->err_rtn = quad_form(D, H, rows, cols) / base;
+        stat->sq_rtn = quad_form(D, H, rows, cols);
+        stat->err_gptq = stat->sq_gptq / stat->sq_base;
+        stat->err_rtn = stat->sq_rtn / stat->sq_base;
         free(D);
         free(W0);
     }
@@ -282,14 +284,38 @@ static void sum_hessian(hess_acc *a, int C) {
     a->tokens = (long)t;
 }
 
-/* rank 0's quantized linear to every rank: weights W (rows, cols), its
- * parameters (rows, ngroups) and its stats */
-static void share_linear(float *W, spq_wparams *p, spq_gptq_stat *st, int rows, int cols, int ngroups) {
-    if (spq_par_size() < 2) return;
-    spq_par_bcast(W, (size_t)rows * cols * sizeof(float), 0);
-    spq_par_bcast(p->scale, (size_t)rows * ngroups * sizeof(float), 0);
-    spq_par_bcast(p->zero, (size_t)rows * ngroups * sizeof(float), 0);
-    spq_par_bcast(st, sizeof *st, 0);
+/* [*lo, *hi): rank r's share of n rows (spq_par_share's rule) */
+static void rows_of(int n, int r, int *lo, int *hi) {
+    int P = spq_par_size(), base = n / P, extra = n % P;
+    *lo = r * base + (r < extra ? r : extra);
+    *hi = *lo + base + (r < extra);
+}
+
+/* spq_gptq_linear across the ranks: GPTQ treats rows independently (the
+ * columns' order and U come from H alone), so each rank quantizes its share
+ * of the rows (every rank factors H: the O(cols^3) part is not shared) and
+ * broadcasts them; the stats' sums are added. Every rank returns the same. */
+static int gptq_rows_shared(float *W, spq_wparams *p, spq_gptq_stat *st, const double *H, int rows, int cols,
+                            const spq_wq_cfg *w, const spq_gptq_cfg *g, spq_err *err) {
+    if (spq_par_size() < 2) return spq_gptq_linear(W, p->scale, p->zero, H, rows, cols, w, g, st, err);
+    int ng = spq_wq_ngroups(w, cols), lo, hi;
+    rows_of(rows, spq_par_rank(), &lo, &hi);
+    spq_gptq_stat mine = {0};
+    int bad = hi > lo && spq_gptq_linear(W + (size_t)lo * cols, p->scale + (size_t)lo * ng, p->zero + (size_t)lo * ng,
+                                         H, hi - lo, cols, w, g, st ? &mine : NULL, err) != 0;
+    if (spq_par_any(bad)) return bad ? -1 : spq_fail(err, "another rank failed");
+    for (int r = 0; r < spq_par_size(); r++) {
+        rows_of(rows, r, &lo, &hi);
+        spq_par_bcast(W + (size_t)lo * cols, (size_t)(hi - lo) * cols * sizeof(float), r);
+        spq_par_bcast(p->scale + (size_t)lo * ng, (size_t)(hi - lo) * ng * sizeof(float), r);
+        spq_par_bcast(p->zero + (size_t)lo * ng, (size_t)(hi - lo) * ng * sizeof(float), r);
+    }
+    if (st) {
+        double sq[3] = {mine.sq_base, mine.sq_gptq, mine.sq_rtn};
+        spq_par_sum_f64(sq, 3);
+        *st = (spq_gptq_stat){sq[1] / sq[0], sq[2] / sq[0], sq[0], sq[1], sq[2]};
+    }
+    return 0;
 }
 
 int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq_wq_cfg *w, const int *tokens, long n,
@@ -354,14 +380,8 @@ int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq
                 if (!spq_wq_fits(w, cols)) continue;
                 spq_wparams *p = spq_wquant_at(wq, l, which);
                 float *W = *spq_lin_weight(&m->layers[l], which);
-                int bad = spq_par_rank() == 0 && spq_gptq_linear(W, p->scale, p->zero, acc.H, rows, cols, w, g,
-                                                                 stats ? &ls[which] : NULL, err);
-                if (spq_par_any(bad)) {
-                    if (!bad) spq_fail(err, "rank 0 failed");
+                if (gptq_rows_shared(W, p, stats ? &ls[which] : NULL, acc.H, rows, cols, w, g, err))
                     rc = spq_fail_prefix(err, "layer %d %s", l, spq_lin_name(which));
-                } else {
-                    share_linear(W, p, &ls[which], rows, cols, spq_wq_ngroups(w, cols));
-                }
             }
         }
         if (rc) break;
