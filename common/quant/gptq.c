@@ -4,9 +4,10 @@
  * ranks: each embeds and keeps only its share's activations (memory and
  * forward work divide by P), accumulates its part of every site's X^T X and
  * token count, and the parts are summed in rank order before H is
- * normalised. Each rank then quantizes its share of every linear's rows
- * (rows are independent in GPTQ) and broadcasts them, so every rank runs the
- * next site and layer with identical weights. */
+ * normalised. Rank 0 factors each damped H; each rank then quantizes its
+ * share of the linear's rows with it (rows are independent in GPTQ) and
+ * broadcasts them, so every rank runs the next site and layer with
+ * identical weights. */
 #include "gptq.h"
 
 #include <cblas.h>
@@ -144,8 +145,23 @@ static void sweep_task(void *ctx, int t) {
     }
 }
 
+/* U (n, n) from the damped, permuted H in A: computed here, or (shared)
+ * computed once by rank 0 and broadcast */
+typedef int (*factor_fn)(float *U, double *A, int n, spq_err *err);
+
+static int gptq_linear(float *W, float *scale, float *zero, const double *H, int rows, int cols,
+                       const spq_wq_cfg *w, const spq_gptq_cfg *g, spq_gptq_stat *stat, factor_fn factor,
+                       spq_err *err);
+static int factor_on_rank0(float *U, double *A, int n, spq_err *err);
+
 int spq_gptq_linear(float *W, float *scale, float *zero, const double *H, int rows, int cols, const spq_wq_cfg *w,
                     const spq_gptq_cfg *g, spq_gptq_stat *stat, spq_err *err) {
+    return gptq_linear(W, scale, zero, H, rows, cols, w, g, stat, spq_gptq_inv_chol, err);
+}
+
+static int gptq_linear(float *W, float *scale, float *zero, const double *H, int rows, int cols,
+                       const spq_wq_cfg *w, const spq_gptq_cfg *g, spq_gptq_stat *stat, factor_fn factor,
+                       spq_err *err) {
     if (w->bits >= SPQ_QUANT_OFF) return spq_fail(err, "w_bits: 16 means no weight quantization");
     int qmin, qmax;
     spq_quant_range(w->bits, w->sym, &qmin, &qmax);
@@ -172,12 +188,13 @@ int spq_gptq_linear(float *W, float *scale, float *zero, const double *H, int ro
     }
     mean /= cols;
     if (g->act_order) qsort_r(perm, cols, sizeof(int), cmp_desc, diag);
-    double *A = spq_malloc(nh * sizeof(double));
-    for (int i = 0; i < cols; i++)
+    /* the matrix to factor, unless another rank factors it */
+    double *A = factor == factor_on_rank0 && spq_par_rank() > 0 ? NULL : spq_malloc(nh * sizeof(double));
+    for (int i = 0; A && i < cols; i++)
         for (int j = 0; j < cols; j++)
             A[(size_t)i * cols + j] = i == j ? diag[perm[i]] + g->damp * mean : H[(size_t)perm[i] * cols + perm[j]];
     float *U = spq_malloc(nh * sizeof(float));
-    int rc = spq_gptq_inv_chol(U, A, cols, err);
+    int rc = factor(U, A, cols, err);
     free(A);
     if (rc) {
         free(U); free(perm); free(diag); free(W0);
@@ -291,9 +308,19 @@ static void rows_of(int n, int r, int *lo, int *hi) {
     *hi = *lo + base + (r < extra);
 }
 
+/* factor_fn for shared rows: rank 0 factors, every rank gets U. (Every rank
+ * factoring the same H would cost no time on separate nodes, but ranks that
+ * share a node would compete for its memory bandwidth: measured slower.) */
+static int factor_on_rank0(float *U, double *A, int n, spq_err *err) {
+    int bad = spq_par_rank() == 0 && spq_gptq_inv_chol(U, A, n, err) != 0;
+    if (spq_par_any(bad)) return bad ? -1 : spq_fail(err, "rank 0 could not factor H");
+    spq_par_bcast(U, (size_t)n * n * sizeof(float), 0);
+    return 0;
+}
+
 /* spq_gptq_linear across the ranks: GPTQ treats rows independently (the
- * columns' order and U come from H alone), so each rank quantizes its share
- * of the rows (every rank factors H: the O(cols^3) part is not shared) and
+ * columns' order and U come from H alone), so each rank finds the
+ * parameters of its share of the rows and sweeps them with rank 0's U, and
  * broadcasts them; the stats' sums are added. Every rank returns the same. */
 static int gptq_rows_shared(float *W, spq_wparams *p, spq_gptq_stat *st, const double *H, int rows, int cols,
                             const spq_wq_cfg *w, const spq_gptq_cfg *g, spq_err *err) {
@@ -301,8 +328,15 @@ static int gptq_rows_shared(float *W, spq_wparams *p, spq_gptq_stat *st, const d
     int ng = spq_wq_ngroups(w, cols), lo, hi;
     rows_of(rows, spq_par_rank(), &lo, &hi);
     spq_gptq_stat mine = {0};
-    int bad = hi > lo && spq_gptq_linear(W + (size_t)lo * cols, p->scale + (size_t)lo * ng, p->zero + (size_t)lo * ng,
-                                         H, hi - lo, cols, w, g, st ? &mine : NULL, err) != 0;
+    int bad;
+    if (hi > lo) {
+        bad = gptq_linear(W + (size_t)lo * cols, p->scale + (size_t)lo * ng, p->zero + (size_t)lo * ng, H, hi - lo,
+                          cols, w, g, st ? &mine : NULL, factor_on_rank0, err) != 0;
+    } else { /* no rows here (rows < ranks), but rank 0's U is broadcast to all */
+        float *U = spq_malloc((size_t)cols * cols * sizeof(float));
+        bad = factor_on_rank0(U, NULL, cols, err) != 0;
+        free(U);
+    }
     if (spq_par_any(bad)) return bad ? -1 : spq_fail(err, "another rank failed");
     for (int r = 0; r < spq_par_size(); r++) {
         rows_of(rows, r, &lo, &hi);
