@@ -184,6 +184,13 @@ static double field(const char *json, const char *key) {
     return p ? atof(p + strlen(pat)) : -1;
 }
 
+/* a / b as JSON, null when a configuration skipped it (PAR_ONLY) */
+static const char *ratio(char *buf, double a, double b) {
+    if (a > 0 && b > 0) snprintf(buf, 32, "%.2f", a / b);
+    else snprintf(buf, 32, "null");
+    return buf;
+}
+
 static int drive(const char *self) {
     char spinq[4096], cmd[8192];
     snprintf(spinq, sizeof spinq, "%s/../spinq", dirname(strdup(self)));
@@ -231,18 +238,19 @@ static int drive(const char *self) {
     }
     double l12 = field(res[0], "learn_step_seconds"), l21 = field(res[1], "learn_step_seconds"),
            l11 = field(res[2], "learn_step_seconds");
+    char r[4][32];
     double g12 = field(res[0], "gptq_layer_seconds"), g21 = field(res[1], "gptq_layer_seconds"),
            g11 = field(res[2], "gptq_layer_seconds");
     printf("{\"bench\": \"par_scaling\", %s, \"shape\": \"llama32_1b\", \"layers\": 2, "
            "\"learn\": {\"batch\": %d, \"seqlen\": %d, \"quant\": \"W16A4KV4\"}, "
            "\"gptq\": {\"nsamples\": %d, \"seqlen\": %d, \"w\": \"4-bit sym, clip search\"}, "
            "\"1rank_2threads\": %s, \"2ranks_1thread\": %s, \"1rank_1thread\": %s, "
-           "\"speedup_learn_2x1_vs_1x2\": %.2f, \"speedup_learn_2x1_vs_1x1\": %.2f, "
-           "\"speedup_gptq_2x1_vs_1x2\": %.2f, \"speedup_gptq_2x1_vs_1x1\": %.2f, "
+           "\"speedup_learn_2x1_vs_1x2\": %s, \"speedup_learn_2x1_vs_1x1\": %s, "
+           "\"speedup_gptq_2x1_vs_1x2\": %s, \"speedup_gptq_2x1_vs_1x1\": %s, "
            "\"llama3_8b_sums_2ranks\": {\"%s\": %s, \"%s\": %s, \"%s\": %s}}\n",
            spq_bench_platform(), env_or("PAR_BATCH", 2), env_or("PAR_SEQLEN", 1024),
-           env_or("PAR_NSAMPLES", 8), env_or("PAR_SEQLEN", 1024), res[0], res[1], res[2], l12 / l21, l11 / l21,
-           g12 / g21, g11 / g21, ars[0].what, ar[0], ars[1].what, ar[1], ars[2].what, ar[2]);
+           env_or("PAR_NSAMPLES", 8), env_or("PAR_SEQLEN", 1024), res[0], res[1], res[2], ratio(r[0], l12, l21),
+           ratio(r[1], l11, l21), ratio(r[2], g12, g21), ratio(r[3], g11, g21), ars[0].what, ar[0], ars[1].what, ar[1], ars[2].what, ar[2]);
     return 0;
 }
 
