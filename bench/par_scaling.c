@@ -250,7 +250,8 @@ static int drive(const char *self) {
            "\"llama3_8b_sums_2ranks\": {\"%s\": %s, \"%s\": %s, \"%s\": %s}}\n",
            spq_bench_platform(), env_or("PAR_BATCH", 2), env_or("PAR_SEQLEN", 1024),
            env_or("PAR_NSAMPLES", 8), env_or("PAR_SEQLEN", 1024), res[0], res[1], res[2], ratio(r[0], l12, l21),
-           ratio(r[1], l11, l21), ratio(r[2], g12, g21), ratio(r[3], g11, g21), ars[0].what, ar[0], ars[1].what, ar[1], ars[2].what, ar[2]);
+           ratio(r[1], l11, l21), ratio(r[2], g12, g21), ratio(r[3], g11, g21), ars[0].what, ar[0], ars[1].what, ar[1],
+           ars[2].what, ar[2]);
     return 0;
 }
 
