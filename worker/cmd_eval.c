@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base/par.h"
 #include "common/eval/kld.h"
 #include "common/eval/tasks.h"
 #include "common/io/packed.h"
@@ -325,7 +326,7 @@ int cli_cmd_eval(int argc, char **argv) {
     cli_session ses = {.cmd = "eval"};
     if (cli_spec_check(&ses, &p.spec)) goto done;
     int r = cli_session_run(&ses, &p);
-    json_t *rep = p.report;
+    json_t *rep = spq_par_rank() == 0 ? p.report : NULL; /* every rank has the report; one prints and writes it */
     if (rep) {
         print_table(a.json && !strcmp(a.json, "-") ? stderr : stdout, rep);
         /* skipped items are reported whatever else happened */

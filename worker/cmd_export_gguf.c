@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/base/par.h"
 #include "common/io/gguf_model.h"
 #include "common/io/load.h"
 #include "common/kernels/ggml_quant.h"
@@ -200,6 +201,7 @@ int cli_cmd_export_gguf(int argc, char **argv) {
         pl_pipeline_free(&p);
         if (rc) goto done;
     }
+    if (spq_par_rank() > 0) goto done; /* rank 0 wrote the file and describes it */
     struct stat st;
     long long bytes = stat(out, &st) ? -1 : (long long)st.st_size;
     spq_err err;

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "common/base/par.h"
 #include "common/io/packed.h"
 #include "common/quant/qmodel.h"
 #include "worker/args.h"
@@ -75,10 +76,11 @@ int cli_cmd_ppl(int argc, char **argv) {
                             json_object_get(r, "tokens"), "windows", json_object_get(r, "windows"), "scored",
                             json_object_get(r, "scored"), "nll", json_object_get(r, "nll"), "ppl",
                             json_object_get(r, "ppl"));
+    if (spq_par_size() > 1) json_object_set_new(out, "ranks", json_integer(spq_par_size()));
     json_object_set_new(out, "peak_rss_anon_kib", json_integer(peak_anon));
     json_object_set_new(out, "peak_rss_kib", json_integer((json_int_t)(spq_peak_rss() / 1024)));
     char *js = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(8));
-    printf("%s\n", js);
+    if (spq_par_rank() == 0) printf("%s\n", js); /* every rank has the figures; one prints them */
     free(js);
     json_decref(out);
 done:

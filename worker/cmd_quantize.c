@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/base/par.h"
 #include "common/base/safetensors.h"
 #include "common/io/packed.h"
 #include "common/quant/qmodel.h"
@@ -169,7 +170,7 @@ int cli_cmd_quantize(int argc, char **argv) {
     if (!cli_spec_check(&ses, s)) {
         double t0 = spq_now();
         rc = cli_session_status(&ses, &p, cli_session_run(&ses, &p));
-        if (rc == 0) {
+        if (rc == 0 && spq_par_rank() == 0) { /* one line, from the rank that wrote the file */
             char qjson[256];
             spq_qcfg qs = spq_jobspec_qcfg(s, s->quant.w_bits);
             spq_qcfg_to_json(qjson, sizeof qjson, &qs);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base/par.h"
 #include "common/quant/qmodel.h"
 #include "common/rot/rotation.h"
 #include "worker/args.h"
@@ -146,7 +147,7 @@ int cli_cmd_rotate(int argc, char **argv) {
     }
     rc = cli_session_status(&ses, &p, r);
     json_t *loss = json_object_get(p.results, "train/loss");
-    if (rc == 0 && lf.steps > 0)
+    if (rc == 0 && lf.steps > 0 && spq_par_rank() == 0) /* one line, from the rank that wrote the file */
         printf("{\"out\": \"%s\", \"steps\": %d, \"final_loss\": %.6f}\n", out, lf.steps,
                loss ? json_number_value(loss) : NAN);
 done:

@@ -1,6 +1,12 @@
 /* pipeline.c - the stage table and the runner (see pipeline.h): the needed
  * stages in order, each announced; the state they built freed at the end,
- * the scores kept for the caller. */
+ * the scores kept for the caller.
+ *
+ * Under MPI (common/base/par.h) every rank runs the same stages on its share
+ * of the data; only rank 0 talks: the other ranks get a quiet reporter that
+ * keeps nothing but should_stop, and the ranks agree after every stage (a
+ * failure or a stop on one of them ends the run on all, so that none waits
+ * in a collective the others never reach). */
 #include "worker/pipeline.h"
 
 #include <math.h>
@@ -8,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/base/par.h"
 
 static int always(const spq_jobspec *s) { return 1; }
 static int rotated(const spq_jobspec *s) { return s->rotation.mode != SPQ_ROT_NONE; }
@@ -82,7 +90,44 @@ void pl_pipeline_free(pl_pipeline *p) {
     p->results = p->report = NULL;
 }
 
+/* ---- ranks other than 0: silent ---- */
+
+/* (the build has -Wno-unused-parameter) */
+static void q_stage(void *ud, const char *stage) {}
+static void q_metric(void *ud, const char *key, int64_t step, double value) {}
+static void q_progress(void *ud, const char *stage, int64_t done, int64_t total) {}
+static void q_log(void *ud, const char *level, const char *text) {}
+static void q_checkpoint(void *ud, int64_t step, const void *data, size_t len) {}
+static int q_artifact(void *ud, const char *name, const char *path, spq_err *err) { return 0; }
+static int q_should_stop(void *ud) {
+    const pl_reporter *loud = ud;
+    return loud->should_stop ? loud->should_stop(loud->ud) : PL_STOP_NONE;
+}
+
+/* the reporter of a rank other than 0: stops still reach it (a signal from
+ * the launcher), nothing else leaves it */
+static pl_reporter quiet_reporter(const pl_reporter *loud) {
+    return (pl_reporter){(void *)loud, q_stage, q_metric, q_progress, q_log, q_checkpoint, q_artifact, q_should_stop};
+}
+
+/* a stage's outcome as every rank sees it: failed when it failed on any
+ * rank, stopped when any rank stopped; with one rank, rc */
+static int agree(pl_pipeline *p, int rc) {
+    int failed = spq_par_any(rc == PL_STAGE_FAILED), stopped = spq_par_any(rc == PL_STAGE_STOPPED);
+    if (failed && rc != PL_STAGE_FAILED) {
+        spq_fail(&p->err, "another rank failed (its message is on its own stderr)");
+        return PL_STAGE_FAILED;
+    }
+    return failed ? PL_STAGE_FAILED : stopped ? PL_STAGE_STOPPED : rc;
+}
+
 int pl_pipeline_run(pl_pipeline *p) {
+    const pl_reporter *loud = p->rep;
+    pl_reporter quiet;
+    if (spq_par_rank() > 0) {
+        quiet = quiet_reporter(loud);
+        p->rep = &quiet;
+    }
     json_decref(p->results);
     json_decref(p->report);
     p->results = json_object();
@@ -91,14 +136,15 @@ int pl_pipeline_run(pl_pipeline *p) {
     int rc = PL_STAGE_OK;
     for (const pl_stage *s = pl_stages; s->name && rc == PL_STAGE_OK; s++) {
         if (!s->needed(&p->spec)) continue;
-        if (pl_pipeline_should_stop(p)) {
+        if (spq_par_any(pl_pipeline_should_stop(p))) {
             rc = PL_STAGE_STOPPED;
             break;
         }
         p->rep->stage(p->rep->ud, s->name);
-        rc = s->run(p);
+        rc = agree(p, s->run(p));
         if (rc == PL_STAGE_FAILED) spq_fail_prefix(&p->err, "%s", s->name);
     }
     cleanup(p);
+    p->rep = loud;
     return rc;
 }

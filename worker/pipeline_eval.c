@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base/par.h"
 #include "common/base/textprep.h"
 #include "common/eval/kld.h"
 #include "common/eval/logitfile.h"
@@ -185,6 +186,37 @@ static int rolling(evaluation *ev, json_t *out, const char *text, size_t len, in
     return 0;
 }
 
+/* Each forward call's sums, in call order. A rank fills its share of the
+ * calls and leaves zeros elsewhere; the sum over ranks is then exact (one
+ * non-zero term per element), and the reduction in call order gives the same
+ * bits as one rank, whatever the number of ranks. */
+typedef struct {
+    int n;
+    double *nll;       /* (n) */
+    long long *counts; /* (n, 2): positions scored, windows */
+} call_sums;
+
+static call_sums call_sums_new(int n) {
+    return (call_sums){n, spq_calloc(n, sizeof(double)), spq_calloc(2 * (size_t)n, sizeof(long long))};
+}
+
+static void call_sums_free(call_sums *c) {
+    free(c->nll);
+    free(c->counts);
+}
+
+static spq_ppl_result call_sums_reduce(call_sums *c) {
+    spq_par_sum_f64(c->nll, c->n);
+    spq_par_sum_i64(c->counts, 2 * (size_t)c->n);
+    spq_ppl_result sum = {0};
+    for (int i = 0; i < c->n; i++) {
+        sum.nll_sum += c->nll[i];
+        sum.n_scored += c->counts[2 * i];
+        sum.n_windows += (int)c->counts[2 * i + 1];
+    }
+    return sum;
+}
+
 static int eval_ppl(evaluation *ev, int idx, json_t *out) {
     pl_pipeline *p = ev->p;
     const pl_local *L = &p->local;
@@ -203,9 +235,11 @@ static int eval_ppl(evaluation *ev, int idx, json_t *out) {
     size_t len;
     int *ids = NULL, n = 0, rc = PL_STAGE_FAILED;
     spq_logit_file base_file = {0}, save = {0};
-    spq_kld_acc acc;
+    spq_kld_acc acc, part;
     spq_kld_acc_init(&acc);
-    if (pl_dataset_path(p, &path, e->data, data_field) || spq_read_file(&text, &len, path, &p->err)) goto done;
+    spq_kld_acc_init(&part);
+    call_sums calls = {0};
+    if (pl_dataset_path(p, &path, e->data, data_field) || spq_read_file(&text, &len, path, &p->err)) goto setup_failed;
     if (L->rows[idx]) {
         size_t n_len;
         char *joined = spq_text_join_rows(text, len, &n_len);
@@ -215,50 +249,76 @@ static int eval_ppl(evaluation *ev, int idx, json_t *out) {
     }
     if (spq_tok_encode(p->tok, text, len, 1, &ids, &n, &p->err)) {
         spq_fail_prefix(&p->err, "%s", e->data);
-        goto done;
+        goto setup_failed;
     }
     json_object_set_new(out, "tokens", json_integer(n));
-    spq_kld_src src = {.base = ev->have_base ? &ev->base : NULL};
-    if (p->spec.eval.kld && L->kld_logits) {
-        if (spq_logit_file_open(&base_file, L->kld_logits, &p->err)) goto done;
-        src.base_file = &base_file;
-    }
-    if (L->save_logits) {
-        int k = L->save_topk > 0 ? L->save_topk : 64;
-        if (k > V) k = V;
-        if (spq_logit_file_create(&save, L->save_logits, V, k, seqlen, ids, n, &p->err)) goto done;
-        src.save = &save;
-    }
-    int files = src.base_file || src.save, want_kld = src.base || src.base_file;
+    /* whether logit files take part is known before any rank opens one: the
+     * ranks must agree on the calls (with files, one call over the whole text,
+     * which rank 0 makes) */
+    int files = (p->spec.eval.kld && L->kld_logits) || L->save_logits;
+    int want_kld = ev->have_base || (p->spec.eval.kld && L->kld_logits);
     long nw = n / seqlen;
     if (p->spec.eval.limit > 0 && !L->limit_tasks && !files && nw > p->spec.eval.limit) nw = p->spec.eval.limit;
     if (nw < 1) {
         spq_fail(&p->err, "%s: %s has %d tokens, fewer than one window of %d", field, e->data, n, seqlen);
+        goto setup_failed;
+    }
+    int batch = ppl_batch(p, seqlen, V);
+    long per_call = files ? nw : batch;
+    int n_calls = (int)((nw + per_call - 1) / per_call), c_lo, c_hi;
+    spq_par_share(n_calls, &c_lo, &c_hi);
+    spq_kld_src src = {.base = ev->have_base ? &ev->base : NULL};
+    if (c_lo < c_hi && p->spec.eval.kld && L->kld_logits) {
+        if (spq_logit_file_open(&base_file, L->kld_logits, &p->err)) goto setup_failed;
+        src.base_file = &base_file;
+    }
+    if (c_lo < c_hi && L->save_logits) {
+        int k = L->save_topk > 0 ? L->save_topk : 64;
+        if (k > V) k = V;
+        if (spq_logit_file_create(&save, L->save_logits, V, k, seqlen, ids, n, &p->err)) goto setup_failed;
+        src.save = &save;
+    }
+    /* the ranks agree that every one of them is ready before the first sum
+     * (a file missing on one node must not leave the others waiting) */
+    if (spq_par_any(0)) {
+        spq_fail(&p->err, "%s: another rank failed", field);
         goto done;
     }
     pl_log(p, "info", "ppl %s: %d tokens, %ld windows of %d%s", e->data, n, nw, seqlen, want_kld ? ", with KLD" : "");
-    int batch = ppl_batch(p, seqlen, V);
-    long per_call = files ? nw : batch;
-    spq_ppl_result sum = {0};
-    progress_ctx pc = {p, 0, nw};
+    /* one rank accumulates the KLD as it goes; several keep their positions
+     * for spq_kld_acc_merge */
+    int ranks = spq_par_size();
+    if (ranks > 1) spq_kld_acc_keep(&part);
+    spq_kld_acc *mine = ranks > 1 ? &part : &acc;
+    calls = call_sums_new(n_calls);
+    long w_lo = (long)c_lo * per_call, w_hi = (long)c_hi * per_call < nw ? (long)c_hi * per_call : nw;
+    progress_ctx pc = {p, 0, w_hi - w_lo};
     double t0 = spq_now();
-    for (long w = 0; w < nw; w += per_call) {
-        if (pl_pipeline_should_stop(p)) {
+    int steps = (n_calls + ranks - 1) / ranks; /* the largest share: every rank takes part in each step's checks */
+    for (int i = 0; i < steps; i++) {
+        if (spq_par_any(pl_pipeline_should_stop(p))) {
             rc = PL_STAGE_STOPPED;
             goto done;
         }
-        long k = nw - w < per_call ? nw - w : per_call;
-        spq_ppl_result r;
-        pc.offset = w;
-        if (spq_kld_windows(&r, want_kld ? &acc : NULL, &ev->sc, &src, files ? ids : ids + w * seqlen,
-                            files ? n : k * seqlen, seqlen, batch, on_progress, &pc, &p->err)) {
+        int c = c_lo + i, bad = 0;
+        if (c < c_hi) {
+            long w = (long)c * per_call, k = nw - w < per_call ? nw - w : per_call;
+            spq_ppl_result r;
+            pc.offset = w - w_lo;
+            bad = spq_kld_windows(&r, want_kld ? mine : NULL, &ev->sc, &src, files ? ids : ids + w * seqlen,
+                                  files ? n : k * seqlen, seqlen, batch, on_progress, &pc, &p->err) != 0;
+            calls.nll[c] = r.nll_sum;
+            calls.counts[2 * c] = r.n_scored;
+            calls.counts[2 * c + 1] = r.n_windows;
+        }
+        if (spq_par_any(bad)) {
+            if (!bad) spq_fail(&p->err, "another rank failed");
             spq_fail_prefix(&p->err, "%s", field);
             goto done;
         }
-        sum.nll_sum += r.nll_sum;
-        sum.n_scored += r.n_scored;
-        sum.n_windows += r.n_windows;
     }
+    spq_ppl_result sum = call_sums_reduce(&calls);
+    if (want_kld && ranks > 1) spq_kld_acc_merge(&acc, &part, w_lo * (seqlen - 1), nw * (seqlen - 1));
     double ppl = exp(sum.nll_sum / (double)sum.n_scored);
     json_object_set_new(out, "windows", json_integer(sum.n_windows));
     json_object_set_new(out, "scored", json_integer(sum.n_scored));
@@ -268,6 +328,11 @@ static int eval_ppl(evaluation *ev, int idx, json_t *out) {
     score(p, idx, "ppl", e->data, ppl);
     pl_log(p, "info", "ppl %s = %.4f over %ld scored tokens", e->data, ppl, (long)sum.n_scored);
     if (want_kld) kld_report(ev, idx, out, &acc, src.base_file);
+    /* before the saved file is closed: the rolling windows sum across ranks, the file is rank 0's */
+    if (L->rolling && rolling(ev, out, text, len, seqlen, batch)) {
+        spq_fail_prefix(&p->err, "%s %s", field, e->data);
+        goto done;
+    }
     if (src.save) {
         long recs = (long)save.done;
         int k = (int)save.k;
@@ -275,11 +340,10 @@ static int eval_ppl(evaluation *ev, int idx, json_t *out) {
         json_object_set_new(out, "saved_logits",
                             json_pack("{s:s, s:i, s:I}", "path", L->save_logits, "topk", k, "positions", (json_int_t)recs));
     }
-    if (L->rolling && rolling(ev, out, text, len, seqlen, batch)) {
-        spq_fail_prefix(&p->err, "%s %s", field, e->data);
-        goto done;
-    }
     rc = PL_STAGE_OK;
+    goto done;
+setup_failed:
+    spq_par_any(1); /* the other ranks' agreement above */
 done:
     if (save.f) {
         /* a file that did not get all its records must not look complete */
@@ -288,6 +352,8 @@ done:
         free(save.path);
     }
     if (base_file.f) spq_logit_file_close(&base_file, NULL);
+    call_sums_free(&calls);
+    spq_kld_acc_free(&part);
     spq_kld_acc_free(&acc);
     free(ids);
     free(text);
@@ -332,6 +398,10 @@ static int eval_task(evaluation *ev, int idx, json_t *out) {
     spq_task t;
     int bad = spq_task_load(&t, label, e->name, path, NULL, !L->strict, &p->err);
     free(path);
+    if (spq_par_any(bad) && !bad) { /* the file is missing or bad on another rank's node */
+        spq_task_free(&t);
+        bad = spq_fail(&p->err, "another rank failed");
+    }
     if (!bad) {
         json_object_set_new(out, "skipped", json_integer(t.n_skipped));
         if (t.skipped) json_object_set_new(out, "skipped_log", json_string(t.skipped));
@@ -395,6 +465,7 @@ static void report_header(evaluation *ev, json_t *rep) {
     json_object_set_new(rep, "seqlen", json_integer(ev->seqlen));
     json_object_set_new(rep, "bos", json_boolean(p->local.add_bos));
     if (s->eval.limit > 0) json_object_set_new(rep, "limit", json_integer(s->eval.limit));
+    if (spq_par_size() > 1) json_object_set_new(rep, "ranks", json_integer(spq_par_size()));
 }
 
 int pl_stage_evaluate(pl_pipeline *p) {
@@ -413,13 +484,17 @@ int pl_stage_evaluate(pl_pipeline *p) {
     } else if (s->eval.kld && s->eval.n_ppl > 0 && !p->local.kld_logits && load_base(&ev)) {
         rc = PL_STAGE_FAILED;
     }
+    if (spq_par_any(rc != PL_STAGE_OK) && rc == PL_STAGE_OK) { /* before any rank starts summing */
+        spq_fail(&p->err, "another rank failed");
+        rc = PL_STAGE_FAILED;
+    }
     for (int i = 0; i < s->eval.n_ppl && rc == PL_STAGE_OK; i++) {
         json_t *o = json_object();
         json_array_append_new(ppl, o);
         rc = eval_ppl(&ev, i, o);
     }
     for (int i = 0; i < s->eval.n_tasks && rc == PL_STAGE_OK; i++) {
-        if (pl_pipeline_should_stop(p)) {
+        if (spq_par_any(pl_pipeline_should_stop(p))) {
             rc = PL_STAGE_STOPPED;
             break;
         }

@@ -8,12 +8,15 @@
  * from such a checkpoint continues the same trajectory bit for bit: the data
  * schedule is a function of the seed and the rotation is the whole optimizer
  * state. On a shutdown request it checkpoints the current step and stops; on
- * cancel it just stops. When done, the learned rotation is absorbed. */
+ * cancel it just stops. When done, the learned rotation is absorbed. Under
+ * MPI the ranks share each step's batch (learn.c) and hold the same
+ * rotation: rank 0 alone checkpoints. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/base/par.h"
 #include "common/quant/qmodel.h"
 #include "common/train/learn.h"
 #include "worker/pipeline.h"
@@ -35,6 +38,7 @@ static void on_step(void *ud, int step, int steps, double loss, double lr, doubl
 static int on_checkpoint(void *ud, const spq_rotation *rot, const spq_rotation_meta *meta) {
     learn_ctx *c = ud;
     pl_pipeline *p = c->p;
+    if (spq_par_rank() > 0) return 0; /* the same rotation as rank 0's */
     spq_rotation_meta m = *meta;
     snprintf(m.extra, sizeof m.extra, "%s", c->qjson);
     char *path = spq_path_join(p->work_dir, "checkpoint.safetensors");
@@ -76,9 +80,13 @@ int pl_stage_learn(pl_pipeline *p) {
     char *path = NULL, *text = NULL;
     int *ids = NULL, n_ids = 0, rc = PL_STAGE_FAILED;
     size_t len;
-    if (pl_dataset_path(p, &path, s->rotation.train.calib, "rotation.train.calib")) goto done;
+    if (pl_dataset_path(p, &path, s->rotation.train.calib, "rotation.train.calib")) goto setup_failed;
     if (spq_read_file(&text, &len, path, &p->err) || spq_tok_encode(p->tok, text, len, 1, &ids, &n_ids, &p->err)) {
         spq_fail_prefix(&p->err, "%s", s->rotation.train.calib);
+        goto setup_failed;
+    }
+    if (spq_par_any(0)) { /* every rank read the text: the learning's sums can start */
+        spq_fail(&p->err, "another rank failed");
         goto done;
     }
     spq_learn_hooks hooks = {.on_step = on_step, .on_checkpoint = on_checkpoint, .should_stop = should_stop, .ud = &ctx};
@@ -101,6 +109,9 @@ int pl_stage_learn(pl_pipeline *p) {
     snprintf(line, sizeof line, "rotations learned (final loss %.4f) and absorbed", p->rot_meta.loss);
     p->rep->log(p->rep->ud, "info", line);
     rc = PL_STAGE_OK;
+    goto done;
+setup_failed:
+    spq_par_any(1); /* the other ranks' agreement above */
 done:
     free(ids);
     free(text);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/base/par.h"
 #include "common/model/mapped.h"
 #include "common/quant/gptq.h"
 #include "common/quant/qmodel.h"
@@ -52,9 +53,13 @@ static int run_gptq(pl_pipeline *p, const spq_wq_cfg *w) {
         spq_fail_prefix(&p->err, "weights");
         return PL_STAGE_FAILED;
     }
-    if (pl_dataset_path(p, &path, s->weights.calib, "weights.calib")) goto done;
+    if (pl_dataset_path(p, &path, s->weights.calib, "weights.calib")) goto setup_failed;
     if (spq_read_file(&text, &len, path, &p->err) || spq_tok_encode(p->tok, text, len, 1, &ids, &n_ids, &p->err)) {
         spq_fail_prefix(&p->err, "weights.calib");
+        goto setup_failed;
+    }
+    if (spq_par_any(0)) { /* every rank read the text: the Hessian sums can start */
+        spq_fail(&p->err, "another rank failed");
         goto done;
     }
     pl_log(p, "info", "gptq on %d windows of %d tokens from %s (%d tokens), damp %g%s", g.nsamples, g.seqlen,
@@ -77,6 +82,9 @@ static int run_gptq(pl_pipeline *p, const spq_wq_cfg *w) {
     if (r < 0) spq_fail_prefix(&p->err, "weights.calib %s", s->weights.calib);
     rc = r < 0 ? PL_STAGE_FAILED : r > 0 ? PL_STAGE_STOPPED : PL_STAGE_OK;
     p->have_wq = r == 0;
+    goto done;
+setup_failed:
+    spq_par_any(1); /* the other ranks' agreement above */
 done:
     free(ids);
     free(text);

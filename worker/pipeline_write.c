@@ -6,11 +6,13 @@
  * its tokenizer and the spec that made it inside) when the weights were
  * quantized to 2..4 bits. A spinq command leaves out what it does not
  * output (local.skip); `spinq export-gguf` asks for the model as GGUF
- * (model.gguf, local.gguf) instead. */
+ * (model.gguf, local.gguf) instead. Under MPI only rank 0 writes: every
+ * rank holds the same rotation and weights. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base/par.h"
 #include "common/io/gguf_model.h"
 #include "common/io/load.h"
 #include "common/io/packed.h"
@@ -79,6 +81,7 @@ static int write_results(pl_pipeline *p) {
 }
 
 int pl_stage_write(pl_pipeline *p) {
+    if (spq_par_rank() > 0) return PL_STAGE_OK;
     unsigned skip = p->local.skip;
     int rc = skip & PL_ART_RESULTS ? PL_STAGE_OK : write_results(p);
     if (rc == PL_STAGE_OK && p->have_rot && !(skip & PL_ART_ROTATION)) {

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base/par.h"
+
 const double spq_kld_pct_levels[SPQ_KLD_NPCT] = {1.0, 0.999, 0.99, 0.95, 0.90, 0.5, 0.10, 0.05, 0.01, 0.001, 0.0};
 const char *const spq_kld_pct_names[SPQ_KLD_NPCT] = {"max", "p99.9", "p99", "p95", "p90", "median",
                                                      "p10", "p5",    "p1",  "p0.1", "min"};
@@ -18,8 +20,13 @@ void spq_kld_acc_free(spq_kld_acc *a) {
     free(a->kld);
     free(a->dp);
     free(a->mark);
+    free(a->rec);
     memset(a, 0, sizeof *a);
 }
+
+void spq_kld_acc_keep(spq_kld_acc *a) { a->keep = 1; }
+
+#define KLD_REC 5
 
 /* log(sum(exp(x))) in double (spq_nll uses a vectorized float exp, so the
  * NLLs here agree with the perplexity's to ~1e-7, not bitwise; the
@@ -44,6 +51,11 @@ static void push(spq_kld_acc *a, double kld, double nq, double nb, double dp, in
         a->cap = a->cap ? 2 * a->cap : 4096;
         a->kld = spq_realloc(a->kld, a->cap * sizeof *a->kld);
         a->dp = spq_realloc(a->dp, a->cap * sizeof *a->dp);
+        if (a->keep) a->rec = spq_realloc(a->rec, a->cap * KLD_REC * sizeof *a->rec);
+    }
+    if (a->keep) {
+        double *r = a->rec + a->n * KLD_REC;
+        r[0] = kld, r[1] = nq, r[2] = nb, r[3] = dp, r[4] = same;
     }
     a->kld[a->n] = (float)kld;
     a->dp[a->n] = (float)dp;
@@ -59,6 +71,19 @@ static void push(spq_kld_acc *a, double kld, double nq, double nb, double dp, in
     a->sum_dp2 += dp * dp;
     a->sum_dp4 += dp * dp * dp * dp;
     a->same_top += same;
+}
+
+/* every position of every rank in one array, zeros but this rank's (so the
+ * sum over ranks is exact), then pushed in order as one rank would */
+void spq_kld_acc_merge(spq_kld_acc *a, const spq_kld_acc *part, long first, long total) {
+    double *all = spq_calloc((size_t)(total > 0 ? total : 1) * KLD_REC, sizeof *all);
+    if (part->n > 0) memcpy(all + (size_t)first * KLD_REC, part->rec, (size_t)part->n * KLD_REC * sizeof *all);
+    spq_par_sum_f64(all, (size_t)total * KLD_REC);
+    for (long i = 0; i < total; i++) {
+        const double *r = all + (size_t)i * KLD_REC;
+        push(a, r[0], r[1], r[2], r[3], (int)r[4]);
+    }
+    free(all);
 }
 
 void spq_kld_add_logits(spq_kld_acc *a, const float *lq, const float *lb, int V, int target) {

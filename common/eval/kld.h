@@ -31,10 +31,22 @@ typedef struct {
     long cap;
     unsigned char *mark; /* (V) scratch for compact rows */
     int mark_v;
+    /* a rank's share (spq_kld_acc_keep): every position's raw figures, 5
+     * per position (kld, nll model, nll base, dp, same top), so that the
+     * ranks' shares can be replayed in order (spq_kld_acc_merge) */
+    int keep;
+    double *rec;
 } spq_kld_acc;
 
 void spq_kld_acc_init(spq_kld_acc *a);
 void spq_kld_acc_free(spq_kld_acc *a);
+/* Keeps every position's figures too (for spq_kld_acc_merge). */
+void spq_kld_acc_keep(spq_kld_acc *a);
+/* Across ranks (par.h): a gets every rank's positions in their order, the
+ * same sums, bit for bit, as one accumulator that saw them all. part holds
+ * this rank's positions [first, first + part->n) of total, kept with
+ * spq_kld_acc_keep; every rank calls this. */
+void spq_kld_acc_merge(spq_kld_acc *a, const spq_kld_acc *part, long first, long total);
 
 /* One position from full rows of V logits: the model's lq, the base's lb. */
 void spq_kld_add_logits(spq_kld_acc *a, const float *lq, const float *lb, int V, int target);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base/par.h"
+
 int spq_eval_default_rows(int vocab_size) {
     /* 128 MB of logits: 2048 rows at vocabulary 16K, 261 at LLaMA-3's 128K */
     long rows = (128L << 20) / ((long)vocab_size * (long)sizeof(float));
@@ -73,6 +75,31 @@ void spq_task_metrics(spq_task_result *res, const spq_task *t, const long *items
     free(hit_norm);
 }
 
+/* spq_ll_score of this rank's share of the items (par.h), then every
+ * request's score and the counts summed over the ranks: out and stats as one
+ * rank's call gives (each request is scored by one rank, the others add
+ * zeros). Every rank returns the same: a failure on one fails all. */
+static int score_share(spq_ll_out *out, spq_ll_stats *stats, spq_scorer *sc, const spq_ll_req *req,
+                       const long *group, long n_items, const spq_ll_opts *o, spq_progress_fn progress, void *ud,
+                       spq_err *err) {
+    if (spq_par_size() < 2) return spq_ll_score(out, stats, sc, req, group, n_items, o, progress, ud, err);
+    int lo, hi;
+    spq_par_share((int)n_items, &lo, &hi);
+    memset(stats, 0, sizeof *stats);
+    int bad = lo < hi && spq_ll_score(out, stats, sc, req, group + lo, hi - lo, o, progress, ud, err) != 0;
+    if (spq_par_any(bad)) return bad ? -1 : spq_fail(err, "another rank failed");
+    long n_req = group[n_items];
+    double *ll = spq_calloc((size_t)(n_req > 0 ? n_req : 1) * 2, sizeof *ll); /* (n_req, 2): ll, greedy */
+    for (long r = group[lo]; r < group[hi]; r++) ll[2 * r] = out[r].ll, ll[2 * r + 1] = out[r].greedy;
+    spq_par_sum_f64(ll, 2 * (size_t)n_req);
+    for (long r = 0; r < n_req; r++) out[r] = (spq_ll_out){ll[2 * r], (int)ll[2 * r + 1]};
+    free(ll);
+    long long n[3] = {stats->rows_run, stats->rows_naive, stats->forward_calls};
+    spq_par_sum_i64(n, 3);
+    *stats = (spq_ll_stats){n[0], n[1], n[2]};
+    return 0;
+}
+
 int spq_task_eval(spq_task_result *res, const spq_task *t, spq_scorer *sc, spq_encode_fn enc, void *enc_ud,
                   const spq_eval_opts *o, spq_progress_fn progress, void *ud, spq_err *err) {
     memset(res, 0, sizeof *res);
@@ -124,13 +151,14 @@ int spq_task_eval(spq_task_result *res, const spq_task *t, spq_scorer *sc, spq_e
     }
     group[n_kept] = r;
     spq_ll_out *out = spq_calloc(r ? r : 1, sizeof *out);
+    if (spq_par_any(rc != 0) && !rc) rc = spq_fail(err, "another rank failed"); /* before the ranks' sums */
     if (!rc) {
         spq_ll_opts lo = {
             .max_len = max_len,
             .max_rows = o->max_rows > 0 ? o->max_rows : spq_eval_default_rows(sc->vocab_size),
             .max_groups = o->max_groups > 0 ? o->max_groups : 16,
         };
-        rc = spq_ll_score(out, &res->ll, sc, req, group, n_kept, &lo, progress, ud, err);
+        rc = score_share(out, &res->ll, sc, req, group, n_kept, &lo, progress, ud, err);
         if (rc) spq_fail_prefix(err, "%s", t->path);
     }
     if (!rc) spq_task_metrics(res, t, kept, n_kept, out);

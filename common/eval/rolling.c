@@ -1,13 +1,19 @@
 /* rolling.c - see rolling.h. Windows are batched B at a time; a batch's
  * windows are padded at the end to the longest (only the first window can
  * be shorter than max_len): causal attention keeps padding from reaching the
- * real positions. */
+ * real positions.
+ *
+ * Under MPI (par.h) the batches are split across the ranks; every token's
+ * NLL goes to its place in an array over the text (zeros elsewhere), which
+ * is summed over the ranks and added up in the one-rank order: the same bits
+ * as one rank. */
 #include "rolling.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base/par.h"
 #include "common/base/pytext.h"
 
 long spq_rolling_windows(spq_rolling_window **w, long n, int max_len) {
@@ -44,7 +50,11 @@ int spq_rolling_score(spq_rolling_result *res, spq_scorer *sc, const int *tokens
     float *logits = spq_malloc((size_t)batch * max_len * V * sizeof(float));
     int *in = spq_malloc((size_t)batch * max_len * sizeof(int));
     int *pos = spq_calloc(batch, sizeof(int));
-    for (long w0 = 0; w0 < nw; w0 += batch) {
+    int ranks = spq_par_size(), c_lo, c_hi;
+    spq_par_share((int)((nw + batch - 1) / batch), &c_lo, &c_hi);
+    long w_lo = (long)c_lo * batch, w_hi = (long)c_hi * batch < nw ? (long)c_hi * batch : nw;
+    double *nll = ranks > 1 ? spq_calloc(n > 0 ? n : 1, sizeof *nll) : NULL; /* (n) by target token */
+    for (long w0 = w_lo; w0 < w_hi; w0 += batch) {
         int B = (int)(nw - w0 < batch ? nw - w0 : batch), T = 0;
         for (int b = 0; b < B; b++) T = w[w0 + b].in_len > T ? w[w0 + b].in_len : T;
         for (int b = 0; b < B; b++) {
@@ -59,12 +69,23 @@ int spq_rolling_score(spq_rolling_result *res, spq_scorer *sc, const int *tokens
             const spq_rolling_window *x = &w[w0 + b];
             for (int t = x->in_len - x->n_pred; t < x->in_len; t++) {
                 long target = x->in_start + t; /* stream index t+1 -> token index t */
-                res->ll -= spq_nll(logits + ((size_t)b * T + t) * V, V, tokens[target]);
+                double x = spq_nll(logits + ((size_t)b * T + t) * V, V, tokens[target]);
+                if (nll) nll[target] = x;
+                else res->ll -= x;
                 res->n_tokens++;
             }
         }
         res->n_windows += B;
-        if (progress) progress(ud, w0 + B, nw);
+        if (progress) progress(ud, w0 + B - w_lo, w_hi - w_lo);
+    }
+    if (nll) { /* windows predict the tokens in text order */
+        spq_par_sum_f64(nll, (size_t)n);
+        for (long i = 0; i < n; i++) res->ll -= nll[i];
+        long long counts[2] = {res->n_tokens, res->n_windows};
+        spq_par_sum_i64(counts, 2);
+        res->n_tokens = (long)counts[0];
+        res->n_windows = (long)counts[1];
+        free(nll);
     }
     free(pos);
     free(in);

@@ -1,4 +1,13 @@
-/* gptq.c - see gptq.h. */
+/* gptq.c - see gptq.h.
+ *
+ * Under MPI (common/base/par.h) the calibration windows are split across the
+ * ranks: each embeds and keeps only its share's activations (memory and
+ * forward work divide by P), accumulates its part of every site's X^T X and
+ * token count, and the parts are summed in rank order before H is
+ * normalised. Rank 0 factors each damped H; each rank then quantizes its
+ * share of the linear's rows with it (rows are independent in GPTQ) and
+ * broadcasts them, so every rank runs the next site and layer with
+ * identical weights. */
 #include "gptq.h"
 
 #include <cblas.h>
@@ -6,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base/par.h"
 #include "common/base/pool.h"
 #include "common/model/forward.h"
 
@@ -135,8 +145,23 @@ static void sweep_task(void *ctx, int t) {
     }
 }
 
+/* U (n, n) from the damped, permuted H in A: computed here, or (shared)
+ * computed once by rank 0 and broadcast */
+typedef int (*factor_fn)(float *U, double *A, int n, spq_err *err);
+
+static int gptq_linear(float *W, float *scale, float *zero, const double *H, int rows, int cols,
+                       const spq_wq_cfg *w, const spq_gptq_cfg *g, spq_gptq_stat *stat, factor_fn factor,
+                       spq_err *err);
+static int factor_on_rank0(float *U, double *A, int n, spq_err *err);
+
 int spq_gptq_linear(float *W, float *scale, float *zero, const double *H, int rows, int cols, const spq_wq_cfg *w,
                     const spq_gptq_cfg *g, spq_gptq_stat *stat, spq_err *err) {
+    return gptq_linear(W, scale, zero, H, rows, cols, w, g, stat, spq_gptq_inv_chol, err);
+}
+
+static int gptq_linear(float *W, float *scale, float *zero, const double *H, int rows, int cols,
+                       const spq_wq_cfg *w, const spq_gptq_cfg *g, spq_gptq_stat *stat, factor_fn factor,
+                       spq_err *err) {
     if (w->bits >= SPQ_QUANT_OFF) return spq_fail(err, "w_bits: 16 means no weight quantization");
     int qmin, qmax;
     spq_quant_range(w->bits, w->sym, &qmin, &qmax);
@@ -163,12 +188,13 @@ int spq_gptq_linear(float *W, float *scale, float *zero, const double *H, int ro
     }
     mean /= cols;
     if (g->act_order) qsort_r(perm, cols, sizeof(int), cmp_desc, diag);
-    double *A = spq_malloc(nh * sizeof(double));
-    for (int i = 0; i < cols; i++)
+    /* the matrix to factor, unless another rank factors it */
+    double *A = factor == factor_on_rank0 && spq_par_rank() > 0 ? NULL : spq_malloc(nh * sizeof(double));
+    for (int i = 0; A && i < cols; i++)
         for (int j = 0; j < cols; j++)
             A[(size_t)i * cols + j] = i == j ? diag[perm[i]] + g->damp * mean : H[(size_t)perm[i] * cols + perm[j]];
     float *U = spq_malloc(nh * sizeof(float));
-    int rc = spq_gptq_inv_chol(U, A, cols, err);
+    int rc = factor(U, A, cols, err);
     free(A);
     if (rc) {
         free(U); free(perm); free(diag); free(W0);
@@ -200,12 +226,14 @@ int spq_gptq_linear(float *W, float *scale, float *zero, const double *H, int ro
     if (stat) {
         /* errors against round-to-nearest with the same settings */
         float *D = spq_malloc(nw * sizeof(float));
-        double base = quad_form(W0, H, rows, cols);
+        stat->sq_base = quad_form(W0, H, rows, cols);
         for (size_t i = 0; i < nw; i++) D[i] = W0[i] - W[i];
-        stat->err_gptq = quad_form(D, H, rows, cols) / base;
+        stat->sq_gptq = quad_form(D, H, rows, cols);
         spq_wq_forward(D, W0, rows, cols, w);
         for (size_t i = 0; i < nw; i++) D[i] = W0[i] - D[i];
-        stat->err_rtn = quad_form(D, H, rows, cols) / base;
+        stat->sq_rtn = quad_form(D, H, rows, cols);
+        stat->err_gptq = stat->sq_gptq / stat->sq_base;
+        stat->err_rtn = stat->sq_rtn / stat->sq_base;
         free(D);
         free(W0);
     }
@@ -254,6 +282,76 @@ static void run_layer(const spq_model *m, spq_state *s, float *inps, int nsample
     free(pos);
 }
 
+/* acc's X^T X (upper triangle) and token count summed over the ranks, in
+ * rank order; the triangle is packed so that the sum moves C(C+1)/2
+ * numbers, not C^2 */
+static void sum_hessian(hess_acc *a, int C) {
+    if (spq_par_size() < 2) return;
+    size_t n = (size_t)C * (C + 1) / 2, k = 0;
+    double *tri = spq_malloc(n * sizeof(double));
+    for (int i = 0; i < C; i++)
+        for (int j = i; j < C; j++) tri[k++] = a->H[(size_t)i * C + j];
+    spq_par_sum_f64(tri, n);
+    k = 0;
+    for (int i = 0; i < C; i++)
+        for (int j = i; j < C; j++) a->H[(size_t)i * C + j] = tri[k++];
+    free(tri);
+    long long t = a->tokens;
+    spq_par_sum_i64(&t, 1);
+    a->tokens = (long)t;
+}
+
+/* [*lo, *hi): rank r's share of n rows (spq_par_share's rule) */
+static void rows_of(int n, int r, int *lo, int *hi) {
+    int P = spq_par_size(), base = n / P, extra = n % P;
+    *lo = r * base + (r < extra ? r : extra);
+    *hi = *lo + base + (r < extra);
+}
+
+/* factor_fn for shared rows: rank 0 factors, every rank gets U. (Every rank
+ * factoring the same H would cost no time on separate nodes, but ranks that
+ * share a node would compete for its memory bandwidth: measured slower.) */
+static int factor_on_rank0(float *U, double *A, int n, spq_err *err) {
+    int bad = spq_par_rank() == 0 && spq_gptq_inv_chol(U, A, n, err) != 0;
+    if (spq_par_any(bad)) return bad ? -1 : spq_fail(err, "rank 0 could not factor H");
+    spq_par_bcast(U, (size_t)n * n * sizeof(float), 0);
+    return 0;
+}
+
+/* spq_gptq_linear across the ranks: GPTQ treats rows independently (the
+ * columns' order and U come from H alone), so each rank finds the
+ * parameters of its share of the rows and sweeps them with rank 0's U, and
+ * broadcasts them; the stats' sums are added. Every rank returns the same. */
+static int gptq_rows_shared(float *W, spq_wparams *p, spq_gptq_stat *st, const double *H, int rows, int cols,
+                            const spq_wq_cfg *w, const spq_gptq_cfg *g, spq_err *err) {
+    if (spq_par_size() < 2) return spq_gptq_linear(W, p->scale, p->zero, H, rows, cols, w, g, st, err);
+    int ng = spq_wq_ngroups(w, cols), lo, hi;
+    rows_of(rows, spq_par_rank(), &lo, &hi);
+    spq_gptq_stat mine = {0};
+    int bad;
+    if (hi > lo) {
+        bad = gptq_linear(W + (size_t)lo * cols, p->scale + (size_t)lo * ng, p->zero + (size_t)lo * ng, H, hi - lo,
+                          cols, w, g, st ? &mine : NULL, factor_on_rank0, err) != 0;
+    } else { /* no rows here (rows < ranks), but rank 0's U is broadcast to all */
+        float *U = spq_malloc((size_t)cols * cols * sizeof(float));
+        bad = factor_on_rank0(U, NULL, cols, err) != 0;
+        free(U);
+    }
+    if (spq_par_any(bad)) return bad ? -1 : spq_fail(err, "another rank failed");
+    for (int r = 0; r < spq_par_size(); r++) {
+        rows_of(rows, r, &lo, &hi);
+        spq_par_bcast(W + (size_t)lo * cols, (size_t)(hi - lo) * cols * sizeof(float), r);
+        spq_par_bcast(p->scale + (size_t)lo * ng, (size_t)(hi - lo) * ng * sizeof(float), r);
+        spq_par_bcast(p->zero + (size_t)lo * ng, (size_t)(hi - lo) * ng * sizeof(float), r);
+    }
+    if (st) {
+        double sq[3] = {mine.sq_base, mine.sq_gptq, mine.sq_rtn};
+        spq_par_sum_f64(sq, 3);
+        *st = (spq_gptq_stat){sq[1] / sq[0], sq[2] / sq[0], sq[0], sq[1], sq[2]};
+    }
+    return 0;
+}
+
 int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq_wq_cfg *w, const int *tokens, long n,
                    const spq_gptq_cfg *g, spq_gptq_progress_fn progress, void *ud, spq_err *err) {
     const spq_config *c = &m->cfg;
@@ -272,12 +370,16 @@ int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq
         mc.q.a = spq_qcfg_off().a;
         mc.q.kv = spq_qcfg_off().kv;
     }
+    /* this rank's windows [lo, hi) of nsamples (all of them with one rank) */
+    int lo, hi;
+    spq_par_share(g->nsamples, &lo, &hi);
+    int ns = hi - lo;
     int T = g->seqlen, D = c->dim, batch = g->batch < g->nsamples ? g->batch : g->nsamples;
     spq_state s;
     spq_state_build(&s, c, batch, T, batch * T);
-    float *inps = spq_malloc((size_t)g->nsamples * T * D * sizeof(float));
-    for (int j = 0; j < g->nsamples; j++) {
-        spq_embed_forward(&s, tokens + starts[j], m, T);
+    float *inps = spq_malloc((size_t)(ns > 0 ? ns : 1) * T * D * sizeof(float));
+    for (int j = 0; j < ns; j++) {
+        spq_embed_forward(&s, tokens + starts[lo + j], m, T);
         memcpy(inps + (size_t)j * T * D, s.x, (size_t)T * D * sizeof(float));
     }
     free(starts);
@@ -296,7 +398,8 @@ int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq
             acc.site = site;
             acc.tokens = 0;
             memset(acc.H, 0, (size_t)C * C * sizeof(double));
-            run_layer(&mc, &s, inps, g->nsamples, T, batch, l, 0, observe, &acc);
+            run_layer(&mc, &s, inps, ns, T, batch, l, 0, observe, &acc);
+            sum_hessian(&acc, C);
             /* H = 2 X^T X / n, mirrored into the lower triangle */
             double f = 2.0 / (double)acc.tokens;
             for (int i = 0; i < C; i++)
@@ -310,15 +413,15 @@ int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq
                 spq_lin_shape(c, which, &rows, &cols);
                 if (!spq_wq_fits(w, cols)) continue;
                 spq_wparams *p = spq_wquant_at(wq, l, which);
-                if (spq_gptq_linear(*spq_lin_weight(&m->layers[l], which), p->scale, p->zero, acc.H, rows, cols, w,
-                                    g, stats ? &ls[which] : NULL, err))
+                float *W = *spq_lin_weight(&m->layers[l], which);
+                if (gptq_rows_shared(W, p, stats ? &ls[which] : NULL, acc.H, rows, cols, w, g, err))
                     rc = spq_fail_prefix(err, "layer %d %s", l, spq_lin_name(which));
             }
         }
         if (rc) break;
-        run_layer(&mc, &s, inps, g->nsamples, T, batch, l, 1, NULL, NULL);
+        run_layer(&mc, &s, inps, ns, T, batch, l, 1, NULL, NULL);
         if (stats) memcpy(stats + (size_t)l * SPQ_N_LIN, ls, sizeof ls);
-        if (progress && progress(ud, l, c->n_layers, ls, spq_now() - t0) && l + 1 < c->n_layers) {
+        if (spq_par_any(progress && progress(ud, l, c->n_layers, ls, spq_now() - t0)) && l + 1 < c->n_layers) {
             rc = 1;
             break;
         }

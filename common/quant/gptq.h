@@ -64,6 +64,9 @@ typedef struct {
     /* ||X (W - W_q)^T||_F^2 / ||X W^T||_F^2 on the calibration inputs X, for
      * GPTQ's W_q and for round-to-nearest with the same settings */
     double err_gptq, err_rtn;
+    /* the sums behind them: ||X W^T||^2, ||X (W - W_q)^T||^2 for GPTQ and
+     * for RTN (so that rows quantized apart, by several ranks, combine) */
+    double sq_base, sq_gptq, sq_rtn;
 } spq_gptq_stat;
 
 /* W (rows, cols) <- its GPTQ quantization (dequantized values); scale, zero

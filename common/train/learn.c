@@ -1,9 +1,20 @@
-/* learn.c - see learn.h. */
+/* learn.c - see learn.h.
+ *
+ * Under MPI (common/base/par.h) each step's global batch of B windows is
+ * split across the ranks: a rank builds its trainer for its share b of the
+ * windows and computes the mean loss and gradient over them; weighted by
+ * b / B (every window scores T-1 positions) and summed over the ranks in
+ * rank order, they are the global batch's mean loss and gradient, to fp32
+ * summation error. The clipping and the Cayley step then run on identical
+ * inputs on every rank, so every rank holds the same rotation. A rank with
+ * no window (P > B) adds zeros but still takes part in every sum. */
 #include "learn.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/base/par.h"
 
 #include "cayley.h"
 #include "train.h"
@@ -25,6 +36,25 @@ static long *window_starts(const spq_learn_cfg *c, long n) {
     return starts;
 }
 
+/* the global batch's mean loss, and its gradient in grads, from this rank's
+ * windows [lo, hi) of B; with one rank, the trainer's step as it is */
+static double share_loss_grad(spq_trainer *tr, const spq_rotation *rot, const int *batch, int lo, int hi, int B,
+                              float *grads[2], const size_t sizes[2]) {
+    if (spq_par_size() < 2) return spq_trainer_step(tr, rot, batch, 1);
+    double loss = 0;
+    if (hi > lo) {
+        float w = (float)(hi - lo) / (float)B;
+        loss = spq_trainer_step(tr, rot, batch, 1) * (double)(hi - lo) / B;
+        for (int k = 0; k < 2; k++)
+            for (size_t i = 0; i < sizes[k]; i++) grads[k][i] *= w;
+    } else { /* the buffers hold the last step's sum */
+        for (int k = 0; k < 2; k++) memset(grads[k], 0, sizes[k] * sizeof(float));
+    }
+    for (int k = 0; k < 2; k++) spq_par_sum_f32(grads[k], sizes[k]);
+    spq_par_sum_f64(&loss, 1);
+    return loss;
+}
+
 int spq_learn(spq_rotation *rot, spq_rotation_meta *meta, const spq_model *fused, const spq_qcfg *q,
               const int *tokens, long n, const spq_learn_cfg *cfg, const spq_learn_hooks *hooks, spq_err *err) {
     const spq_config *mc = &fused->cfg;
@@ -37,11 +67,17 @@ int spq_learn(spq_rotation *rot, spq_rotation_meta *meta, const spq_model *fused
         return spq_fail(err, "calibration text has %ld tokens, fewer than one window of seqlen %d", n, cfg->seqlen);
     if (meta->step < 0 || meta->step > cfg->steps)
         return spq_fail(err, "resume step %d is outside [0, %d]", meta->step, cfg->steps);
-    spq_trainer tr;
-    if (spq_trainer_build(&tr, fused, rot, q, cfg->batch, cfg->seqlen, err)) return -1;
+    int B = cfg->batch, T = cfg->seqlen, L = mc->n_layers, d = mc->dim, hd = mc->head_dim, lo, hi;
+    spq_par_share(B, &lo, &hi);
+    spq_trainer tr = {0};
+    int bad = hi > lo && spq_trainer_build(&tr, fused, rot, q, hi - lo, cfg->seqlen, err) != 0;
+    if (spq_par_any(bad)) return bad ? -1 : spq_fail(err, "another rank could not build its trainer");
+    if (hi == lo) { /* nothing to compute here: the gradient buffers alone, zeros */
+        tr.dR1 = spq_calloc((size_t)d * d, sizeof(float));
+        tr.dR2 = spq_calloc((size_t)L * hd * hd, sizeof(float));
+    }
     long *starts = window_starts(cfg, n);
-    int B = cfg->batch, T = cfg->seqlen, L = mc->n_layers, d = mc->dim, hd = mc->head_dim;
-    int *batch = spq_malloc((size_t)B * T * sizeof(int));
+    int *batch = spq_malloc((size_t)(hi > lo ? hi - lo : 1) * T * sizeof(int));
     meta->steps = cfg->steps;
     meta->batch = B;
     meta->seqlen = T;
@@ -50,14 +86,14 @@ int spq_learn(spq_rotation *rot, spq_rotation_meta *meta, const spq_model *fused
     snprintf(meta->mode, sizeof meta->mode, "%s", rot->online ? "had" : "no-had");
     int rc = 0;
     while (meta->step < cfg->steps) {
-        if (hooks && hooks->should_stop && hooks->should_stop(hooks->ud)) break;
+        if (spq_par_any(hooks && hooks->should_stop && hooks->should_stop(hooks->ud))) break;
         int t = meta->step;
         double t0 = spq_now();
-        for (int b = 0; b < B; b++)
-            memcpy(batch + (size_t)b * T, tokens + starts[(size_t)t * B + b], (size_t)T * sizeof(int));
-        double loss = spq_trainer_step(&tr, rot, batch, 1);
+        for (int b = lo; b < hi; b++)
+            memcpy(batch + (size_t)(b - lo) * T, tokens + starts[(size_t)t * B + b], (size_t)T * sizeof(int));
         float *grads[2] = {tr.dR1, tr.dR2};
         size_t sizes[2] = {(size_t)d * d, (size_t)L * hd * hd};
+        double loss = share_loss_grad(&tr, rot, batch, lo, hi, B, grads, sizes);
         double gnorm = spq_clip_grad_norm(grads, sizes, 2, cfg->grad_clip > 0 ? cfg->grad_clip : INFINITY);
         if (!isfinite(loss) || !isfinite(gnorm)) {
             rc = spq_fail(err, "step %d: the loss or its gradient is not finite (loss %g, gradient norm %g)", t,
@@ -80,13 +116,19 @@ int spq_learn(spq_rotation *rot, spq_rotation_meta *meta, const spq_model *fused
         if (hooks && hooks->on_step)
             hooks->on_step(hooks->ud, meta->step, cfg->steps, loss, lr, gnorm, (double)B * T / (spq_now() - t0));
         int due = meta->step == cfg->steps || (cfg->checkpoint_every > 0 && meta->step % cfg->checkpoint_every == 0);
-        if (due && hooks && hooks->on_checkpoint && hooks->on_checkpoint(hooks->ud, rot, meta)) {
+        /* agreed: only rank 0 writes, and every rank must stop together */
+        if (due && hooks && hooks->on_checkpoint && spq_par_any(hooks->on_checkpoint(hooks->ud, rot, meta))) {
             rc = spq_fail(err, "step %d: checkpoint failed", meta->step);
             break;
         }
     }
     free(batch);
     free(starts);
-    spq_trainer_free(&tr);
+    if (hi == lo) {
+        free(tr.dR1);
+        free(tr.dR2);
+    } else {
+        spq_trainer_free(&tr);
+    }
     return rc;
 }
