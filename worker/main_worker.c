@@ -56,6 +56,7 @@
 #include "worker/ranks.h"
 #include "worker/serve.h"
 #include "worker/wire.h"
+#include "worker/workdir.h"
 
 typedef struct {
     char *name, *path;
@@ -283,40 +284,6 @@ static int rep_should_stop(void *ud) {
     return wk_ranks_agree_stop(s); /* every rank stops at the same step */
 }
 
-/* ---- work directories: $TMPDIR/spinq-worker-PID-XXXXXX, one per job ---- */
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path); /* best effort: what cannot go now goes at the next start */
-    return 0;
-}
-
-static void remove_tree(const char *dir) { nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS); }
-
-static const char *tmp_root(void) {
-    const char *t = getenv("TMPDIR");
-    return t && *t ? t : "/tmp";
-}
-
-/* A worker killed with -9 leaves its job's directory behind: remove those
- * whose process is gone (never another live worker's). */
-static void clean_stale_dirs(void) {
-    DIR *d = opendir(tmp_root());
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        int pid;
-        if (sscanf(e->d_name, "spinq-worker-%d-", &pid) != 1 || pid <= 0) continue;
-        if (kill(pid, 0) == 0 || errno != ESRCH) continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", tmp_root(), e->d_name);
-        remove_tree(path);
-    }
-    closedir(d);
-}
-
 /* ---- asking the daemon ---- */
 
 /* Sends req (NULL: nothing, the answer comes unasked) and waits for the
@@ -355,7 +322,7 @@ static void note(void *ud, const char *text) {
 /* ---- outputs ---- */
 
 static void outputs_clear(outputs *o) {
-    if (o->dir[0]) remove_tree(o->dir);
+    if (o->dir[0]) wk_workdir_remove(o->dir);
     for (int i = 0; i < o->n_arts; i++) {
         free(o->arts[i].name);
         free(o->arts[i].path);
@@ -502,7 +469,6 @@ static void run_job(worker *wk, const char *models_dir, const char *datasets_dir
     proto_done done = {wk->current_run, PROTO_OUT_DONE, ""};
     char reason[1100] = "";
     int went = 0; /* the pipeline ran */
-    snprintf(o->dir, sizeof o->dir, "%s/spinq-worker-%d-XXXXXX", tmp_root(), (int)getpid());
     wlog(wk, "run %llu (attempt %u)%s", (unsigned long long)wk->current_run, wk->job_attempt,
          wk->job_ckpt_step >= 0 ? ", resuming from a checkpoint" : "");
     wk_fetch_io io = {wk, call, note};
@@ -510,7 +476,7 @@ static void run_job(worker *wk, const char *models_dir, const char *datasets_dir
         done.outcome = PROTO_OUT_FAILED;
         snprintf(reason, sizeof reason, "spec: %s", p.err.msg);
         o->dir[0] = 0;
-    } else if (!mkdtemp(o->dir)) {
+    } else if (wk_workdir_make(o->dir, sizeof o->dir)) {
         done.outcome = PROTO_OUT_FAILED;
         snprintf(reason, sizeof reason, "cannot create a work directory: %s", strerror(errno));
         o->dir[0] = 0;
@@ -732,7 +698,7 @@ int main(int argc, char **argv) {
         snprintf(default_name, sizeof default_name, "%s:%d", host, (int)getpid());
         name = default_name;
     }
-    clean_stale_dirs();
+    wk_workdir_clean_stale();
     worker wk;
     memset(&wk, 0, sizeof wk);
     wk.name = name;

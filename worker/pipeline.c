@@ -99,15 +99,9 @@ static void q_progress(void *ud, const char *stage, int64_t done, int64_t total)
 static void q_log(void *ud, const char *level, const char *text) {}
 static void q_checkpoint(void *ud, int64_t step, const void *data, size_t len) {}
 static int q_artifact(void *ud, const char *name, const char *path, spq_err *err) { return 0; }
-static int q_should_stop(void *ud) {
-    const pl_reporter *loud = ud;
-    return loud->should_stop ? loud->should_stop(loud->ud) : PL_STOP_NONE;
-}
 
-/* the reporter of a rank other than 0: stops still reach it (a signal from
- * the launcher), nothing else leaves it */
-static pl_reporter quiet_reporter(const pl_reporter *loud) {
-    return (pl_reporter){(void *)loud, q_stage, q_metric, q_progress, q_log, q_checkpoint, q_artifact, q_should_stop};
+pl_reporter pl_reporter_quiet(int (*should_stop)(void *ud), void *ud) {
+    return (pl_reporter){ud, q_stage, q_metric, q_progress, q_log, q_checkpoint, q_artifact, should_stop};
 }
 
 /* a stage's outcome as every rank sees it: failed when it failed on any
@@ -125,7 +119,8 @@ int pl_pipeline_run(pl_pipeline *p) {
     const pl_reporter *loud = p->rep;
     pl_reporter quiet;
     if (spq_par_rank() > 0) {
-        quiet = quiet_reporter(loud);
+        /* stops still reach it (rank 0's answer, a signal from the launcher) */
+        quiet = pl_reporter_quiet(loud->should_stop, loud->ud);
         p->rep = &quiet;
     }
     json_decref(p->results);

@@ -68,6 +68,10 @@ typedef struct {
     int (*should_stop)(void *ud);
 } pl_reporter;
 
+/* A reporter that drops everything but the stop polls (ranks other than 0:
+ * rank 0 alone reports). */
+pl_reporter pl_reporter_quiet(int (*should_stop)(void *ud), void *ud);
+
 enum { PL_STAGE_OK = 0, PL_STAGE_FAILED = 1, PL_STAGE_STOPPED = 2 };
 
 /* artifacts of the write stage, for pl_local.skip */

@@ -2,15 +2,14 @@
 #include "worker/ranks.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/base/par.h"
 #include "worker/pipeline.h"
+#include "worker/workdir.h"
 
 int wk_ranks_bcast_int(int v) {
     spq_par_bcast(&v, sizeof v, 0);
@@ -66,20 +65,9 @@ int wk_ranks_agree_stop(int mine) {
     return wk_ranks_bcast_int(mine);
 }
 
-/* ---- the other ranks: a silent reporter ---- */
+/* ---- the other ranks ---- */
 
-static void q_stage(void *ud, const char *stage) {}
-static void q_metric(void *ud, const char *key, int64_t step, double value) {}
-static void q_progress(void *ud, const char *stage, int64_t done, int64_t total) {}
-static void q_log(void *ud, const char *level, const char *text) {}
-static void q_checkpoint(void *ud, int64_t step, const void *data, size_t len) {}
-static int q_artifact(void *ud, const char *name, const char *path, spq_err *err) { return 0; }
-static int q_should_stop(void *ud) { return wk_ranks_agree_stop(PL_STOP_NONE); }
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    remove(path);
-    return 0;
-}
+static int stop_of_rank0(void *ud) { return wk_ranks_agree_stop(PL_STOP_NONE); }
 
 int wk_follow_rank0(void) {
     wk_rank_job j = {0};
@@ -88,7 +76,7 @@ int wk_follow_rank0(void) {
     int go = wk_ranks_bcast_int(0);
     if (go) {
         char *models = wk_ranks_bcast_str(""), *datasets = wk_ranks_bcast_str("");
-        pl_reporter rep = {NULL, q_stage, q_metric, q_progress, q_log, q_checkpoint, q_artifact, q_should_stop};
+        pl_reporter rep = pl_reporter_quiet(stop_of_rank0, NULL);
         pl_pipeline p;
         memset(&p, 0, sizeof p);
         p.models_dir = models;
@@ -97,11 +85,9 @@ int wk_follow_rank0(void) {
         p.resume_ckpt = j.ckpt;
         p.resume_len = j.ckpt_len;
         p.rep = &rep;
-        const char *t = getenv("TMPDIR");
         char dir[4096];
-        snprintf(dir, sizeof dir, "%s/spinq-worker-%d-XXXXXX", t && *t ? t : "/tmp", (int)getpid());
         /* rank 0 parsed the same spec, so a failure here is this rank's own: all must stop */
-        if (spq_jobspec_parse(&p.spec, j.spec, strlen(j.spec), NULL, &p.err) || !mkdtemp(dir)) {
+        if (spq_jobspec_parse(&p.spec, j.spec, strlen(j.spec), NULL, &p.err) || wk_workdir_make(dir, sizeof dir)) {
             fprintf(stderr, "spinq-worker rank %d: %s\n", spq_par_rank(),
                     p.err.msg[0] ? p.err.msg : strerror(errno));
             spq_par_abort(1);
@@ -118,7 +104,7 @@ int wk_follow_rank0(void) {
             spq_par_abort(1);
         }
         pl_pipeline_free(&p);
-        nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+        wk_workdir_remove(dir);
         free(models);
         free(datasets);
     }
