@@ -41,7 +41,7 @@ int pl_stage_load(pl_pipeline *p) {
     pl_log(p, "info", "loaded %s (%s): dim %d, %d layers, %d heads (%d kv), vocab %d, %zu parameters%s", s->model,
            p->model.format, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size,
            spq_model_nparams(&p->model), p->model.mapped ? "; weights mapped, converted a layer at a time" : "");
-    return PL_STAGE_OK;
+    return pl_check_resources(p);
 }
 
 int pl_stage_fuse(pl_pipeline *p) {
