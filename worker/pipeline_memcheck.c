@@ -8,13 +8,24 @@
  * does not refuse (the estimate ignores swap and what other processes may
  * free). */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/job/memest.h"
 #include "worker/pipeline.h"
 
-static double gib(uint64_t b) { return (double)b / (double)(1ull << 30); }
+/* bytes as "3.58 GiB", or "12.4 MiB" below a GiB (small models would all read 0.00 GiB) */
+typedef struct {
+    char s[32];
+} size_str;
+
+static size_str human(uint64_t b) {
+    size_str r;
+    if (b >= (1ull << 30)) snprintf(r.s, sizeof r.s, "%.2f GiB", (double)b / (double)(1ull << 30));
+    else snprintf(r.s, sizeof r.s, "%.1f MiB", (double)b / (double)(1ull << 20));
+    return r;
+}
 
 static spq_memest_opts opts_of(const pl_pipeline *p) {
     const pl_local *L = &p->local;
@@ -41,20 +52,20 @@ int pl_check_resources(pl_pipeline *p) {
     const spq_memest_stage *peak = &e.st[e.peak];
     uint64_t mem = spq_mem_available(), disk = spq_disk_available(p->work_dir);
     int skip = check_skipped();
-    pl_log(p, "info", "memory: estimated peak %.2f GiB (%s) of %.2f GiB available; disk: %.2f GiB of %.2f GiB free%s",
-           gib(peak->anon), peak->stage, gib(mem), gib(e.disk), disk == UINT64_MAX ? -1.0 : gib(disk),
-           skip ? " (SPINQ_NO_MEMCHECK: not enforced)" : "");
+    pl_log(p, "info", "memory: estimated peak %s (%s) of %s available; disk: %s of %s free%s", human(peak->anon).s,
+           peak->stage, mem ? human(mem).s : "unknown", human(e.disk).s,
+           disk == UINT64_MAX ? "unknown" : human(disk).s, skip ? " (SPINQ_NO_MEMCHECK=1: not enforced)" : "");
     if (skip) return PL_STAGE_OK;
     if (mem > 0 && peak->anon > mem) {
-        spq_fail(&p->err, "memory: the %s stage needs an estimated %.2f GiB but %.2f GiB is available: %s "
+        spq_fail(&p->err, "memory: the %s stage needs an estimated %s but %s is available: %s "
                           "(SPINQ_NO_MEMCHECK=1 runs it anyway)",
-                 peak->stage, gib(peak->anon), gib(mem), peak->hint);
+                 peak->stage, human(peak->anon).s, human(mem).s, peak->hint);
         return PL_STAGE_FAILED;
     }
     if (disk != UINT64_MAX && e.disk > disk) {
-        spq_fail(&p->err, "disk: the write stage needs an estimated %.2f GiB in %s but %.2f GiB is free: free some "
-                          "space there (SPINQ_NO_MEMCHECK=1 runs it anyway)",
-                 gib(e.disk), p->work_dir ? p->work_dir : ".", gib(disk));
+        spq_fail(&p->err, "disk: the write stage needs an estimated %s in %s but %s is free: free some space there "
+                          "(SPINQ_NO_MEMCHECK=1 runs it anyway)",
+                 human(e.disk).s, p->work_dir ? p->work_dir : ".", human(disk).s);
         return PL_STAGE_FAILED;
     }
     return PL_STAGE_OK;
