@@ -217,7 +217,7 @@ static uint64_t cgroup_anon(void) {
 
 uint64_t spq_mem_available(void) {
     int set;
-    uint64_t v = env_kib("SPQ_MEM_AVAILABLE_KIB", &set);
+    uint64_t v = env_kib("SPINQ_MEM_AVAILABLE_KIB", &set);
     if (set) return v;
     uint64_t avail = meminfo_kib("MemAvailable");
     uint64_t limit = cgroup_value("memory.max"), used = cgroup_anon();
@@ -230,7 +230,7 @@ uint64_t spq_mem_available(void) {
 
 uint64_t spq_disk_available(const char *dir) {
     int set;
-    uint64_t v = env_kib("SPQ_DISK_AVAILABLE_KIB", &set);
+    uint64_t v = env_kib("SPINQ_DISK_AVAILABLE_KIB", &set);
     if (set) return v;
     struct statvfs st;
     if (!dir || statvfs(dir, &st)) return UINT64_MAX;

@@ -49,11 +49,11 @@ void spq_memest_compute(spq_memest *e, const spq_config *c, const spq_jobspec *s
 
 /* Memory this process may still take, bytes: MemAvailable of /proc/meminfo,
  * lowered to the cgroup's memory.max minus its anonymous memory when a limit
- * is set. SPQ_MEM_AVAILABLE_KIB in the environment replaces both (tests).
+ * is set. SPINQ_MEM_AVAILABLE_KIB in the environment replaces both (tests).
  * 0 when nothing could be read. */
 uint64_t spq_mem_available(void);
 /* Free bytes for an unprivileged user on the file system of dir (statvfs);
- * SPQ_DISK_AVAILABLE_KIB replaces it. UINT64_MAX when it cannot be read. */
+ * SPINQ_DISK_AVAILABLE_KIB replaces it. UINT64_MAX when it cannot be read. */
 uint64_t spq_disk_available(const char *dir);
 
 #endif

@@ -5,7 +5,7 @@
 //    naming the stage, the estimate, what is available and the flag to
 //    change, and writes nothing;
 //  - the same with the machine's memory or disk made small through the
-//    test-only overrides SPQ_MEM_AVAILABLE_KIB / SPQ_DISK_AVAILABLE_KIB;
+//    test-only overrides SPINQ_MEM_AVAILABLE_KIB / SPINQ_DISK_AVAILABLE_KIB;
 //  - SPINQ_NO_MEMCHECK=1 runs it anyway; a normal run passes and logs its
 //    estimate in one line.
 // Runs the sanitizer build (SPINQ_BIN overrides it).
@@ -31,7 +31,7 @@ writeFileSync(calib, readFileSync(path.join(shared, "data/tinystories/test.txt")
 // a clean environment: no override or escape hatch from the caller's shell
 function run(args, env = {}) {
   const base = { ...process.env };
-  for (const k of ["SPQ_MEM_AVAILABLE_KIB", "SPQ_DISK_AVAILABLE_KIB", "SPINQ_NO_MEMCHECK"]) delete base[k];
+  for (const k of ["SPINQ_MEM_AVAILABLE_KIB", "SPINQ_DISK_AVAILABLE_KIB", "SPINQ_NO_MEMCHECK"]) delete base[k];
   const r = spawnSync(spinq, args, { encoding: "utf8", maxBuffer: 1 << 26, env: { ...base, ...env } });
   return { code: r.status, signal: r.signal, out: r.stdout, err: r.stderr };
 }
@@ -60,11 +60,11 @@ test("GPTQ needing more memory than the machine has is refused before it starts,
 
 test("the available memory and disk come from the test overrides; SPINQ_NO_MEMCHECK=1 runs anyway", () => {
   const out = path.join(work, "small.spq");
-  const m = run(gptq(out, 4, 64), { SPQ_MEM_AVAILABLE_KIB: "1024" });
+  const m = run(gptq(out, 4, 64), { SPINQ_MEM_AVAILABLE_KIB: "1024" });
   assertRefused(m, out, [/the quantize stage needs an estimated [\d.]+ MiB but 1\.0 MiB is available/]);
-  const d = run(gptq(out, 4, 64), { SPQ_DISK_AVAILABLE_KIB: "1" });
+  const d = run(gptq(out, 4, 64), { SPINQ_DISK_AVAILABLE_KIB: "1" });
   assertRefused(d, out, [/disk: the write stage needs an estimated [\d.]+ MiB in .* but 0\.0 MiB is free/]);
-  const f = run(gptq(out, 4, 64), { SPQ_MEM_AVAILABLE_KIB: "1024", SPINQ_NO_MEMCHECK: "1" });
+  const f = run(gptq(out, 4, 64), { SPINQ_MEM_AVAILABLE_KIB: "1024", SPINQ_NO_MEMCHECK: "1" });
   assert.equal(f.code, 0, f.err);
   assert.match(f.err, /memory: estimated peak .* \(SPINQ_NO_MEMCHECK=1: not enforced\)/);
   assert.ok(existsSync(out));

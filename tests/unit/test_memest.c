@@ -117,12 +117,12 @@ Test(memest, learn) {
 }
 
 Test(memest, overrides) {
-    setenv("SPQ_MEM_AVAILABLE_KIB", "1024", 1);
-    setenv("SPQ_DISK_AVAILABLE_KIB", "2048", 1);
+    setenv("SPINQ_MEM_AVAILABLE_KIB", "1024", 1);
+    setenv("SPINQ_DISK_AVAILABLE_KIB", "2048", 1);
     cr_assert_eq(spq_mem_available(), 1024 * 1024);
     cr_assert_eq(spq_disk_available("/"), 2048 * 1024);
-    unsetenv("SPQ_MEM_AVAILABLE_KIB");
-    unsetenv("SPQ_DISK_AVAILABLE_KIB");
+    unsetenv("SPINQ_MEM_AVAILABLE_KIB");
+    unsetenv("SPINQ_DISK_AVAILABLE_KIB");
     cr_assert_gt(spq_mem_available(), 0);
     cr_assert_gt(spq_disk_available("/"), 0);
 }
