@@ -170,6 +170,17 @@ int pl_stage_quantize(pl_pipeline *p);
 int pl_stage_evaluate(pl_pipeline *p);
 int pl_stage_write(pl_pipeline *p);
 
+/* Estimates what the run will need of memory (each stage's peak) and disk
+ * (common/job/memest.h) once the model is loaded, logs it and fails the run
+ * when this machine has less (worker/pipeline_memcheck.c); SPINQ_NO_MEMCHECK=1
+ * logs without failing. */
+int pl_check_resources(pl_pipeline *p);
+
+/* Converts a mapped model's weights to fp32 (the stages that change or pack
+ * them), reporting progress("load", layer, n_layers + 1) with the bar's ETA;
+ * nothing to do for a model already in memory. */
+void pl_materialize(pl_pipeline *p);
+
 /* A dataset name of the spec (field: its path, for the message) as a path
  * inside the datasets dir (as given with local.paths); 0 or -1 with p->err
  * set. */

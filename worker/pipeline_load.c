@@ -41,11 +41,23 @@ int pl_stage_load(pl_pipeline *p) {
     pl_log(p, "info", "loaded %s (%s): dim %d, %d layers, %d heads (%d kv), vocab %d, %zu parameters%s", s->model,
            p->model.format, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size,
            spq_model_nparams(&p->model), p->model.mapped ? "; weights mapped, converted a layer at a time" : "");
-    return PL_STAGE_OK;
+    return pl_check_resources(p);
+}
+
+static void on_convert(void *ud, long done, long total) {
+    pl_pipeline *p = ud;
+    p->rep->progress(p->rep->ud, "load", done, total);
+}
+
+void pl_materialize(pl_pipeline *p) {
+    if (!p->model.mapped) return;
+    double t0 = spq_now();
+    spq_model_materialize_progress(&p->model, on_convert, p);
+    pl_log(p, "info", "weights converted to fp32 (%.1f s)", spq_now() - t0);
 }
 
 int pl_stage_fuse(pl_pipeline *p) {
-    spq_model_materialize(&p->model);
+    pl_materialize(p);
     spq_fuse_norms(&p->model);
     p->rep->log(p->rep->ud, "info", "RMSNorm weights fused into the following linears");
     return PL_STAGE_OK;

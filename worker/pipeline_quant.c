@@ -93,7 +93,7 @@ done:
 }
 
 int pl_stage_quantize(pl_pipeline *p) {
-    spq_model_materialize(&p->model);
+    pl_materialize(p);
     spq_qcfg q = spq_jobspec_qcfg(&p->spec, p->spec.quant.w_bits);
     /* settings checked and switched on; weights left for the method below */
     if (spq_qmodel_prepare(&p->model, NULL, &q, 0, &p->err)) return PL_STAGE_FAILED;

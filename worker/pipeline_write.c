@@ -50,7 +50,7 @@ static int write_gguf(pl_pipeline *p) {
                             .name = p->local.gguf_name ? p->local.gguf_name : base,
                             .source_info = p->local.gguf_info};
     char *path = spq_path_join(p->work_dir, "model.gguf");
-    spq_model_materialize(&p->model);
+    pl_materialize(p);
     int rc = spq_gguf_save_model(&p->model, &o, path, &p->err) || p->rep->artifact(p->rep->ud, "model.gguf", path, &p->err)
                  ? PL_STAGE_FAILED
                  : PL_STAGE_OK;

@@ -57,9 +57,11 @@ void spq_mapped_classifier(float *logits, const float *x, int N, const spq_mappe
     spq_hgemm(logits, x, N, (const uint16_t *)mp->head.t->data, c->vocab_size, c->dim, mp->head.t->dtype == SPQ_ST_BF16);
 }
 
-void spq_mapped_to_f32(spq_model *dst, const spq_mapped *mp) {
+void spq_mapped_to_f32(spq_model *dst, const spq_mapped *mp) { spq_mapped_to_f32_progress(dst, mp, NULL, NULL); }
+
+void spq_mapped_to_f32_progress(spq_model *dst, const spq_mapped *mp, spq_convert_progress_fn fn, void *ud) {
     const spq_config *c = &dst->cfg;
-    for (int l = 0; l < c->n_layers; l++)
+    for (int l = 0; l < c->n_layers; l++) {
         for (int which = 0; which < SPQ_N_LIN; which++) {
             float **w = spq_lin_weight(&dst->layers[l], which);
             if (*w) continue;
@@ -68,6 +70,8 @@ void spq_mapped_to_f32(spq_model *dst, const spq_mapped *mp) {
             *w = spq_malloc((size_t)rows * cols * sizeof(float));
             tensor_f32(*w, &mp->lin[(size_t)l * SPQ_N_LIN + which]);
         }
+        if (fn) fn(ud, l + 1, c->n_layers + 1);
+    }
     size_t ne = (size_t)c->vocab_size * c->dim;
     if (!dst->tok_emb && mp->emb.t) {
         dst->tok_emb = spq_malloc(ne * sizeof(float));
@@ -81,11 +85,14 @@ void spq_mapped_to_f32(spq_model *dst, const spq_mapped *mp) {
             tensor_f32(dst->lm_head, &mp->head);
         }
     }
+    if (fn) fn(ud, c->n_layers + 1, c->n_layers + 1);
 }
 
-void spq_model_materialize(spq_model *m) {
+void spq_model_materialize(spq_model *m) { spq_model_materialize_progress(m, NULL, NULL); }
+
+void spq_model_materialize_progress(spq_model *m, spq_convert_progress_fn fn, void *ud) {
     if (!m->mapped) return;
-    spq_mapped_to_f32(m, m->mapped);
+    spq_mapped_to_f32_progress(m, m->mapped, fn, ud);
     spq_mapped_free(m->mapped);
     free(m->mapped);
     m->mapped = NULL;

@@ -54,8 +54,16 @@ void spq_mapped_classifier(float *logits, const float *x, int N, const spq_mappe
  * embedding's). */
 void spq_mapped_to_f32(spq_model *dst, const spq_mapped *mp);
 
+/* Called after each layer (done of total = n_layers + 1, the embedding and
+ * classifier last) while a mapped model is converted: at 8B this takes
+ * minutes, so the pipeline shows it with an ETA. */
+typedef void (*spq_convert_progress_fn)(void *ud, long done, long total);
+void spq_mapped_to_f32_progress(spq_model *dst, const spq_mapped *mp, spq_convert_progress_fn fn, void *ud);
+
 /* Converts every mapped weight of m into its own fp32 arrays and unmaps the
  * files. Nothing to do for a model that is not mapped. */
 void spq_model_materialize(spq_model *m);
+/* The same, reporting per layer (fn may be NULL). */
+void spq_model_materialize_progress(spq_model *m, spq_convert_progress_fn fn, void *ud);
 
 #endif
