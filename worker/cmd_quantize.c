@@ -7,6 +7,9 @@
  * options (pl_local: GPTQ's own calibration seed, calibration with the
  * activation quantizers on, the embeddings' dtype), and the pipeline does
  * the work (worker/cli_session.c); its model.spq artifact is the output.
+ * A Hugging Face model is quantized a layer at a time from its mapped
+ * files (quant/qpack.h) unless --load-f32; the summary gives the peak
+ * memory (RssAnon, sampled, and RSS).
  *
  * MODEL "random:L" is the LLaMA-3.2-1B shape with L layers of seeded random
  * weights (spq_model_init_random, seed 1234 as bench/lowbit and export-gguf)
@@ -38,6 +41,7 @@ static int usage(void) {
             "         [--calib FILE --nsamples 128 --seqlen 512 --damp 0.01 --act-order --calib-seed S\n"
             "          --calib-act-quant]   (GPTQ; the window is at most the model's context)\n"
             "         [--embedding-dtype f32|f16|bf16] [--tokenizer DIR|tokenizer.json]\n"
+            "         [--load-f32 (every weight in fp32 at load, not mapped and quantized a layer at a time)]\n"
             "  MODEL random:L: the LLaMA-3.2-1B shape with L layers of seeded random weights (needs --tokenizer,\n"
             "  a LLaMA 3 tokenizer.json; RTN, no rotation)\n");
     return 2;
@@ -121,6 +125,7 @@ static int run_random(const char *model_path, const char *tok_path, const cli_ro
 
 int cli_cmd_quantize(int argc, char **argv) {
     const char *model_path = NULL, *out = NULL, *method = "rtn", *edt_s = "f32", *tok_path = NULL;
+    int load_f32 = 0;
     spq_qcfg q = spq_qcfg_off();
     q.w.bits = 4;
     q.w.mse = 1;
@@ -138,6 +143,7 @@ int cli_cmd_quantize(int argc, char **argv) {
         else if (!strcmp(a, "--method")) bad = cli_arg_str(&method, argc, argv, &i, "quantize");
         else if (!strcmp(a, "--embedding-dtype")) bad = cli_arg_str(&edt_s, argc, argv, &i, "quantize");
         else if (!strcmp(a, "--tokenizer")) bad = cli_arg_str(&tok_path, argc, argv, &i, "quantize");
+        else if (!strcmp(a, "--load-f32")) load_f32 = 1;
         else if (cli_arg_positional(&model_path, a, "quantize")) return usage();
         if (bad) return 2;
     }
@@ -161,6 +167,7 @@ int cli_cmd_quantize(int argc, char **argv) {
     pl_pipeline p;
     cli_spec_start(&p, model_path);
     p.local.emb_dtype = emb_dtype;
+    p.local.load_f32 = load_f32;
     spq_jobspec *s = &p.spec;
     cli_spec_quant(s, &rf, &q);
     if (use_gptq) cli_spec_gptq(&p, &g);
@@ -169,15 +176,18 @@ int cli_cmd_quantize(int argc, char **argv) {
     int rc = 2;
     if (!cli_spec_check(&ses, s)) {
         double t0 = spq_now();
+        spq_rss_watch *watch = spq_rss_watch_start(10);
         rc = cli_session_status(&ses, &p, cli_session_run(&ses, &p));
+        long peak_anon = spq_rss_watch_stop(watch);
         if (rc == 0 && spq_par_rank() == 0) { /* one line, from the rank that wrote the file */
             char qjson[256];
             spq_qcfg qs = spq_jobspec_qcfg(s, s->quant.w_bits);
             spq_qcfg_to_json(qjson, sizeof qjson, &qs);
             struct stat st;
             long long bytes = stat(out, &st) ? -1 : (long long)st.st_size;
-            printf("{\"out\": \"%s\", \"method\": \"%s\", \"quant\": %s, \"bytes\": %lld, \"seconds\": %.2f}\n", out,
-                   method, qjson, bytes, spq_now() - t0);
+            printf("{\"out\": \"%s\", \"method\": \"%s\", \"quant\": %s, \"bytes\": %lld, \"seconds\": %.2f, "
+                   "\"peak_rss_anon_kib\": %ld, \"peak_rss_kib\": %zu}\n", out, method, qjson, bytes, spq_now() - t0,
+                   peak_anon, spq_peak_rss() / 1024);
         }
     }
     pl_pipeline_free(&p);

@@ -61,6 +61,7 @@
 #include "common/eval/tasks.h"
 #include "common/io/load.h"
 #include "common/quant/qmodel.h"
+#include "common/model/mapped.h"
 #include "worker/pipeline.h"
 
 typedef struct {
@@ -470,6 +471,10 @@ static void report_header(evaluation *ev, json_t *rep) {
 
 int pl_stage_evaluate(pl_pipeline *p) {
     const spq_jobspec *s = &p->spec;
+    /* a mapped model rotated but not quantized would be rotated again for
+     * every batch: converted once instead */
+    if (p->model.mapped && p->model.mapped->n_xforms && !spq_mapped_all_packed(p->model.mapped, &p->model.cfg))
+        pl_materialize(p);
     int ctx = p->model.cfg.seq_len;
     evaluation ev = {.p = p, .seqlen = p->local.seqlen ? p->local.seqlen : ctx < 2048 ? ctx : 2048};
     spq_scorer_model(&ev.sc, &p->model);

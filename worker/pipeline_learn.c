@@ -95,6 +95,7 @@ int pl_stage_learn(pl_pipeline *p) {
              lc.batch, lc.seqlen, lc.lr, (unsigned long long)lc.seed,
              p->rot_meta.step > 0 ? " (resumed)" : "");
     p->rep->log(p->rep->ud, "info", line);
+    pl_materialize(p); /* learning reads every weight in fp32 at every step */
     if (spq_learn(&p->rot, &p->rot_meta, &p->model, &q, ids, n_ids, &lc, &hooks, &p->err)) goto done;
     if (p->rot_meta.step < lc.steps) { /* asked to stop */
         if (p->stop == PL_STOP_SHUTDOWN && on_checkpoint(&ctx, &p->rot, &p->rot_meta)) {

@@ -7,10 +7,12 @@
  *
  * A Hugging Face model is loaded mapped (model/mapped.h): its weights stay
  * in their files and evaluation converts a layer at a time, so evaluating
- * a model needs memory for one layer, not the whole model in fp32. The
- * stages that change or pack the weights (fuse, quantize, a GGUF write)
- * materialize them first; a model kept for serving is loaded in fp32, as
- * decoding would convert every layer at every token. */
+ * a model needs memory for one layer, not the whole model in fp32. Fusing
+ * and rotating are recorded and done as a layer is converted; quantizing
+ * to a packed form goes a layer at a time (quant/qpack.h). Learning, other
+ * quantizations and a GGUF write materialize the weights first; a model
+ * kept for serving is loaded in fp32, as decoding would convert every layer
+ * at every token. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -57,8 +59,7 @@ void pl_materialize(pl_pipeline *p) {
 }
 
 int pl_stage_fuse(pl_pipeline *p) {
-    pl_materialize(p);
-    spq_fuse_norms(&p->model);
+    spq_fuse_norms(&p->model); /* a mapped model's layers as they are converted */
     p->rep->log(p->rep->ud, "info", "RMSNorm weights fused into the following linears");
     return PL_STAGE_OK;
 }

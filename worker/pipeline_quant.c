@@ -6,7 +6,8 @@
  * model is already rotated (rotate/learn). GPTQ reports progress per layer,
  * its layer-output errors against RTN as metrics (gptq/err, gptq/err_rtn at
  * step = layer, the mean over the layer's linears), and stops between layers
- * when asked (a resumed run starts GPTQ over). */
+ * when asked (a resumed run starts GPTQ over). A mapped model is quantized
+ * streamed when its settings allow (see streams below). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -14,6 +15,7 @@
 #include "common/model/mapped.h"
 #include "common/quant/gptq.h"
 #include "common/quant/qmodel.h"
+#include "common/quant/qpack.h"
 #include "worker/pipeline.h"
 
 static int on_layer(void *ud, int layer, int n_layers, const spq_gptq_stat *st, double seconds) {
@@ -92,11 +94,21 @@ done:
     return rc;
 }
 
+/* A mapped model whose weights are quantized to a packed form is quantized
+ * a layer at a time (quant/qpack.h), the layers packed as they are done;
+ * otherwise (no weight quantization, 5..8 bits, a GGUF grid, a GGUF export,
+ * a model kept for serving) it is converted to fp32 first. */
+static int streams(pl_pipeline *p, const spq_qcfg *q) {
+    return q->w.bits < 16 && !q->w.grid && !p->local.gguf && !p->local.keep_model &&
+           spq_qpack_streams(&p->model, &q->w);
+}
+
 int pl_stage_quantize(pl_pipeline *p) {
-    pl_materialize(p);
     spq_qcfg q = spq_jobspec_qcfg(&p->spec, p->spec.quant.w_bits);
     /* settings checked and switched on; weights left for the method below */
     if (spq_qmodel_prepare(&p->model, NULL, &q, 0, &p->err)) return PL_STAGE_FAILED;
+    if (streams(p, &q)) pl_log(p, "info", "quantizing a layer at a time from the mapped weights, each layer packed once done");
+    else pl_materialize(p);
     int gptq = q.w.bits < 16 && p->spec.weights.method == SPQ_WQ_GPTQ;
     if (q.w.bits < 16 && !gptq) {
         if (spq_wquant_rtn(&p->wq, &p->model, &q.w, &p->err)) return PL_STAGE_FAILED;

@@ -23,7 +23,9 @@
 #include "common/base/half.h"
 #include "common/base/json_util.h"
 #include "common/model/linear.h"
+#include "common/model/mapped.h"
 #include "common/quant/qmodel.h"
+#include "common/quant/qpack.h"
 
 /* the allocation of a packed model without linears: norms, embedding and
  * classifier storage, rotations, settings */
@@ -52,16 +54,6 @@ static void alloc_shell(spq_model *pm, const spq_config *c, spq_emb_dtype emb_dt
     }
 }
 
-/* segment length of linear `which` under the model's activation settings */
-static int lin_seg(int *seg, const spq_qcfg *q, const spq_config *c, int which, spq_err *err) {
-    int rows, cols;
-    spq_lin_shape(c, which, &rows, &cols);
-    spq_aq_cfg aq = spq_site_aq(q, spq_lin_site(which), c->head_dim);
-    int ag = aq.bits < SPQ_QUANT_OFF ? aq.groupsize : 0;
-    if (spq_qseg(seg, cols, ag, q->w.groupsize, err)) return spq_fail_prefix(err, "%s", spq_lin_name(which));
-    return 0;
-}
-
 static int emb_dtype_ok(int t) { return t == SPQ_ST_F32 || t == SPQ_ST_F16 || t == SPQ_ST_BF16; }
 
 /* the file's dtype of an embedding (emb_dtype_ok) and the model's */
@@ -72,19 +64,30 @@ static spq_st_dtype emb_to_st(spq_emb_dtype e) {
     return e == SPQ_EMB_BF16 ? SPQ_ST_BF16 : e == SPQ_EMB_F16 ? SPQ_ST_F16 : SPQ_ST_F32;
 }
 
-static void store_emb(spq_model *pm, const float *emb, const float *head) {
-    size_t ne = (size_t)pm->cfg.vocab_size * pm->cfg.dim;
-    spq_packed *p = pm->packed;
-    if (p->emb_dtype == SPQ_EMB_F32) {
-        memcpy(pm->tok_emb, emb, ne * sizeof(float));
-        if (pm->lm_head != pm->tok_emb) memcpy(pm->lm_head, head, ne * sizeof(float));
-    } else if (p->emb_dtype == SPQ_EMB_F16) {
-        spq_f32_to_f16_array(p->emb16, emb, ne);
-        if (p->head16 != p->emb16) spq_f32_to_f16_array(p->head16, head, ne);
-    } else {
-        spq_f32_to_bf16_array(p->emb16, emb, ne);
-        if (p->head16 != p->emb16) spq_f32_to_bf16_array(p->head16, head, ne);
+/* dst (vocab, dim) in the packed model's dtype <- src: fp32 rows, or (src
+ * NULL) the rows of a mapped 16-bit table (mapped.h), a row at a time */
+static void store_table(spq_model *pm, void *dst, const float *src, const spq_mtensor *mt) {
+    size_t D = pm->cfg.dim, V = pm->cfg.vocab_size;
+    spq_emb_dtype e = pm->packed->emb_dtype;
+    float *row = src ? NULL : spq_malloc(D * sizeof(float));
+    for (size_t v = 0; v < V; v++) {
+        const float *x = src ? src + v * D : row;
+        if (!src) spq_mtensor_row(row, mt, (int)v, (int)D);
+        if (e == SPQ_EMB_F32) memcpy((float *)dst + v * D, x, D * sizeof(float));
+        else if (e == SPQ_EMB_F16) spq_f32_to_f16_array((uint16_t *)dst + v * D, x, D);
+        else spq_f32_to_bf16_array((uint16_t *)dst + v * D, x, D);
     }
+    free(row);
+}
+
+/* pm's embedding and classifier <- fq's (fp32, or still mapped) */
+static void store_emb(spq_model *pm, const spq_model *fq) {
+    spq_packed *p = pm->packed;
+    int f32 = p->emb_dtype == SPQ_EMB_F32;
+    const spq_mapped *mp = fq->mapped;
+    store_table(pm, f32 ? (void *)pm->tok_emb : (void *)p->emb16, fq->tok_emb, mp ? &mp->emb : NULL);
+    if (f32 ? pm->lm_head != pm->tok_emb : p->head16 != p->emb16)
+        store_table(pm, f32 ? (void *)pm->lm_head : (void *)p->head16, fq->lm_head, mp ? &mp->head : NULL);
 }
 
 static int read_whole(char **out, size_t *len, const char *path, spq_err *err) {
@@ -125,28 +128,23 @@ static int embed_tokenizer(spq_packed *p, const char *model_path, spq_err *err) 
     return rc;
 }
 
-int spq_packed_build(spq_model *pm, const spq_model *fq, const spq_wquant *wq, const spq_pack_opts *o,
-                     spq_err *err) {
+int spq_packed_build(spq_model *pm, spq_model *fq, const spq_wquant *wq, const spq_pack_opts *o, spq_err *err) {
     const spq_config *c = &fq->cfg;
     const spq_qcfg *q = &fq->q;
     memset(pm, 0, sizeof *pm);
     if (fq->packed) return spq_fail(err, "the model is packed already");
-    if (q->w.bits < 2 || q->w.bits > 4)
-        return spq_fail(err, "w_bits: packed weights are 2..4 bits (the model's weights are %d-bit)", q->w.bits);
+    if (spq_qpack_check(q, c, err)) return -1;
     if (wq->cfg.bits != q->w.bits || wq->cfg.sym != q->w.sym || wq->cfg.groupsize != q->w.groupsize ||
         wq->n_layers != c->n_layers)
         return spq_fail(err, "the weight parameters were made with other settings than the model's (w_bits %d vs %d, "
                              "w_groupsize %d vs %d)", wq->cfg.bits, q->w.bits, wq->cfg.groupsize, q->w.groupsize);
-    if (q->kv.bits < SPQ_QUANT_OFF && (q->kv.bits < 2 || q->kv.bits > 8))
-        return spq_fail(err, "kv_bits: %d is not 2..8 or 16", q->kv.bits);
     int emb_dtype = o && o->emb_dtype ? (int)o->emb_dtype : SPQ_ST_F32;
     if (!emb_dtype_ok(emb_dtype))
         return spq_fail(err, "embedding dtype %s: use F32, F16 or BF16", spq_st_dtype_name(emb_dtype));
-    int segs[SPQ_N_LIN];
-    for (int which = 0; which < SPQ_N_LIN; which++)
-        if (lin_seg(&segs[which], q, c, which, err)) return -1;
+    int streamed = spq_mapped_all_packed(fq->mapped, c);
+    if (fq->mapped && !streamed) return spq_fail(err, "a mapped model is packed once every layer is quantized");
     spq_config pc = *c;
-    pc.tied = fq->lm_head == fq->tok_emb;
+    pc.tied = !fq->tok_emb && fq->mapped ? fq->mapped->head.t == fq->mapped->emb.t : fq->lm_head == fq->tok_emb;
     pc.kv_cache_bits = q->kv.bits < SPQ_QUANT_OFF ? q->kv.bits : 0;
     alloc_shell(pm, &pc, emb_from_st(emb_dtype));
     pm->q = *q;
@@ -156,44 +154,26 @@ int spq_packed_build(spq_model *pm, const spq_model *fq, const spq_wquant *wq, c
     pm->format = spq_strdup("packed");
     spq_packed *p = pm->packed;
     p->info = spq_strdup(o && o->info ? o->info : "{}");
-    int D = c->dim, qmin, qmax;
-    spq_quant_range(q->w.bits, q->w.sym, &qmin, &qmax);
+    int D = c->dim;
     for (int l = 0; l < c->n_layers; l++) {
         memcpy(pm->layers[l].attn_norm, fq->layers[l].attn_norm, D * sizeof(float));
         memcpy(pm->layers[l].ffn_norm, fq->layers[l].ffn_norm, D * sizeof(float));
     }
     memcpy(pm->final_norm, fq->final_norm, D * sizeof(float));
-    store_emb(pm, fq->tok_emb, fq->lm_head);
+    store_emb(pm, fq);
     int rc = 0;
-    for (int l = 0; l < c->n_layers && !rc; l++)
-        for (int which = 0; which < SPQ_N_LIN && !rc; which++) {
-            int rows, cols;
-            spq_lin_shape(c, which, &rows, &cols);
-            const float *W = *spq_lin_weight(&fq->layers[l], which);
-            const spq_wparams *wp = spq_wquant_at(wq, l, which);
-            int ng = spq_wq_ngroups(&q->w, cols), G = q->w.groupsize > 0 ? q->w.groupsize : cols;
-            int8_t *sc = spq_malloc((size_t)rows * cols);
-            uint8_t *u = spq_malloc((size_t)rows * cols);
-            int32_t *z = spq_malloc((size_t)rows * ng * sizeof(int32_t));
-            spq_wq_codes(sc, W, wp->scale, wp->zero, rows, cols, &q->w);
-            for (size_t i = 0; i < (size_t)rows * ng; i++) z[i] = (int32_t)wp->zero[i] - qmin;
-            for (int r = 0; r < rows && !rc; r++)
-                for (int k = 0; k < cols; k++) {
-                    size_t e = (size_t)r * cols + k, g = (size_t)r * ng + k / G;
-                    u[e] = (uint8_t)(sc[e] - qmin);
-                    float back = wp->scale[g] * ((float)sc[e] - wp->zero[g]);
-                    if (back != W[e]) {
-                        rc = spq_fail(err, "layer %d %s: weight [%d, %d] = %.9g is not on the grid of its scale %g "
-                                           "and zero %g (dequantizes to %.9g)", l, spq_lin_name(which), r, k,
-                                      (double)W[e], (double)wp->scale[g], (double)wp->zero[g], (double)back);
-                        break;
-                    }
-                }
-            if (!rc && spq_qlinear_build(spq_packed_lin(p, l, which), u, wp->scale, z, rows, cols,
-                                         q->w.bits, q->w.groupsize, segs[which], err))
-                rc = spq_fail_prefix(err, "layer %d %s", l, spq_lin_name(which));
-            free(sc); free(u); free(z);
-        }
+    if (streamed) { /* packed already, a layer at a time: moved here */
+        size_t n = (size_t)c->n_layers * SPQ_N_LIN;
+        memcpy(p->lin, fq->mapped->qlin, n * sizeof(spq_qlinear));
+        memset(fq->mapped->qlin, 0, n * sizeof(spq_qlinear));
+        memset(fq->mapped->qdone, 0, (size_t)c->n_layers);
+        fq->mapped->gen++;
+    }
+    for (int l = 0; l < c->n_layers && !rc && !streamed; l++)
+        for (int which = 0; which < SPQ_N_LIN && !rc; which++)
+            if (spq_qpack_linear(spq_packed_lin(p, l, which), *spq_lin_weight(&fq->layers[l], which),
+                                 spq_wquant_at(wq, l, which), q, c, which, err))
+                rc = spq_fail_prefix(err, "layer %d", l);
     if (!rc && o && o->tokenizer_from) rc = embed_tokenizer(p, o->tokenizer_from, err);
     if (rc) spq_model_free(pm);
     return rc;
@@ -219,17 +199,6 @@ static char *lin_tensor(int l, int which, const char *part) {
     return spq_strdup(buf);
 }
 
-/* adds a tensor whose buffer the writer then owns */
-static int add_owned(spq_st_writer *w, const char *name, spq_st_dtype dt, int ndim, const int64_t *shape, void *data,
-                     spq_err *err) {
-    if (spq_st_writer_add(w, name, dt, ndim, shape, data, err)) {
-        free(data);
-        return -1;
-    }
-    w->entries[w->n - 1].owned = data;
-    return 0;
-}
-
 static const char *rot_kind(const spq_rot_online *r) { return !r ? "none" : r->is_hadamard ? "hadamard" : "dense"; }
 
 static int add_rot(spq_st_writer *w, const char *name, const spq_rot_online *r, spq_err *err) {
@@ -243,6 +212,41 @@ static void meta_json(spq_st_writer *w, const char *key, json_t *j) {
     spq_st_writer_meta(w, key, s);
     free(s);
     json_decref(j);
+}
+
+/* A linear's tensors are produced from its packed layout while the file is
+ * written (spq_st_writer_add_fill), rows r0.. of n: codes as nibbles (two
+ * per byte, low first), scales, zero points; a copy of the model's codes
+ * would double the memory of writing it. */
+static int fill_codes(void *ud, void *dst, int64_t r0, int64_t n, spq_err *err) {
+    const spq_qlinear *ql = ud;
+    size_t half = (size_t)(ql->cols + 1) / 2;
+    uint8_t *o = dst;
+    memset(o, 0, (size_t)n * half);
+    for (int64_t r = 0; r < n; r++)
+        for (int k = 0; k < ql->cols; k++)
+            o[r * half + k / 2] |= (uint8_t)(spq_qlinear_code(ql, (int)(r0 + r), k) << (k & 1 ? 4 : 0));
+    return 0;
+}
+
+static size_t param_at(const spq_qlinear *ql, int64_t r, int g) {
+    return ((size_t)(r / SPQ_QPANEL) * ql->ngroups + g) * SPQ_QPANEL + r % SPQ_QPANEL;
+}
+
+static int fill_scale(void *ud, void *dst, int64_t r0, int64_t n, spq_err *err) {
+    const spq_qlinear *ql = ud;
+    float *o = dst;
+    for (int64_t r = 0; r < n; r++)
+        for (int g = 0; g < ql->ngroups; g++) o[r * ql->ngroups + g] = ql->scale[param_at(ql, r0 + r, g)];
+    return 0;
+}
+
+static int fill_zero(void *ud, void *dst, int64_t r0, int64_t n, spq_err *err) {
+    const spq_qlinear *ql = ud;
+    uint8_t *o = dst;
+    for (int64_t r = 0; r < n; r++)
+        for (int g = 0; g < ql->ngroups; g++) o[r * ql->ngroups + g] = (uint8_t)ql->zero[param_at(ql, r0 + r, g)];
+    return 0;
 }
 
 int spq_packed_save(const spq_model *pm, const char *path, spq_err *err) {
@@ -272,27 +276,13 @@ int spq_packed_save(const spq_model *pm, const char *path, spq_err *err) {
         snprintf(name, sizeof name, "layers.%d.ffn_norm", l);
         if (!rc) rc = spq_st_writer_add(&w, name, SPQ_ST_F32, 1, sd, pm->layers[l].ffn_norm, err);
         for (int which = 0; which < SPQ_N_LIN && !rc; which++) {
-            const spq_qlinear *ql = spq_packed_lin(p, l, which);
-            int rows = ql->rows, cols = ql->cols, ng = ql->ngroups, half = (cols + 1) / 2;
-            uint8_t *u = spq_malloc((size_t)rows * cols), *nib = spq_calloc((size_t)rows * half, 1), *zb;
-            float *sc = spq_malloc((size_t)rows * ng * sizeof(float));
-            int32_t *z = spq_malloc((size_t)rows * ng * sizeof(int32_t));
-            spq_qlinear_unpack(u, sc, z, ql);
-            for (int r = 0; r < rows; r++)
-                for (int k = 0; k < cols; k++)
-                    nib[(size_t)r * half + k / 2] |= (uint8_t)(k & 1 ? u[(size_t)r * cols + k] << 4 : u[(size_t)r * cols + k]);
-            zb = spq_malloc((size_t)rows * ng);
-            for (size_t i = 0; i < (size_t)rows * ng; i++) zb[i] = (uint8_t)z[i];
-            free(u);
-            free(z);
-            int64_t sc_shape[2] = {rows, half}, sp_shape[2] = {rows, ng};
+            spq_qlinear *ql = spq_packed_lin(p, l, which);
+            int64_t sc_shape[2] = {ql->rows, (ql->cols + 1) / 2}, sp_shape[2] = {ql->rows, ql->ngroups};
             char *n1 = lin_tensor(l, which, "codes"), *n2 = lin_tensor(l, which, "scale"),
                  *n3 = lin_tensor(l, which, "zero");
-            rc = add_owned(&w, n1, SPQ_ST_U8, 2, sc_shape, nib, err);
-            if (!rc) rc = add_owned(&w, n2, SPQ_ST_F32, 2, sp_shape, sc, err);
-            else free(sc);
-            if (!rc) rc = add_owned(&w, n3, SPQ_ST_U8, 2, sp_shape, zb, err);
-            else free(zb);
+            rc = spq_st_writer_add_fill(&w, n1, SPQ_ST_U8, 2, sc_shape, fill_codes, ql, err) ||
+                 spq_st_writer_add_fill(&w, n2, SPQ_ST_F32, 2, sp_shape, fill_scale, ql, err) ||
+                 spq_st_writer_add_fill(&w, n3, SPQ_ST_U8, 2, sp_shape, fill_zero, ql, err);
             free(n1); free(n2); free(n3);
         }
     }
@@ -426,7 +416,7 @@ static int load_linear(spq_qlinear *ql, const spq_st_file *f, const spq_config *
                        int which, spq_err *err) {
     int rows, cols, seg;
     spq_lin_shape(c, which, &rows, &cols);
-    if (lin_seg(&seg, q, c, which, err)) return spq_fail_prefix(err, "%s: metadata quant", f->path);
+    if (spq_qpack_seg(&seg, q, c, which, err)) return spq_fail_prefix(err, "%s: metadata quant", f->path);
     int ng = spq_wq_ngroups(&q->w, cols), half = (cols + 1) / 2;
     char *n1 = lin_tensor(l, which, "codes"), *n2 = lin_tensor(l, which, "scale"), *n3 = lin_tensor(l, which, "zero");
     const spq_st_tensor *tc = spq_st_find(f, n1), *ts = spq_st_find(f, n2), *tz = spq_st_find(f, n3);

@@ -40,9 +40,10 @@ typedef struct {
  * and KV quantizers, fq->r3/r4 its online rotations. The result computes
  * what fq computes, with integer kernels. Fails when a weight is not on its
  * parameters' grid, or the settings have no packed form (weights other than
- * 2..4 bits, groups that do not nest with the activation groups). */
-int spq_packed_build(spq_model *pm, const spq_model *fq, const spq_wquant *wq, const spq_pack_opts *o,
-                     spq_err *err);
+ * 2..4 bits, groups that do not nest with the activation groups). A model
+ * quantized streamed (quant/qpack.h) is packed already: its packed layers
+ * move into pm, and fq is then only good for spq_model_free. */
+int spq_packed_build(spq_model *pm, spq_model *fq, const spq_wquant *wq, const spq_pack_opts *o, spq_err *err);
 
 /* Writes pm to path atomically. */
 int spq_packed_save(const spq_model *pm, const char *path, spq_err *err);

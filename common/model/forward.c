@@ -98,16 +98,18 @@ static void linear(float *out, const spq_model *m, const spq_layer *L, spq_state
     spq_matmul_forward(out, x, *spq_lin_weight((spq_layer *)L, which), N, cols, rows);
 }
 
-/* Layer l's weights: the model's own, or a mapped model's converted into
- * s->wbuf, which keeps them while the same layer runs again (mapped
- * weights never change: materializing a model unmaps it). */
+/* Layer l's weights: the model's own (a mapped model's layer that has
+ * arrays of its own while it is quantized, mapped.h), or a mapped model's
+ * converted into s->wbuf, which keeps them while the same layer runs again
+ * and the mapped model has not changed since (its gen). */
 static const spq_layer *layer_weights(spq_state *s, const spq_model *m, int l) {
-    if (!m->mapped) return &m->layers[l];
-    if (s->w_model != m || s->w_layer != l || !s->wbuf) {
+    if (!m->mapped || m->layers[l].wq) return &m->layers[l];
+    if (s->w_model != m || s->w_layer != l || s->w_gen != m->mapped->gen || !s->wbuf) {
         if (!s->wbuf) s->wbuf = spq_malloc(spq_mapped_layer_floats(&m->cfg) * sizeof(float));
         spq_mapped_layer(&s->wl, s->wbuf, m, l);
         s->w_model = m;
         s->w_layer = l;
+        s->w_gen = m->mapped->gen;
     }
     return &s->wl;
 }

@@ -48,6 +48,7 @@ typedef struct {
     float *wbuf;
     const spq_model *w_model;
     int w_layer;
+    unsigned w_gen;
     spq_layer wl;
     const int *slot_of; /* (B) the KV cache slot of each sequence of a call; NULL: sequence b uses slot b */
 } spq_state;

@@ -13,6 +13,11 @@ void spq_mapped_free(spq_mapped *mp) {
     for (int i = 0; i < mp->n_files; i++) spq_st_close(&mp->files[i]);
     free(mp->files);
     free(mp->lin);
+    for (int i = 0; i < mp->n_xforms; i++)
+        if (mp->xforms[i].free) mp->xforms[i].free(mp->xforms[i].ctx);
+    for (size_t i = 0; mp->qlin && i < (size_t)mp->q_layers * SPQ_N_LIN; i++) spq_qlinear_free(&mp->qlin[i]);
+    free(mp->qlin);
+    free(mp->qdone);
     memset(mp, 0, sizeof *mp);
 }
 
@@ -35,22 +40,113 @@ static void tensor_f32(float *out, const spq_mtensor *mt) {
     }
 }
 
+/* W (rows, cols) <- the dequantized values of a quantized linear: the
+ * weights' fake quantization computes s (c - z) with the signed code c and
+ * zero z; the packed codes are c - qmin and z - qmin, so the same float
+ * operations give the same values */
+static void dequant(float *W, const spq_qlinear *ql, int qmin) {
+    int rows = ql->rows, cols = ql->cols, ng = ql->ngroups, G = ql->groupsize > 0 ? ql->groupsize : cols;
+    uint8_t *u = spq_malloc((size_t)rows * cols);
+    float *sc = spq_malloc((size_t)rows * ng * sizeof(float));
+    int32_t *z = spq_malloc((size_t)rows * ng * sizeof(int32_t));
+    spq_qlinear_unpack(u, sc, z, ql);
+    for (int r = 0; r < rows; r++)
+        for (int k = 0; k < cols; k++) {
+            size_t g = (size_t)r * ng + k / G;
+            W[(size_t)r * cols + k] = sc[g] * ((float)(u[(size_t)r * cols + k] + qmin) - (float)(z[g] + qmin));
+        }
+    free(u);
+    free(sc);
+    free(z);
+}
+
+/* L's linears (the destinations, set by the caller) <- layer l: dequantized
+ * when quantized, else converted from the file and transformed */
+static void layer_into(spq_layer *L, const spq_mapped *mp, const spq_config *c, int l) {
+    if (mp->qdone && mp->qdone[l] == 1) {
+        for (int which = 0; which < SPQ_N_LIN; which++)
+            dequant(*spq_lin_weight(L, which), &mp->qlin[(size_t)l * SPQ_N_LIN + which], mp->qmin);
+        return;
+    }
+    for (int which = 0; which < SPQ_N_LIN; which++)
+        tensor_f32(*spq_lin_weight(L, which), &mp->lin[(size_t)l * SPQ_N_LIN + which]);
+    for (int i = 0; i < mp->n_xforms; i++) mp->xforms[i].apply(L, l, c, mp->xforms[i].ctx);
+}
+
 void spq_mapped_layer(spq_layer *L, float *buf, const spq_model *m, int l) {
     *L = m->layers[l];
     for (int which = 0; which < SPQ_N_LIN; which++) {
         int rows, cols;
         spq_lin_shape(&m->cfg, which, &rows, &cols);
-        tensor_f32(buf, &m->mapped->lin[(size_t)l * SPQ_N_LIN + which]);
         *spq_lin_weight(L, which) = buf;
         buf += (size_t)rows * cols;
     }
+    layer_into(L, m->mapped, &m->cfg, l);
 }
 
-void spq_mapped_emb_row(float *x, const spq_mapped *mp, int token, int dim) {
-    const uint8_t *row = mp->emb.t->data + (size_t)token * dim * 2;
-    if (mp->emb.t->dtype == SPQ_ST_BF16) spq_bf16_to_f32_array(x, row, dim);
-    else spq_f16_to_f32_array(x, row, dim);
+void spq_mapped_add_xform(spq_model *m, spq_mapped_xform x) {
+    spq_mapped *mp = m->mapped;
+    if (mp->n_xforms == SPQ_MAPPED_MAX_XFORMS) {
+        fprintf(stderr, "spinq: more than %d layer transforms on a mapped model\n", SPQ_MAPPED_MAX_XFORMS);
+        abort();
+    }
+    mp->xforms[mp->n_xforms++] = x;
+    mp->gen++;
 }
+
+/* the linears of layer l that have no array of their own get one, filled */
+static void own_layer(spq_layer *dst, const spq_mapped *mp, const spq_config *c, int l) {
+    if (dst->wq) return; /* a layer has all seven or none */
+    spq_layer L = *dst;
+    for (int which = 0; which < SPQ_N_LIN; which++) {
+        int rows, cols;
+        spq_lin_shape(c, which, &rows, &cols);
+        *spq_lin_weight(&L, which) = spq_malloc((size_t)rows * cols * sizeof(float));
+    }
+    layer_into(&L, mp, c, l);
+    *dst = L;
+}
+
+void spq_mapped_layer_own(spq_model *m, int l) {
+    own_layer(&m->layers[l], m->mapped, &m->cfg, l);
+    m->mapped->gen++;
+}
+
+void spq_mapped_layer_set_packed(spq_model *m, int l, spq_qlinear *ql, int qmin) {
+    spq_mapped *mp = m->mapped;
+    int n = m->cfg.n_layers;
+    if (!mp->qlin) {
+        mp->qlin = spq_calloc((size_t)n * SPQ_N_LIN, sizeof(spq_qlinear));
+        mp->qdone = spq_calloc((size_t)n, 1);
+        mp->q_layers = n;
+    }
+    for (int which = 0; which < SPQ_N_LIN; which++) {
+        spq_qlinear *dst = &mp->qlin[(size_t)l * SPQ_N_LIN + which];
+        spq_qlinear_free(dst);
+        *dst = ql[which];
+        float **w = spq_lin_weight(&m->layers[l], which);
+        free(*w);
+        *w = NULL;
+    }
+    mp->qdone[l] = 1;
+    mp->qmin = qmin;
+    mp->gen++;
+}
+
+int spq_mapped_all_packed(const spq_mapped *mp, const spq_config *c) {
+    if (!mp || !mp->qdone) return 0;
+    for (int l = 0; l < c->n_layers; l++)
+        if (mp->qdone[l] != 1) return 0;
+    return 1;
+}
+
+void spq_mtensor_row(float *x, const spq_mtensor *mt, int row, int n) {
+    const uint8_t *r = mt->t->data + (size_t)row * n * 2;
+    if (mt->t->dtype == SPQ_ST_BF16) spq_bf16_to_f32_array(x, r, n);
+    else spq_f16_to_f32_array(x, r, n);
+}
+
+void spq_mapped_emb_row(float *x, const spq_mapped *mp, int token, int dim) { spq_mtensor_row(x, &mp->emb, token, dim); }
 
 void spq_mapped_classifier(float *logits, const float *x, int N, const spq_mapped *mp, const spq_config *c) {
     /* the loader maps only 2-byte aligned 16-bit tables */
@@ -59,19 +155,9 @@ void spq_mapped_classifier(float *logits, const float *x, int N, const spq_mappe
 
 void spq_mapped_to_f32(spq_model *dst, const spq_mapped *mp) { spq_mapped_to_f32_progress(dst, mp, NULL, NULL); }
 
-void spq_mapped_to_f32_progress(spq_model *dst, const spq_mapped *mp, spq_convert_progress_fn fn, void *ud) {
+/* dst's embedding and classifier, where NULL, <- mp's in fp32 */
+static void ends_f32(spq_model *dst, const spq_mapped *mp) {
     const spq_config *c = &dst->cfg;
-    for (int l = 0; l < c->n_layers; l++) {
-        for (int which = 0; which < SPQ_N_LIN; which++) {
-            float **w = spq_lin_weight(&dst->layers[l], which);
-            if (*w) continue;
-            int rows, cols;
-            spq_lin_shape(c, which, &rows, &cols);
-            *w = spq_malloc((size_t)rows * cols * sizeof(float));
-            tensor_f32(*w, &mp->lin[(size_t)l * SPQ_N_LIN + which]);
-        }
-        if (fn) fn(ud, l + 1, c->n_layers + 1);
-    }
     size_t ne = (size_t)c->vocab_size * c->dim;
     if (!dst->tok_emb && mp->emb.t) {
         dst->tok_emb = spq_malloc(ne * sizeof(float));
@@ -85,6 +171,23 @@ void spq_mapped_to_f32_progress(spq_model *dst, const spq_mapped *mp, spq_conver
             tensor_f32(dst->lm_head, &mp->head);
         }
     }
+}
+
+void spq_mapped_ends_f32(spq_model *m) {
+    spq_mapped *mp = m->mapped;
+    if (!mp) return;
+    ends_f32(m, mp);
+    mp->emb.t = mp->head.t = NULL;
+    mp->gen++;
+}
+
+void spq_mapped_to_f32_progress(spq_model *dst, const spq_mapped *mp, spq_convert_progress_fn fn, void *ud) {
+    const spq_config *c = &dst->cfg;
+    for (int l = 0; l < c->n_layers; l++) {
+        own_layer(&dst->layers[l], mp, c, l);
+        if (fn) fn(ud, l + 1, c->n_layers + 1);
+    }
+    ends_f32(dst, mp);
     if (fn) fn(ud, c->n_layers + 1, c->n_layers + 1);
 }
 

@@ -134,7 +134,7 @@ void spq_model_free(spq_model *m) {
 }
 
 void spq_model_untie(spq_model *m) {
-    spq_model_materialize(m);
+    if (m->mapped) spq_mapped_ends_f32(m); /* the layers can stay mapped */
     if (m->lm_head != m->tok_emb) return;
     size_t n = (size_t)m->cfg.vocab_size * m->cfg.dim;
     m->lm_head = spq_malloc(n * sizeof(float));

@@ -109,8 +109,9 @@ void spq_model_alloc(spq_model *m, const spq_config *c);
 void spq_model_alloc_norms(spq_model *m, const spq_config *c);
 void spq_model_free(spq_model *m);
 
-/* Gives a tied classifier its own copy of the embedding (a mapped model is
- * materialized first). */
+/* Gives a tied classifier its own copy of the embedding (a mapped model's
+ * embedding and classifier are converted to fp32 first; its layers stay
+ * mapped). */
 void spq_model_untie(spq_model *m);
 
 /* A deep copy (untied if the source is untied); a mapped source's weights

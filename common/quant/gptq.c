@@ -18,6 +18,7 @@
 #include "common/base/par.h"
 #include "common/base/pool.h"
 #include "common/model/forward.h"
+#include "qpack.h"
 
 /* LAPACK (Fortran interface; the trailing argument is the hidden length of
  * the character argument, which C implementations ignore) */
@@ -391,6 +392,7 @@ int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq
     int rc = 0;
     for (int l = 0; l < c->n_layers && !rc; l++) {
         double t0 = spq_now();
+        spq_qpack_take(m, l);
         spq_gptq_stat ls[SPQ_N_LIN];
         memset(ls, 0, sizeof ls);
         for (int site = 0; site < SPQ_N_SITES && !rc; site++) {
@@ -420,6 +422,10 @@ int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq
         }
         if (rc) break;
         run_layer(&mc, &s, inps, ns, T, batch, l, 1, NULL, NULL);
+        if (m->mapped && spq_qpack_settle(m, l, wq, err)) {
+            rc = -1;
+            break;
+        }
         if (stats) memcpy(stats + (size_t)l * SPQ_N_LIN, ls, sizeof ls);
         if (spq_par_any(progress && progress(ud, l, c->n_layers, ls, spq_now() - t0)) && l + 1 < c->n_layers) {
             rc = 1;

@@ -94,7 +94,9 @@ typedef int (*spq_gptq_progress_fn)(void *ud, int layer, int n_layers, const spq
 /* Quantizes every linear of m (rotated and fused as it will run) with GPTQ
  * on the calibration tokens (n): m's weights become their dequantized values,
  * *wq (allocated here) their parameters. stats (n_layers, SPQ_N_LIN) may be
- * NULL (then no errors are computed). m->q is unchanged. Returns 0, -1 on
+ * NULL (then no errors are computed). m->q is unchanged. A mapped model
+ * is quantized streamed (qpack.h): each layer is packed once quantized,
+ * with m->q's settings. Returns 0, -1 on
  * an error, or 1 when progress asked to stop (m is then half quantized and
  * wq freed). */
 int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq_wq_cfg *w, const int *tokens, long n,

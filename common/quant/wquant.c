@@ -1,5 +1,6 @@
 /* wquant.c - see wquant.h. */
 #include "wquant.h"
+#include "qpack.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +60,8 @@ int spq_wquant_rtn(spq_wquant *q, spq_model *m, const spq_wq_cfg *w, spq_err *er
     if (w->bits >= SPQ_QUANT_OFF) return spq_fail(err, "w_bits: 16 means no weight quantization; nothing to round");
     if (spq_wq_validate(w, 1, err)) return -1;
     spq_wquant_alloc(q, &m->cfg, w);
-    for (int l = 0; l < m->cfg.n_layers; l++)
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        spq_qpack_take(m, l);
         for (int which = 0; which < SPQ_N_LIN; which++) {
             int rows, cols;
             spq_lin_shape(&m->cfg, which, &rows, &cols);
@@ -69,5 +71,10 @@ int spq_wquant_rtn(spq_wquant *q, spq_model *m, const spq_wq_cfg *w, spq_err *er
             spq_wq_params_parallel(p->scale, p->zero, W, rows, cols, w);
             spq_wq_apply(W, W, p->scale, p->zero, rows, cols, w);
         }
+        if (m->mapped && spq_qpack_settle(m, l, q, err)) {
+            spq_wquant_free(q);
+            return -1;
+        }
+    }
     return 0;
 }

@@ -33,7 +33,7 @@ void spq_wq_params_parallel(float *scale, float *zero, const float *W, int rows,
 
 /* Round to nearest: finds the parameters of every linear of m (with w's
  * settings; fails on bits outside 2..8) and replaces the weights by their
- * dequantized values. */
+ * dequantized values; a mapped model's a layer at a time (qpack.h). */
 int spq_wquant_rtn(spq_wquant *q, spq_model *m, const spq_wq_cfg *w, spq_err *err);
 
 #endif

@@ -11,7 +11,9 @@
 #include "common/model/model.h"
 
 /* input norm -> q, k, v; post-attention norm -> gate, up; final norm ->
- * lm_head. Products are formed in fp64 and rounded once. */
+ * lm_head. Products are formed in fp64 and rounded once. A mapped model's
+ * layers are fused as they are converted (a layer transform, mapped.h), to
+ * the same values. */
 void spq_fuse_norms(spq_model *m);
 
 /* 1 if every norm weight is exactly 1 (the model is fused). */

@@ -13,6 +13,7 @@
 #include "fuse.h"
 #include "common/base/safetensors.h"
 #include "common/kernels/rotinit.h"
+#include "common/model/mapped.h"
 
 static int init_matrix(double *R, int n, int init, uint64_t seed, spq_err *err) {
     switch (init) {
@@ -146,24 +147,58 @@ int spq_rotation_plain_only(const spq_rotation *r, const char *what, spq_err *er
                          "--mode no-had with hadamard/random)", what);
 }
 
+/* layer l's linears <- their rotation by R1 and the layer's R2 (and R4
+ * folded into down_proj when online) */
+static void rotate_layer(spq_layer *L, int l, const spq_config *c, const spq_rotation *r) {
+    int d = c->dim, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    const double *R2 = r->R2 + (size_t)l * hd * hd;
+    rotate_input_side(L->wq, qd, d, r->R1);
+    rotate_input_side(L->wk, kvd, d, r->R1);
+    rotate_v(L->wv, c->n_kv_heads, hd, d, r->R1, R2);
+    rotate_o(L->wo, c->n_heads, hd, d, r->R1, R2);
+    rotate_input_side(L->w_gate, c->hidden_dim, d, r->R1);
+    rotate_input_side(L->w_up, c->hidden_dim, d, r->R1);
+    rotate_down(L->w_down, d, c->hidden_dim, r->R1, r->online ? &r->r4 : NULL);
+}
+
+/* A mapped model's layers are rotated when converted: the transform keeps
+ * a copy of the rotation. */
+static void rotate_xform(spq_layer *L, int l, const spq_config *c, const void *ctx) { rotate_layer(L, l, c, ctx); }
+
+static void free_xform(void *ctx) {
+    spq_rotation_free(ctx);
+    free(ctx);
+}
+
+static spq_rotation *rotation_clone(const spq_rotation *r) {
+    spq_rotation *k = spq_calloc(1, sizeof *k);
+    *k = *r;
+    size_t n1 = (size_t)r->dim * r->dim, n2 = (size_t)r->n_layers * r->head_dim * r->head_dim;
+    k->R1 = spq_malloc(n1 * sizeof(double));
+    memcpy(k->R1, r->R1, n1 * sizeof(double));
+    k->R2 = spq_malloc(n2 * sizeof(double));
+    memcpy(k->R2, r->R2, n2 * sizeof(double));
+    if (r->online) {
+        spq_rot_online *r3 = spq_rot_online_clone(&r->r3), *r4 = spq_rot_online_clone(&r->r4);
+        k->r3 = *r3;
+        k->r4 = *r4;
+        free(r3);
+        free(r4);
+    }
+    return k;
+}
+
 int spq_rotation_apply(spq_model *m, const spq_rotation *r, spq_err *err) {
     const spq_config *c = &m->cfg;
     if (spq_rotation_check(r, c, err)) return -1;
     if (!spq_model_is_fused(m)) return spq_fail(err, "rotation: the model's norms must be fused first");
     if (m->r3 || m->r4) return spq_fail(err, "rotation: the model is already rotated");
-    int d = c->dim, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
-    size_t hh = (size_t)hd * hd;
-    rotate_input_side(m->tok_emb, c->vocab_size, d, r->R1);
-    rotate_input_side(m->lm_head, c->vocab_size, d, r->R1);
-    for (int l = 0; l < c->n_layers; l++) {
-        spq_layer *L = &m->layers[l];
-        rotate_input_side(L->wq, qd, d, r->R1);
-        rotate_input_side(L->wk, kvd, d, r->R1);
-        rotate_v(L->wv, c->n_kv_heads, hd, d, r->R1, r->R2 + l * hh);
-        rotate_o(L->wo, c->n_heads, hd, d, r->R1, r->R2 + l * hh);
-        rotate_input_side(L->w_gate, c->hidden_dim, d, r->R1);
-        rotate_input_side(L->w_up, c->hidden_dim, d, r->R1);
-        rotate_down(L->w_down, d, c->hidden_dim, r->R1, r->online ? &r->r4 : NULL);
+    rotate_input_side(m->tok_emb, c->vocab_size, c->dim, r->R1);
+    rotate_input_side(m->lm_head, c->vocab_size, c->dim, r->R1);
+    if (m->mapped) {
+        spq_mapped_add_xform(m, (spq_mapped_xform){rotate_xform, free_xform, rotation_clone(r)});
+    } else {
+        for (int l = 0; l < c->n_layers; l++) rotate_layer(&m->layers[l], l, c, r);
     }
     if (r->online) {
         m->r3 = spq_rot_online_clone(&r->r3);
