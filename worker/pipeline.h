@@ -180,6 +180,9 @@ int pl_check_resources(pl_pipeline *p);
  * them), reporting progress("load", layer, n_layers + 1) with the bar's ETA;
  * nothing to do for a model already in memory. */
 void pl_materialize(pl_pipeline *p);
+/* 1 when the quantize stage will quantize the mapped model a layer at a
+ * time (quant/qpack.h), else it converts the model to fp32 first. */
+int pl_quant_streams(const pl_pipeline *p);
 
 /* A dataset name of the spec (field: its path, for the message) as a path
  * inside the datasets dir (as given with local.paths); 0 or -1 with p->err

@@ -7,7 +7,7 @@
  * its layer-output errors against RTN as metrics (gptq/err, gptq/err_rtn at
  * step = layer, the mean over the layer's linears), and stops between layers
  * when asked (a resumed run starts GPTQ over). A mapped model is quantized
- * streamed when its settings allow (see streams below). */
+ * streamed when its settings allow (see pl_quant_streams below). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -98,16 +98,17 @@ done:
  * a layer at a time (quant/qpack.h), the layers packed as they are done;
  * otherwise (no weight quantization, 5..8 bits, a GGUF grid, a GGUF export,
  * a model kept for serving) it is converted to fp32 first. */
-static int streams(pl_pipeline *p, const spq_qcfg *q) {
-    return q->w.bits < 16 && !q->w.grid && !p->local.gguf && !p->local.keep_model &&
-           spq_qpack_streams(&p->model, &q->w);
+int pl_quant_streams(const pl_pipeline *p) {
+    spq_qcfg q = spq_jobspec_qcfg(&p->spec, p->spec.quant.w_bits);
+    return q.w.bits < 16 && p->spec.rotation.mode != SPQ_ROT_SPINQUANT && !p->local.gguf && !p->local.keep_model &&
+           spq_qpack_streams(&p->model, &q);
 }
 
 int pl_stage_quantize(pl_pipeline *p) {
     spq_qcfg q = spq_jobspec_qcfg(&p->spec, p->spec.quant.w_bits);
     /* settings checked and switched on; weights left for the method below */
     if (spq_qmodel_prepare(&p->model, NULL, &q, 0, &p->err)) return PL_STAGE_FAILED;
-    if (streams(p, &q)) pl_log(p, "info", "quantizing a layer at a time from the mapped weights, each layer packed once done");
+    if (pl_quant_streams(p)) pl_log(p, "info", "quantizing a layer at a time from the mapped weights, each layer packed once done");
     else pl_materialize(p);
     int gptq = q.w.bits < 16 && p->spec.weights.method == SPQ_WQ_GPTQ;
     if (q.w.bits < 16 && !gptq) {

@@ -17,6 +17,10 @@
  *                logits chunk*V, the rotated weights of one layer and their
  *                gradient, R1/R2 and their gradients, W_down M4^T L*d*H
  *                when online Hadamards are on
+ *   streamed     (quant/qpack.h) the embedding and classifier in fp32 when
+ *                rotated + the packed linears + one layer in fp32, in place
+ *                of the fp32 model in every stage; write adds the packed
+ *                model's embedding and classifier
  *   disk         packed linears P_lin*w_bits/8 + fp32 scale and zero per
  *                group + embeddings (and an untied classifier) at emb_bytes
  *                + the rotation file d^2 + L*hd^2 floats + 1 MiB of results
@@ -111,15 +115,23 @@ static uint64_t learn_need(const shapes *z, const spq_jobspec *s, uint64_t fp32)
     return fp32 + (acts + 2 * T * T + chunk * z->V + weights + rots + fold) * 4;
 }
 
-/* the packed model (or GGUF file) the write stage leaves */
-static uint64_t model_file(const shapes *z, const spq_config *c, const spq_jobspec *s, const spq_memest_opts *o) {
+/* the linears packed: codes and a scale and zero per group */
+static uint64_t packed_linears(const shapes *z, const spq_jobspec *s) {
     uint64_t bits = s->quant.w_bits < 16 ? (uint64_t)s->quant.w_bits : 16;
     uint64_t lin = z->L * layer_linear_params(z);
     uint64_t gs = s->quant.w_groupsize > 0 ? (uint64_t)s->quant.w_groupsize : z->d;
-    uint64_t groups = lin / gs;
-    uint64_t emb = z->V * z->d * (c->tied ? 1 : 2) * (uint64_t)(o->emb_bytes > 0 ? o->emb_bytes : 4);
-    return lin * bits / 8 + groups * 8 + emb + (2 * z->L + 1) * z->d * 4;
+    return lin * bits / 8 + lin / gs * 8;
 }
+
+/* the packed model (or GGUF file) the write stage leaves */
+static uint64_t model_file(const shapes *z, const spq_config *c, const spq_jobspec *s, const spq_memest_opts *o) {
+    uint64_t emb = z->V * z->d * (c->tied ? 1 : 2) * (uint64_t)(o->emb_bytes > 0 ? o->emb_bytes : 4);
+    return packed_linears(z, s) + emb + (2 * z->L + 1) * z->d * 4;
+}
+
+static const char *const HINT_STREAMED =
+    "the packed model, one layer in fp32 and (rotated) the embedding and classifier in fp32 need this much: "
+    "run it on a machine with more memory";
 
 static void add(spq_memest *e, const char *stage, uint64_t anon, const char *hint) {
     if (e->n >= SPQ_MEMEST_MAX_STAGES) return;
@@ -139,23 +151,29 @@ void spq_memest_compute(spq_memest *e, const spq_config *c, const spq_jobspec *s
     int evaluated = s->eval.n_ppl > 0 || s->eval.kld || s->eval.n_tasks > 0;
     /* the stages that change the weights materialize them; before that (and
      * without them) a mapped model holds one layer's buffer */
-    int materialized = !o->mapped || o->keep_model || rotated || quantized || o->gguf;
-    uint64_t base = materialized ? fp32 : layer_linear_params(&z) * 4;
+    int materialized = !o->streamed && (!o->mapped || o->keep_model || rotated || quantized || o->gguf);
+    uint64_t layer = layer_linear_params(&z) * 4;
+    uint64_t base = materialized ? fp32 : layer;
+    if (o->streamed) /* the embedding and classifier in fp32 once rotated, the packed layers, one layer in fp32 */
+        base = (rotated ? z.V * z.d * 8 : 0) + packed_linears(&z, s) + layer;
+    const char *hint_model = o->streamed ? HINT_STREAMED : HINT_MODEL;
     if (rotated) {
-        add(e, "fuse", fp32, HINT_MODEL);
-        add(e, "rotate", fp32 + (z.d * z.d + z.L * z.hd * z.hd) * 4, HINT_MODEL);
+        add(e, "fuse", o->streamed ? base : fp32, hint_model);
+        add(e, "rotate", (o->streamed ? base : fp32) + (z.d * z.d + z.L * z.hd * z.hd) * 4, hint_model);
     }
     if (s->rotation.mode == SPQ_ROT_SPINQUANT)
         add(e, "learn", learn_need(&z, s, fp32), "a smaller rotation.train.batch or rotation.train.seqlen");
     if (quantized) {
         int gptq = s->quant.w_bits < 16 && s->weights.method == SPQ_WQ_GPTQ;
-        add(e, "quantize", gptq ? gptq_need(&z, s, fp32) : fp32,
+        add(e, "quantize", gptq ? gptq_need(&z, s, o->streamed ? base : fp32) : o->streamed ? base : fp32,
             gptq ? "fewer calibration windows (weights.nsamples, --nsamples) or shorter ones (weights.seqlen, --seqlen)"
-                 : HINT_MODEL);
+                 : hint_model);
     }
     if (evaluated)
         add(e, "evaluate", eval_need(&z, s, o, base), "fewer windows per call (--batch) or shorter ones (--seqlen)");
-    add(e, "write", base, HINT_MODEL);
+    /* a streamed model's packed copy of the embedding and classifier */
+    uint64_t emb = o->streamed ? z.V * z.d * (c->tied ? 1 : 2) * (uint64_t)(o->emb_bytes > 0 ? o->emb_bytes : 4) : 0;
+    add(e, "write", base + emb, hint_model);
     for (int i = 1; i < e->n; i++)
         if (e->st[i].anon > e->st[e->peak].anon) e->peak = i;
     int packs = (s->quant.w_bits >= 2 && s->quant.w_bits <= 4) || o->gguf;

@@ -25,6 +25,7 @@ typedef struct {
     int gguf;        /* the write stage writes a GGUF file, not the packed model */
     int no_model;    /* the write stage writes no model file */
     int emb_bytes;   /* bytes per value of the packed model's embeddings: 4 (fp32) or 2 */
+    int streamed;    /* the weights are quantized a layer at a time and packed (quant/qpack.h) */
 } spq_memest_opts;
 
 #define SPQ_MEMEST_MAX_STAGES 8

@@ -58,13 +58,13 @@ int spq_qpack_linear(spq_qlinear *ql, const float *W, const spq_wparams *wp, con
     return rc;
 }
 
-int spq_qpack_streams(const spq_model *m, const spq_wq_cfg *w) {
+int spq_qpack_streams(const spq_model *m, const spq_qcfg *q) {
     spq_err err;
-    if (!m->mapped || spq_qpack_check(&m->q, &m->cfg, &err)) return 0;
+    if (!m->mapped || q->w.grid || spq_qpack_check(q, &m->cfg, &err)) return 0;
     for (int which = 0; which < SPQ_N_LIN; which++) {
         int rows, cols;
         spq_lin_shape(&m->cfg, which, &rows, &cols);
-        if (!spq_wq_fits(w, cols)) return 0;
+        if (!spq_wq_fits(&q->w, cols)) return 0;
     }
     return 1;
 }

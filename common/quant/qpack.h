@@ -35,9 +35,9 @@ int spq_qpack_seg(int *seg, const spq_qcfg *q, const spq_config *c, int which, s
 int spq_qpack_linear(spq_qlinear *ql, const float *W, const spq_wparams *wp, const spq_qcfg *q, const spq_config *c,
                      int which, spq_err *err);
 
-/* 1 when m is mapped and its settings m->q (weights to quantize with w)
- * pack every linear: quantization can then stream. */
-int spq_qpack_streams(const spq_model *m, const spq_wq_cfg *w);
+/* 1 when m is mapped and the settings q pack every linear: quantization
+ * can then stream. */
+int spq_qpack_streams(const spq_model *m, const spq_qcfg *q);
 
 /* Layer l of a streamed model: its fp32 arrays for quantizing (no-op when
  * m is not mapped), then its quantized weights packed with their

@@ -88,6 +88,33 @@ Test(memest, gptq_and_packed_file) {
     spq_jobspec_free(&s);
 }
 
+/* streamed (quant/qpack.h), rotated: instead of the fp32 model, the
+ * embedding and classifier in fp32 (2*32*8 floats = 2048), the packed
+ * linears (1152 parameters at 4 bits = 576, 144 groups of 8 bytes = 1152)
+ * and one layer in fp32 (2304): 6080 bytes */
+Test(memest, streamed) {
+    spq_config c = tiny();
+    spq_jobspec s = plain();
+    s.rotation.mode = SPQ_ROT_HADAMARD;
+    s.quant.w_bits = 4;
+    s.quant.w_groupsize = 0;
+    s.weights.method = SPQ_WQ_GPTQ;
+    s.weights.nsamples = 4;
+    s.weights.seqlen = 8;
+    spq_memest_opts o = {.mapped = 1, .eval_batch = 2, .emb_bytes = 4, .streamed = 1};
+    spq_memest e;
+    spq_memest_compute(&e, &c, &s, &o);
+    cr_assert_eq(stage(&e, "fuse")->anon, 6080);
+    cr_assert_eq(stage(&e, "rotate")->anon, 6080 + (64 + 2 * 16) * 4);
+    cr_assert_eq(stage(&e, "quantize")->anon, 6080 + 1024 + 3072 + 4608 + 12288);
+    cr_assert_eq(stage(&e, "evaluate")->anon, 6080 + 13312 + 4096);
+    cr_assert_eq(stage(&e, "write")->anon, 6080 + 2048); /* the packed model's fp32 embedding and classifier */
+    s.rotation.mode = SPQ_ROT_NONE; /* the 16-bit embedding stays mapped */
+    spq_memest_compute(&e, &c, &s, &o);
+    cr_assert_eq(stage(&e, "write")->anon, 1728 + 2304 + 2048);
+    spq_jobspec_free(&s);
+}
+
 /* rotation learning, 1 window of 8: xs 3*8*8 + one layer's activations
  * 8*(48+32+16+96+2) = 1744, attention 2*64, logits 8*32, rotated weights
  * 576 + 32 + 64 + gradient 128 + tmp 64, R1/R2 and gradients 2*(64 + 2*16):

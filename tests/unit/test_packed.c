@@ -66,7 +66,7 @@ static void make_fq(spq_model *m, spq_wquant *wq, int abits, int kvbits, int wgr
     cr_assert(spq_wquant_rtn(wq, m, &q.w, &err) == 0, "%s", err.msg);
 }
 
-static void make_packed(spq_model *pm, const spq_model *fq, const spq_wquant *wq, spq_st_dtype edt) {
+static void make_packed(spq_model *pm, spq_model *fq, const spq_wquant *wq, spq_st_dtype edt) {
     spq_err err;
     spq_pack_opts o = {.emb_dtype = edt, .info = "{\"test\":true}", .tokenizer_from = stories_path()};
     cr_assert(spq_packed_build(pm, fq, wq, &o, &err) == 0, "%s", err.msg);
@@ -620,7 +620,7 @@ Test(packed, settings_without_a_packed_form_are_rejected) {
     fq.layers[3].w_up[7] += 1e-3f;
     spq_pack_opts o = {0};
     cr_assert(spq_packed_build(&pm, &fq, &wq, &o, &err) == -1);
-    cr_assert(strstr(err.msg, "layer 3 up_proj: weight [0, 7]"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "layer 3: up_proj: weight [0, 7]"), "%s", err.msg);
     fq.layers[3].w_up[7] -= 1e-3f;
     spq_wquant_free(&wq);
     spq_model_free(&fq);
