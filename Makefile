@@ -6,6 +6,7 @@
 #   make test-matrix  the unit tests once per OpenBLAS core type this CPU runs
 #   make check-layers  includes point down the layers of common/ (scripts/check_layers.sh)
 #   make bench   benchmarks, JSON figures on stdout
+#   make bench-big  the LLaMA-3-8B shape quantized, evaluated, served and learned on (bench/big.sh; hours)
 #   make run     start the service on its embedded defaults
 #   make install / uninstall   PREFIX (default /usr/local) and DESTDIR (deploy/install.mk)
 #
@@ -43,7 +44,7 @@ export SPINQ_SHARED ?= $(SHARED)
 # keep objects of test and bench binaries (make would delete them as intermediates)
 .SECONDARY:
 
-.PHONY: all deps test test-matrix unit integration bench run clean asan rel check-layers install uninstall
+.PHONY: all deps test test-matrix unit integration bench bench-big run clean asan rel check-layers install uninstall
 all: rel
 
 # ---- one set of rules per flavour (rel, asan) ----
@@ -124,6 +125,11 @@ test-matrix: rel asan
 bench: deps
 	@$(MAKE) --no-print-directory rel $(BENCH_BINS:%=build/rel/bench/%)
 	@scripts/bench.sh
+
+# real sizes (bench/big.sh): the LLaMA-3-8B shape, hours on two cores
+bench-big: deps
+	@$(MAKE) --no-print-directory rel
+	@bench/big.sh
 
 run: deps
 	@$(MAKE) --no-print-directory rel
