@@ -37,7 +37,7 @@ static spq_memest_opts opts_of(const pl_pipeline *p) {
         .gguf = L->gguf,
         .no_model = (L->skip & PL_ART_MODEL) != 0,
         .emb_bytes = L->emb_dtype ? 2 : 4,
-        .streamed = p->model.mapped != NULL && pl_quant_streams(p),
+        .streamed = pl_quant_streams(p),
     };
 }
 

@@ -168,12 +168,13 @@ int spq_packed_build(spq_model *pm, spq_model *fq, const spq_wquant *wq, const s
         memset(fq->mapped->qlin, 0, n * sizeof(spq_qlinear));
         memset(fq->mapped->qdone, 0, (size_t)c->n_layers);
         fq->mapped->gen++;
+    } else {
+        for (int l = 0; l < c->n_layers && !rc; l++)
+            for (int which = 0; which < SPQ_N_LIN && !rc; which++)
+                if (spq_qpack_linear(spq_packed_lin(p, l, which), *spq_lin_weight(&fq->layers[l], which),
+                                     spq_wquant_at(wq, l, which), q, c, which, err))
+                    rc = spq_fail_prefix(err, "layer %d", l);
     }
-    for (int l = 0; l < c->n_layers && !rc && !streamed; l++)
-        for (int which = 0; which < SPQ_N_LIN && !rc; which++)
-            if (spq_qpack_linear(spq_packed_lin(p, l, which), *spq_lin_weight(&fq->layers[l], which),
-                                 spq_wquant_at(wq, l, which), q, c, which, err))
-                rc = spq_fail_prefix(err, "layer %d", l);
     if (!rc && o && o->tokenizer_from) rc = embed_tokenizer(p, o->tokenizer_from, err);
     if (rc) spq_model_free(pm);
     return rc;
@@ -229,15 +230,11 @@ static int fill_codes(void *ud, void *dst, int64_t r0, int64_t n, spq_err *err) 
     return 0;
 }
 
-static size_t param_at(const spq_qlinear *ql, int64_t r, int g) {
-    return ((size_t)(r / SPQ_QPANEL) * ql->ngroups + g) * SPQ_QPANEL + r % SPQ_QPANEL;
-}
-
 static int fill_scale(void *ud, void *dst, int64_t r0, int64_t n, spq_err *err) {
     const spq_qlinear *ql = ud;
     float *o = dst;
     for (int64_t r = 0; r < n; r++)
-        for (int g = 0; g < ql->ngroups; g++) o[r * ql->ngroups + g] = ql->scale[param_at(ql, r0 + r, g)];
+        for (int g = 0; g < ql->ngroups; g++) o[r * ql->ngroups + g] = ql->scale[spq_qlinear_param(ql, (int)(r0 + r), g)];
     return 0;
 }
 
@@ -245,7 +242,7 @@ static int fill_zero(void *ud, void *dst, int64_t r0, int64_t n, spq_err *err) {
     const spq_qlinear *ql = ud;
     uint8_t *o = dst;
     for (int64_t r = 0; r < n; r++)
-        for (int g = 0; g < ql->ngroups; g++) o[r * ql->ngroups + g] = (uint8_t)ql->zero[param_at(ql, r0 + r, g)];
+        for (int g = 0; g < ql->ngroups; g++) o[r * ql->ngroups + g] = (uint8_t)ql->zero[spq_qlinear_param(ql, (int)(r0 + r), g)];
     return 0;
 }
 

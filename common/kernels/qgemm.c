@@ -110,7 +110,7 @@ void spq_qlinear_unpack(uint8_t *codes, float *scale, int32_t *zero, const spq_q
         if (codes)
             for (int k = 0; k < w->cols; k++) codes[(size_t)r * w->cols + k] = (uint8_t)spq_qlinear_code(w, r, k);
         for (int g = 0; g < ng; g++) {
-            size_t o = ((size_t)(r / SPQ_QPANEL) * ng + g) * SPQ_QPANEL + r % SPQ_QPANEL;
+            size_t o = spq_qlinear_param(w, r, g);
             if (scale) scale[(size_t)r * ng + g] = w->scale[o];
             if (zero) zero[(size_t)r * ng + g] = w->zero[o];
         }

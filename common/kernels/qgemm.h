@@ -100,6 +100,10 @@ static inline int spq_qlinear_code(const spq_qlinear *w, int r, int k) {
     const uint8_t *b = w->codes + ((size_t)(r / SPQ_QPANEL) * w->nocts + k / 8) * 64 + 4 * (r % SPQ_QPANEL) + (k & 3);
     return (k & 4) ? *b >> 4 : *b & 15;
 }
+/* index in scale/zero of row r's group g, in the panel layout */
+static inline size_t spq_qlinear_param(const spq_qlinear *w, int r, int g) {
+    return ((size_t)(r / SPQ_QPANEL) * w->ngroups + g) * SPQ_QPANEL + r % SPQ_QPANEL;
+}
 /* bytes of weight data (codes and parameters) */
 size_t spq_qlinear_bytes(const spq_qlinear *w);
 

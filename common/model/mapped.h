@@ -15,7 +15,7 @@
  * the norms (rot/fuse.h) and absorbing a rotation (rot/rotation.h) turn the
  * embedding and classifier into fp32 arrays and add a transform that is
  * applied to a layer's weights each time the layer is converted. Streamed
- * quantization (quant/qstream.h) then holds one layer in fp32 arrays of its
+ * quantization (quant/qpack.h) then holds one layer in fp32 arrays of its
  * own while it is quantized (the forward pass uses a layer's own arrays
  * when it has them), and keeps it packed (int codes, kernels/qgemm.h) once
  * it is: a quantized layer converts to its dequantized values, exactly the

@@ -422,7 +422,7 @@ int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq
         }
         if (rc) break;
         run_layer(&mc, &s, inps, ns, T, batch, l, 1, NULL, NULL);
-        if (m->mapped && spq_qpack_settle(m, l, wq, err)) {
+        if (spq_qpack_settle(m, l, wq, err)) {
             rc = -1;
             break;
         }

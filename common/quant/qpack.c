@@ -74,6 +74,7 @@ void spq_qpack_take(spq_model *m, int l) {
 }
 
 int spq_qpack_settle(spq_model *m, int l, const spq_wquant *wq, spq_err *err) {
+    if (!m->mapped) return 0;
     spq_qlinear ql[SPQ_N_LIN] = {0};
     int qmin, qmax;
     spq_quant_range(m->q.w.bits, m->q.w.sym, &qmin, &qmax);

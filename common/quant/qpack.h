@@ -39,9 +39,9 @@ int spq_qpack_linear(spq_qlinear *ql, const float *W, const spq_wparams *wp, con
  * can then stream. */
 int spq_qpack_streams(const spq_model *m, const spq_qcfg *q);
 
-/* Layer l of a streamed model: its fp32 arrays for quantizing (no-op when
- * m is not mapped), then its quantized weights packed with their
- * parameters wq and the arrays freed. */
+/* Layer l of a streamed model: its fp32 arrays for quantizing, then its
+ * quantized weights packed with their parameters wq and the arrays freed.
+ * Both do nothing when m is not mapped. */
 void spq_qpack_take(spq_model *m, int l);
 int spq_qpack_settle(spq_model *m, int l, const spq_wquant *wq, spq_err *err);
 

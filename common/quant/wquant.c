@@ -71,7 +71,7 @@ int spq_wquant_rtn(spq_wquant *q, spq_model *m, const spq_wq_cfg *w, spq_err *er
             spq_wq_params_parallel(p->scale, p->zero, W, rows, cols, w);
             spq_wq_apply(W, W, p->scale, p->zero, rows, cols, w);
         }
-        if (m->mapped && spq_qpack_settle(m, l, q, err)) {
+        if (spq_qpack_settle(m, l, q, err)) {
             spq_wquant_free(q);
             return -1;
         }

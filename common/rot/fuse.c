@@ -50,11 +50,10 @@ static void fuse_mapped(spq_model *m) {
 void spq_fuse_norms(spq_model *m) {
     const spq_config *c = &m->cfg;
     size_t d = c->dim;
+    spq_model_untie(m);
     if (m->mapped) {
-        spq_model_untie(m);
         fuse_mapped(m);
     } else {
-        spq_model_untie(m);
         for (int l = 0; l < c->n_layers; l++) {
             spq_layer *L = &m->layers[l];
             fuse_layer(L, L->attn_norm, L->ffn_norm, c);
