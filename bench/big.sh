@@ -11,6 +11,9 @@
 #   serve     spinq-worker serve on the packed model, one completion of 32
 #             tokens (decode tokens/s from the server's own timings)
 #   learn     spinq rotate, one learning step on 1 window of 2048 tokens
+#             (W4A4KV4, weights round-to-nearest without the clip search:
+#             the search costs about as much again as the step's products),
+#             each layer read from the mapped files when it runs
 # For each: wall seconds, peak RSS (VmHWM / ru_maxrss: includes the mapped
 # files' page cache) and peak RssAnon (sampled by spinq; for serve, RssAnon
 # after decoding). Goals of issue 15: nothing killed, RssAnon <= 12 GiB for
@@ -95,7 +98,7 @@ for st in $stages; do
         peak_rss_kib: kib("VmHWM"), rss_anon_kib: kib("RssAnon")}));' "$tag" "$load" "$resp" "$status" ;;
   learn)
     measure learn $spinq rotate "$model" --calib "$text" --out "$dir/$tag-rot.safetensors" --steps 1 --batch 1 \
-      --seqlen 2048 ;;
+      --seqlen 2048 --no-w-clip ;;
   *) echo "bench-big: unknown stage $st" >&2; exit 2 ;;
   esac
 done

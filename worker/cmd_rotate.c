@@ -7,7 +7,10 @@
  * pipeline learns (worker/cli_session.c): its checkpoints replace the
  * output file as they come, its rotation.safetensors artifact is the
  * result. --resume hands the file to the pipeline as the daemon hands a
- * run's last checkpoint to a worker, with the settings saved in it. */
+ * run's last checkpoint to a worker, with the settings saved in it. A
+ * Hugging Face model is learned on from its mapped files, one layer in fp32
+ * at a time (train/train.h), unless --load-f32; the summary gives the peak
+ * memory. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,7 @@ static int usage(void) {
             "usage: spinq rotate MODEL --calib FILE --out R.safetensors [--mode had|no-had]\n"
             "         [--init hadamard|random|identity] [--steps 100] [--lr 1.5] [--batch 8] [--seqlen 512]\n"
             "         [--seed S] [--checkpoint-every 10] [--resume R.safetensors]\n"
+            "         [--load-f32 (every weight in fp32 at load, not read from the mapped files a layer at a time)]\n"
             "         [--w-bits 4 --w-asym --w-groupsize G --w-clip|--no-w-clip --a-bits 4 --a-clip R\n"
             "          --kv-bits 4 --kv-clip R]   (quantizers during learning; W4A4KV4 with clip search by default)\n"
             "  the window is at most the model's context; --steps 0 saves the initial rotation\n");
@@ -74,7 +78,7 @@ int cli_cmd_rotate(int argc, char **argv) {
     spq_qcfg q = spq_qcfg_off();
     q.w.bits = 4; q.w.mse = 1; q.a.bits = 4; q.kv.bits = 4;
     cli_rotflags rf = {.online = 1};
-    int learning = 0, quant = 0;
+    int learning = 0, quant = 0, load_f32 = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int bad = 0, f;
@@ -91,6 +95,7 @@ int cli_cmd_rotate(int argc, char **argv) {
         if (!strcmp(a, "--calib")) bad = cli_arg_str(&calib, argc, argv, &i, "rotate");
         else if (!strcmp(a, "--out")) bad = cli_arg_str(&out, argc, argv, &i, "rotate");
         else if (!strcmp(a, "--resume")) bad = cli_arg_str(&resume, argc, argv, &i, "rotate");
+        else if (!strcmp(a, "--load-f32")) load_f32 = 1;
         else if (!strcmp(a, "--init")) bad = cli_arg_str(&init_s, argc, argv, &i, "rotate"), learning = 1;
         else if (!strcmp(a, "--steps")) bad = cli_arg_int(&lf.steps, argc, argv, &i, "rotate", 0, 1000000), learning = 1;
         else if (!strcmp(a, "--lr")) bad = cli_arg_float(&lf.lr, argc, argv, &i, "rotate", 1e-9, 1e3), learning = 1;
@@ -134,11 +139,15 @@ int cli_cmd_rotate(int argc, char **argv) {
     s->quant.w_bits = 16; /* the weights are quantized while learning only */
     s->weights.method = SPQ_WQ_NONE;
     p.local.skip &= ~(unsigned)PL_ART_ROTATION;
+    p.local.load_f32 = load_f32;
     cli_session ses = {.cmd = "rotate", .dest = {{"rotation.safetensors", out}}, .checkpoint_path = out,
                        .stop_on_signal = 1};
     rc = 2;
     if (cli_spec_check(&ses, s)) goto done;
+    double t0 = spq_now();
+    spq_rss_watch *watch = spq_rss_watch_start(10);
     int r = cli_session_run(&ses, &p);
+    long peak_anon = spq_rss_watch_stop(watch);
     if (r == PL_STAGE_STOPPED && ses.checkpoint_step >= 0) {
         fprintf(stderr, "spinq rotate: stopped at step %lld; resume with --resume %s\n", (long long)ses.checkpoint_step,
                 out);
@@ -148,8 +157,9 @@ int cli_cmd_rotate(int argc, char **argv) {
     rc = cli_session_status(&ses, &p, r);
     json_t *loss = json_object_get(p.results, "train/loss");
     if (rc == 0 && lf.steps > 0 && spq_par_rank() == 0) /* one line, from the rank that wrote the file */
-        printf("{\"out\": \"%s\", \"steps\": %d, \"final_loss\": %.6f}\n", out, lf.steps,
-               loss ? json_number_value(loss) : NAN);
+        printf("{\"out\": \"%s\", \"steps\": %d, \"final_loss\": %.6f, \"seconds\": %.1f, \"peak_rss_anon_kib\": %ld, "
+               "\"peak_rss_kib\": %zu}\n", out, lf.steps, loss ? json_number_value(loss) : NAN, spq_now() - t0,
+               peak_anon, spq_peak_rss() / 1024);
 done:
     free((void *)p.resume_ckpt);
     pl_pipeline_free(&p);

@@ -35,6 +35,11 @@ static void on_step(void *ud, int step, int steps, double loss, double lr, doubl
     r->progress(r->ud, "learn", step, steps);
 }
 
+static void on_pass(void *ud, int step, int done, int total) {
+    learn_ctx *c = ud;
+    c->p->rep->progress(c->p->rep->ud, "learn step", done, total);
+}
+
 static int on_checkpoint(void *ud, const spq_rotation *rot, const spq_rotation_meta *meta) {
     learn_ctx *c = ud;
     pl_pipeline *p = c->p;
@@ -56,6 +61,16 @@ static int on_checkpoint(void *ud, const spq_rotation *rot, const spq_rotation_m
 
 static int should_stop(void *ud) { return pl_pipeline_should_stop(((learn_ctx *)ud)->p); }
 
+/* Whether a later stage reads the weights (quantizes, evaluates, exports or
+ * serves them): otherwise the run's result is the rotation file alone, and
+ * absorbing it (a product over the embedding and classifier as well, about
+ * 9 TFLOP at 8B) is skipped. */
+static int weights_used_after(const pl_pipeline *p) {
+    const spq_jobspec *s = &p->spec;
+    return s->quant.w_bits < 16 || s->eval.n_ppl > 0 || s->eval.kld || s->eval.n_tasks > 0 || p->local.gguf ||
+           p->local.keep_model;
+}
+
 int pl_stage_learn(pl_pipeline *p) {
     const spq_jobspec *s = &p->spec;
     spq_learn_cfg lc = spq_learn_defaults();
@@ -75,7 +90,7 @@ int pl_stage_learn(pl_pipeline *p) {
     if (lc.steps == 0) { /* `spinq rotate --steps 0` (the API asks for 1 or more): the initial rotation, a baseline */
         p->rot_meta.steps = 0;
         p->rep->log(p->rep->ud, "info", "no learning steps: the initial rotation is kept");
-        return spq_rotation_apply(&p->model, &p->rot, &p->err) ? PL_STAGE_FAILED : PL_STAGE_OK;
+        return weights_used_after(p) && spq_rotation_apply(&p->model, &p->rot, &p->err) ? PL_STAGE_FAILED : PL_STAGE_OK;
     }
     char *path = NULL, *text = NULL;
     int *ids = NULL, n_ids = 0, rc = PL_STAGE_FAILED;
@@ -89,13 +104,13 @@ int pl_stage_learn(pl_pipeline *p) {
         spq_fail(&p->err, "another rank failed");
         goto done;
     }
-    spq_learn_hooks hooks = {.on_step = on_step, .on_checkpoint = on_checkpoint, .should_stop = should_stop, .ud = &ctx};
+    spq_learn_hooks hooks = {.on_step = on_step, .on_checkpoint = on_checkpoint, .should_stop = should_stop,
+                             .on_pass = on_pass, .ud = &ctx};
     char line[256];
     snprintf(line, sizeof line, "learning rotations: %d steps of %d x %d tokens, lr %g, seed %llu%s", lc.steps,
              lc.batch, lc.seqlen, lc.lr, (unsigned long long)lc.seed,
              p->rot_meta.step > 0 ? " (resumed)" : "");
     p->rep->log(p->rep->ud, "info", line);
-    pl_materialize(p); /* learning reads every weight in fp32 at every step */
     if (spq_learn(&p->rot, &p->rot_meta, &p->model, &q, ids, n_ids, &lc, &hooks, &p->err)) goto done;
     if (p->rot_meta.step < lc.steps) { /* asked to stop */
         if (p->stop == PL_STOP_SHUTDOWN && on_checkpoint(&ctx, &p->rot, &p->rot_meta)) {
@@ -106,8 +121,10 @@ int pl_stage_learn(pl_pipeline *p) {
         goto done;
     }
     json_object_set_new(p->results, "train/loss", json_real(p->rot_meta.loss));
-    if (spq_rotation_apply(&p->model, &p->rot, &p->err)) goto done;
-    snprintf(line, sizeof line, "rotations learned (final loss %.4f) and absorbed", p->rot_meta.loss);
+    int absorb = weights_used_after(p);
+    if (absorb && spq_rotation_apply(&p->model, &p->rot, &p->err)) goto done;
+    snprintf(line, sizeof line, "rotations learned (final loss %.4f)%s", p->rot_meta.loss,
+             absorb ? " and absorbed" : "");
     p->rep->log(p->rep->ud, "info", line);
     rc = PL_STAGE_OK;
     goto done;

@@ -100,8 +100,7 @@ done:
  * a model kept for serving) it is converted to fp32 first. */
 int pl_quant_streams(const pl_pipeline *p) {
     spq_qcfg q = spq_jobspec_qcfg(&p->spec, p->spec.quant.w_bits);
-    return q.w.bits < 16 && p->spec.rotation.mode != SPQ_ROT_SPINQUANT && !p->local.gguf && !p->local.keep_model &&
-           spq_qpack_streams(&p->model, &q);
+    return q.w.bits < 16 && !p->local.gguf && !p->local.keep_model && spq_qpack_streams(&p->model, &q);
 }
 
 int pl_stage_quantize(pl_pipeline *p) {
@@ -109,7 +108,7 @@ int pl_stage_quantize(pl_pipeline *p) {
     /* settings checked and switched on; weights left for the method below */
     if (spq_qmodel_prepare(&p->model, NULL, &q, 0, &p->err)) return PL_STAGE_FAILED;
     if (pl_quant_streams(p)) pl_log(p, "info", "quantizing a layer at a time from the mapped weights, each layer packed once done");
-    else pl_materialize(p);
+    else if (q.w.bits < 16) pl_materialize(p); /* activations alone change no weight */
     int gptq = q.w.bits < 16 && p->spec.weights.method == SPQ_WQ_GPTQ;
     if (q.w.bits < 16 && !gptq) {
         if (spq_wquant_rtn(&p->wq, &p->model, &q.w, &p->err)) return PL_STAGE_FAILED;

@@ -11,12 +11,14 @@
  *                and its fp32 copy Cmax^2 (12 bytes each) + one linear's
  *                factors cols^2 (fp64 A + fp32 U) and three copies of its
  *                weight + state for GPTQ's batch of 8 windows
- *   learn        fp32 model + trainer (train.c spq_trainer_build): xs
- *                (L+1)*N*d, forward and backward activations of one layer
- *                N*(6d + 4qd + 4kvd + 6H + 2), attention scratch 2T^2,
- *                logits chunk*V, the rotated weights of one layer and their
- *                gradient, R1/R2 and their gradients, W_down M4^T L*d*H
- *                when online Hadamards are on
+ *   learn        the weights (fp32 model; mapped: the fused embedding and
+ *                classifier in fp32 + one layer converted) + trainer
+ *                (train.c spq_trainer_build): xs (L+1)*N*d, forward and
+ *                backward activations of one layer N*(6d + 4qd + 4kvd + 6H
+ *                + 2), attention scratch 2T^2, logits chunk*V, the rotated
+ *                weights of one layer and their gradient, R1/R2 and their
+ *                gradients, one layer's W_down M4^T d*H when online
+ *                Hadamards are on
  *   streamed     (quant/qpack.h) the embedding and classifier in fp32 when
  *                rotated + the packed linears + one layer in fp32, in place
  *                of the fp32 model in every stage; write adds the packed
@@ -101,18 +103,20 @@ static uint64_t gptq_need(const shapes *z, const spq_jobspec *s, uint64_t fp32) 
     return fp32 + inps + hess + linear + forward_state(z, batch, T);
 }
 
-static uint64_t learn_need(const shapes *z, const spq_jobspec *s, uint64_t fp32) {
+/* weights: what the trainer reads them from (the fp32 model, or a mapped
+ * model's fp32 ends and converted layer) */
+static uint64_t learn_need(const shapes *z, const spq_jobspec *s, uint64_t weights) {
     uint64_t T = (uint64_t)s->rotation.train.seqlen < z->ctx ? (uint64_t)s->rotation.train.seqlen : z->ctx;
     uint64_t N = (uint64_t)s->rotation.train.batch * T;
     uint64_t chunk = (1ull << 24) / z->V;
     chunk = chunk < 1 ? 1 : chunk > N ? N : chunk;
     uint64_t acts = (z->L + 1) * N * z->d + N * (6 * z->d + 4 * z->qd + 4 * z->kvd + 6 * z->H + 2);
     uint64_t wmax = z->H * z->d > z->qd * z->d ? z->H * z->d : z->qd * z->d;
-    uint64_t weights = layer_linear_params(z) + z->kvd * z->d + z->d * z->qd + wmax +
+    uint64_t rotated = layer_linear_params(z) + z->kvd * z->d + z->d * z->qd + wmax +
                        z->d * (z->d > z->qd ? z->d : z->qd);
     uint64_t rots = 2 * (z->d * z->d + z->L * z->hd * z->hd);
-    uint64_t fold = s->rotation.online_had ? z->L * z->d * z->H : 0;
-    return fp32 + (acts + 2 * T * T + chunk * z->V + weights + rots + fold) * 4;
+    uint64_t fold = s->rotation.online_had ? z->d * z->H : 0;
+    return weights + (acts + 2 * T * T + chunk * z->V + rotated + rots + fold) * 4;
 }
 
 /* the linears packed: codes and a scale and zero per group */
@@ -162,7 +166,8 @@ void spq_memest_compute(spq_memest *e, const spq_config *c, const spq_jobspec *s
         add(e, "rotate", (o->streamed ? base : fp32) + (z.d * z.d + z.L * z.hd * z.hd) * 4, hint_model);
     }
     if (s->rotation.mode == SPQ_ROT_SPINQUANT)
-        add(e, "learn", learn_need(&z, s, fp32), "a smaller rotation.train.batch or rotation.train.seqlen");
+        add(e, "learn", learn_need(&z, s, o->mapped && !o->keep_model ? z.V * z.d * 8 + layer : fp32),
+            "a smaller rotation.train.batch or rotation.train.seqlen");
     if (quantized) {
         int gptq = s->quant.w_bits < 16 && s->weights.method == SPQ_WQ_GPTQ;
         add(e, "quantize", gptq ? gptq_need(&z, s, o->streamed ? base : fp32) : o->streamed ? base : fp32,

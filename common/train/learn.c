@@ -36,6 +36,18 @@ static long *window_starts(const spq_learn_cfg *c, long n) {
     return starts;
 }
 
+/* within-step progress, passed on once the step has run for 5 s */
+typedef struct {
+    const spq_learn_hooks *hooks;
+    int step;
+    double t0;
+} pass_ctx;
+
+static void on_pass(void *ud, int done, int total) {
+    pass_ctx *c = ud;
+    if (spq_now() - c->t0 >= 5.0) c->hooks->on_pass(c->hooks->ud, c->step, done, total);
+}
+
 /* the global batch's mean loss, and its gradient in grads, from this rank's
  * windows [lo, hi) of B; with one rank, the trainer's step as it is */
 static double share_loss_grad(spq_trainer *tr, const spq_rotation *rot, const int *batch, int lo, int hi, int B,
@@ -76,6 +88,11 @@ int spq_learn(spq_rotation *rot, spq_rotation_meta *meta, const spq_model *fused
         tr.dR1 = spq_calloc((size_t)d * d, sizeof(float));
         tr.dR2 = spq_calloc((size_t)L * hd * hd, sizeof(float));
     }
+    pass_ctx pc = {.hooks = hooks};
+    if (hooks && hooks->on_pass && hi > lo) {
+        tr.on_pass = on_pass;
+        tr.on_pass_ud = &pc;
+    }
     long *starts = window_starts(cfg, n);
     int *batch = spq_malloc((size_t)(hi > lo ? hi - lo : 1) * T * sizeof(int));
     meta->steps = cfg->steps;
@@ -89,6 +106,8 @@ int spq_learn(spq_rotation *rot, spq_rotation_meta *meta, const spq_model *fused
         if (spq_par_any(hooks && hooks->should_stop && hooks->should_stop(hooks->ud))) break;
         int t = meta->step;
         double t0 = spq_now();
+        pc.step = t;
+        pc.t0 = t0;
         for (int b = lo; b < hi; b++)
             memcpy(batch + (size_t)(b - lo) * T, tokens + starts[(size_t)t * B + b], (size_t)T * sizeof(int));
         float *grads[2] = {tr.dR1, tr.dR2};

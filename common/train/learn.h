@@ -36,6 +36,11 @@ typedef struct {
     int (*on_checkpoint)(void *ud, const spq_rotation *rot, const spq_rotation_meta *meta);
     /* polled between steps; non-zero stops cleanly (the caller checkpoints) */
     int (*should_stop)(void *ud);
+    /* optional: within step `step` (0-based), done of total layer passes
+     * (forward and backward), once the step has run for 5 s: a step on an
+     * 8B model takes most of an hour on two cores, a small model's never
+     * calls it */
+    void (*on_pass)(void *ud, int step, int done, int total);
     void *ud;
 } spq_learn_hooks;
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/model/layers.h"
+#include "common/model/mapped.h"
 #include "common/rot/fuse.h"
 
 #define ALLOC(n) spq_malloc((size_t)(n) * sizeof(float))
@@ -32,16 +33,11 @@ int spq_trainer_build(spq_trainer *t, const spq_model *m, const spq_rotation *ro
     if (rot->online) {
         t->r3 = &rot->r3;
         t->r4 = &rot->r4;
-        /* W_down M4^T is fixed: fold it once (fp64, like spq_rotation_apply) */
-        t->wd_fold = ALLOC(L * d * H);
-        double *tmp = spq_malloc(d * H * sizeof(double));
-        for (size_t l = 0; l < L; l++) {
-            for (size_t i = 0; i < d * H; i++) tmp[i] = m->layers[l].w_down[i];
-            spq_rot_online_apply_f64(&rot->r4, tmp, (int)d);
-            for (size_t i = 0; i < d * H; i++) t->wd_fold[l * d * H + i] = (float)tmp[i];
-        }
-        free(tmp);
+        t->wd_fold = ALLOC(d * H);
+        t->fold_row = spq_malloc(H * sizeof(double));
     }
+    t->src_l = -1;
+    if (m->mapped) t->src_buf = ALLOC(spq_mapped_layer_floats(c));
     t->rope_cos = ALLOC((size_t)T * hd / 2);
     t->rope_sin = ALLOC((size_t)T * hd / 2);
     spq_rope_tables(t->rope_cos, t->rope_sin, c, T);
@@ -75,11 +71,12 @@ int spq_trainer_build(spq_trainer *t, const spq_model *m, const spq_rotation *ro
 }
 
 void spq_trainer_free(spq_trainer *t) {
-    float *bufs[] = {t->wd_fold, t->rope_cos, t->rope_sin, t->R1, t->R2, t->dR1, t->dR2, t->wq, t->wk, t->wv,
+    float *bufs[] = {t->src_buf, t->wd_fold, t->rope_cos, t->rope_sin, t->R1, t->R2, t->dR1, t->dR2, t->wq, t->wk, t->wv,
                      t->wo, t->wg, t->wu, t->wd, t->mv, t->ao, t->dw, t->tmp_dd, t->xs, t->n1, t->rstd1, t->q_,
                      t->k_, t->v_, t->att, t->xm, t->n2, t->rstd2, t->gate, t->up, t->h, t->dx, t->dn, t->dq,
                      t->dk, t->dv, t->datt, t->dtmp, t->dh, t->dgate, t->dup, t->attn_scratch, t->logits, t->ones};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+    free(t->fold_row);
     free(t->pos);
     free(t->targets);
     if (t->noise)
@@ -139,9 +136,33 @@ static void right_r1(float *out, const float *W, const float *R1, int rows, int 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, d, 1.0f, W, d, R1, d, 0.0f, out, d);
 }
 
+/* t->src <- layer l's frozen weights, and t->wd_fold its W_down M4^T:
+ * folded in fp64 a row at a time, as spq_rotation_apply folds it */
+static void load_layer(spq_trainer *t, int l) {
+    const spq_model *m = t->m;
+    const spq_config *c = &m->cfg;
+    if (t->src_l == l) return;
+    if (m->mapped) spq_mapped_layer(&t->src, t->src_buf, m, l);
+    else t->src = m->layers[l];
+    t->src_l = l;
+    if (!t->wd_fold) return;
+    size_t d = c->dim, H = c->hidden_dim;
+    for (size_t r = 0; r < d; r++) {
+        const float *w = t->src.w_down + r * H;
+        float *out = t->wd_fold + r * H;
+        for (size_t i = 0; i < H; i++) t->fold_row[i] = w[i];
+        spq_rot_online_apply_f64(t->r4, t->fold_row, 1);
+        for (size_t i = 0; i < H; i++) out[i] = (float)t->fold_row[i];
+    }
+}
+
+/* the down projection as the rotation meets it: folded with M4 or not */
+static const float *down_weight(const spq_trainer *t) { return t->wd_fold ? t->wd_fold : t->src.w_down; }
+
 static void rotate_layer(spq_trainer *t, int l) {
+    load_layer(t, l);
     const spq_config *c = &t->m->cfg;
-    const spq_layer *L = &t->m->layers[l];
+    const spq_layer *L = &t->src;
     int d = c->dim, hd = c->head_dim, H = c->hidden_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     const float *R1 = t->R1, *R2 = t->R2 + (size_t)l * hd * hd;
     right_r1(t->wq, L->wq, R1, qd, d);
@@ -156,8 +177,7 @@ static void rotate_layer(spq_trainer *t, int l) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, qd, d, 1.0f, R1, d, t->ao, qd, 0.0f, t->wo, qd);
     right_r1(t->wg, L->w_gate, R1, H, d);
     right_r1(t->wu, L->w_up, R1, H, d);
-    const float *wd = t->wd_fold ? t->wd_fold + (size_t)l * d * H : L->w_down;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, H, d, 1.0f, R1, d, wd, H, 0.0f, t->wd, H);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, H, d, 1.0f, R1, d, down_weight(t), H, 0.0f, t->wd, H);
     fq_weight(t, l, SITE_WQ, t->wq, qd, d);
     fq_weight(t, l, SITE_WK, t->wk, kvd, d);
     fq_weight(t, l, SITE_WV, t->wv, kvd, d);
@@ -222,7 +242,7 @@ static void acc_a_bt(float *dR, const float *A, const float *B, int d, int cols)
  * layer's forward must have just run (t holds its activations and weights). */
 static void layer_backward(spq_trainer *t, int l, const float *x_in) {
     const spq_config *c = &t->m->cfg;
-    const spq_layer *L = &t->m->layers[l];
+    const spq_layer *L = &t->src; /* the layer's forward just loaded it */
     int d = c->dim, hd = c->head_dim, H = c->hidden_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     int N = t->N, T = t->T;
     float *dR1 = t->dR1, *dR2 = t->dR2 + (size_t)l * hd * hd;
@@ -231,7 +251,7 @@ static void layer_backward(spq_trainer *t, int l, const float *x_in) {
     /* feed-forward block: x_out = xm + h Wd'^T */
     spq_matmul_backward(t->dh, t->dw, t->dx, t->h, t->wd, N, H, d, 0);
     /* Wd' = R1^T Wdf: dR1 += Wdf dWd'^T */
-    acc_a_bt(dR1, t->wd_fold ? t->wd_fold + (size_t)l * d * H : L->w_down, t->dw, d, H);
+    acc_a_bt(dR1, down_weight(t), t->dw, d, H);
     if (t->r4) spq_rot_online_apply_t(t->r4, t->dh, N);
     spq_swiglu_backward(t->dgate, t->dup, t->dh, t->gate, t->up, (size_t)N * H);
     spq_matmul_backward(t->dn, t->dw, t->dgate, t->n2, t->wg, N, d, H, 0);
@@ -297,9 +317,11 @@ double spq_trainer_step(spq_trainer *t, const spq_rotation *rot, const int *toke
     /* x = E[tokens] R1 (E rows gathered into dn as scratch) */
     for (int i = 0; i < N; i++) memcpy(t->dn + (size_t)i * d, m->tok_emb + (size_t)tokens[i] * d, d * sizeof(float));
     right_r1(t->xs, t->dn, t->R1, N, d);
+    int passes = want_grad ? 2 * L : L;
     for (int l = 0; l < L; l++) {
         rotate_layer(t, l);
         layer_forward(t, l, t->xs + (size_t)(l + 1) * N * d, t->xs + (size_t)l * N * d);
+        if (t->on_pass) t->on_pass(t->on_pass_ud, l + 1, passes);
     }
 
     /* head: n = rmsnorm(x), g = n R1^T, logits = g Wlm^T, in row chunks */
@@ -336,6 +358,7 @@ double spq_trainer_step(spq_trainer *t, const spq_rotation *rot, const int *toke
         rotate_layer(t, l);
         layer_forward(t, l, t->dn /* output unused */, x_in);
         layer_backward(t, l, x_in);
+        if (t->on_pass) t->on_pass(t->on_pass_ud, 2 * L - l, passes);
     }
     /* x = E R1: dR1 += E^T dx */
     for (int i = 0; i < N; i++) memcpy(t->dn + (size_t)i * d, m->tok_emb + (size_t)tokens[i] * d, d * sizeof(float));

@@ -19,7 +19,14 @@
  * Backward keeps only each layer's input and recomputes the layer (its
  * rotated weights too) before differentiating it, so memory grows with
  * layers x tokens x hidden, not with attention maps. Quantizers pass the
- * gradient straight through. A rotated weight W' = W R gives dR += W^T dW',
+ * gradient straight through.
+ *
+ * The frozen weights are read one layer at a time (load_layer), each time
+ * the layer is rotated: from the model's fp32 arrays, or, for a mapped
+ * model (model/mapped.h), converted from its files into one layer's buffer.
+ * Learning on a mapped model therefore holds one layer of weights in fp32
+ * (plus the fp32 embedding and classifier) and computes what it computes
+ * on the same model converted to fp32, bit for bit. A rotated weight W' = W R gives dR += W^T dW',
  * W' = R^T W gives dR += W dW'^T. */
 #ifndef SPQ_TRAIN_H
 #define SPQ_TRAIN_H
@@ -32,7 +39,12 @@ typedef struct {
     spq_qcfg q;
     int B, T, N;
     const spq_rot_online *r3, *r4;  /* NULL in no-had mode */
-    float *wd_fold;       /* (n_layers, dim, hidden) W_down M4^T, or NULL */
+    /* the frozen weights of the layer loaded last (load_layer) */
+    int src_l;            /* its index, -1 before the first */
+    spq_layer src;        /* its linears: the model's arrays, or src_buf's */
+    float *src_buf;       /* (spq_mapped_layer_floats) a mapped model's layer in fp32, or NULL */
+    float *wd_fold;       /* (dim, hidden) its W_down M4^T, or NULL in no-had mode */
+    double *fold_row;     /* (hidden) fp64 scratch of the fold */
     float *rope_cos, *rope_sin;
     int *pos;             /* (N) */
     /* current rotation as fp32 */
@@ -59,6 +71,10 @@ typedef struct {
      * whose exact gradient at the recorded point is the STE gradient. */
     int noise_mode;
     float **noise;        /* (n_layers * SPQ_NOISE_SITES) */
+    /* optional: called after each layer's forward and (with want_grad) each
+     * layer's backward, done of total passes (a step at 8B takes long) */
+    void (*on_pass)(void *ud, int done, int total);
+    void *on_pass_ud;
 } spq_trainer;
 
 enum { SPQ_NOISE_OFF = 0, SPQ_NOISE_RECORD = 1, SPQ_NOISE_REPLAY = 2 };

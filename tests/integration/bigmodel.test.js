@@ -121,3 +121,31 @@ test("Hadamard R1/R2 and W4A8KV8 stream to the fp32 load's packed file (1B shape
   console.log(`hadamard rtn streamed ${s.wall} s (peak RssAnon ${s.peak_rss_anon_kib} KiB), ` +
               `fp32 load ${f.wall} s (peak RssAnon ${f.peak_rss_anon_kib} KiB)`);
 });
+
+// Rotation learning reads each layer from the mapped files when the layer
+// runs (train/train.h): one step learns the rotation the fp32 load learns,
+// byte for byte, holding one layer's weights in fp32 instead of all of them
+// (here 2 layers of 243 MB; the fused embedding and classifier are fp32 in
+// both).
+test("a learning step on the mapped 1B shape (2 layers) learns the fp32 load's rotation with one layer resident", () => {
+  const small = path.join(work, "llama3.2-1b-2l");
+  if (!existsSync(small)) {
+    const mk = run(["make-model", "llama3.2-1b", "--layers", "2", "--out", small, "--tokenizer", tokenizer]);
+    assert.equal(mk.code, 0, mk.err);
+  }
+  const rotate = (out, extra) => {
+    const r = run(["rotate", small, "--calib", data, "--out", out, "--steps", "1", "--batch", "1", "--seqlen", "256",
+                   "--w-bits", "4", "--no-w-clip", "--a-bits", "8", "--kv-bits", "8", ...extra]);
+    assert.equal(r.code, 0, r.err);
+    return { ...JSON.parse(r.out.trim().split("\n").pop()), wall: r.seconds };
+  };
+  const s = rotate(path.join(work, "rot-stream.safetensors"), []);
+  const f = rotate(path.join(work, "rot-f32.safetensors"), ["--load-f32"]);
+  assert.ok(readFileSync(s.out).equals(readFileSync(f.out)), "the streamed learning's rotation differs from the fp32 load's");
+  assert.equal(s.final_loss, f.final_loss);
+  const layer = 60817408 * 4 / 1024; // one layer's linears in fp32, KiB
+  assert.ok(s.peak_rss_anon_kib < f.peak_rss_anon_kib - 0.5 * layer,
+            `streamed peak RssAnon ${s.peak_rss_anon_kib} KiB vs fp32 load ${f.peak_rss_anon_kib} KiB`);
+  console.log(`learning step streamed ${s.wall} s (peak RssAnon ${s.peak_rss_anon_kib} KiB), ` +
+              `fp32 load ${f.wall} s (peak RssAnon ${f.peak_rss_anon_kib} KiB)`);
+});

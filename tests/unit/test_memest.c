@@ -134,12 +134,17 @@ Test(memest, learn) {
     spq_memest_compute(&e, &c, &s, &o);
     cr_assert_eq(stage(&e, "fuse")->anon, 6816);
     cr_assert_eq(stage(&e, "rotate")->anon, 6816 + 384);
+    /* mapped: the trainer reads the fused embedding and classifier in fp32
+     * (2*32*8 floats) and one converted layer (576), not the model */
+    cr_assert_eq(stage(&e, "learn")->anon, (512 + 576 + 3184) * 4);
+    cr_assert_eq(e.disk, 384 + (1u << 20)); /* the rotation file and results */
+    o.mapped = 0; /* loaded in fp32 */
+    spq_memest_compute(&e, &c, &s, &o);
     cr_assert_eq(stage(&e, "learn")->anon, 6816 + 3184 * 4);
     cr_assert_gt(stage(&e, "learn")->anon, stage(&e, "rotate")->anon);
-    cr_assert_eq(e.disk, 384 + (1u << 20)); /* the rotation file and results */
-    s.rotation.online_had = 1; /* W_down M4^T folded: L*d*H floats more */
+    s.rotation.online_had = 1; /* one layer's W_down M4^T folded: d*H floats more */
     spq_memest_compute(&e, &c, &s, &o);
-    cr_assert_eq(stage(&e, "learn")->anon, 6816 + (3184 + 256) * 4);
+    cr_assert_eq(stage(&e, "learn")->anon, 6816 + (3184 + 128) * 4);
     spq_jobspec_free(&s);
 }
 

@@ -11,6 +11,7 @@
 #include "common/eval/ppl.h"
 #include "common/io/load.h"
 #include "common/model/forward.h"
+#include "common/model/mapped.h"
 #include "common/model/model.h"
 #include "common/rot/fuse.h"
 #include "common/rot/rotation.h"
@@ -195,6 +196,46 @@ Test(train, quantized_objective_is_close_to_the_fake_quantized_inference) {
     double a = spq_trainer_step(&f.tr, &f.rot, f.tok, 0), b = inference_loss(&f, q);
     cr_expect(fabs(a - b) < 2e-3 * b, "objective %.6f vs fake-quantized inference %.6f", a, b);
     fixture_free(&f);
+}
+
+/* Learning on a model that stays in its files reads each layer's weights
+ * from the map when the layer runs: the objective and its gradient are
+ * those of the same model loaded in fp32, to the bit. */
+Test(train, a_mapped_model_gives_the_objective_and_gradient_of_its_fp32_load_bit_for_bit) {
+    const char *sh = getenv("SPINQ_SHARED");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/models/stories260K-hf", sh ? sh : "../shared");
+    spq_qcfg q = spq_qcfg_off();
+    q.w.bits = 4; q.a.bits = 8; q.kv.bits = 8;
+    spq_model m[2];
+    spq_trainer tr[2];
+    spq_rotation rot;
+    spq_err err;
+    int B = 2, T = 32;
+    for (int k = 0; k < 2; k++) {
+        cr_assert((k ? spq_model_load_mapped : spq_model_load)(&m[k], dir, &err) == 0, "%s", err.msg);
+        spq_fuse_norms(&m[k]);
+    }
+    cr_assert(m[1].mapped != NULL && m[1].layers[0].wq == NULL, "the layers stay in the file");
+    cr_assert(spq_rotation_build(&rot, &m[0].cfg, 1, SPQ_INIT_RANDOM, 21, &err) == 0, "%s", err.msg);
+    int *tok = malloc((size_t)B * T * sizeof(int));
+    random_tokens(tok, B * T, m[0].cfg.vocab_size, 4);
+    double loss[2];
+    for (int k = 0; k < 2; k++) {
+        cr_assert(spq_trainer_build(&tr[k], &m[k], &rot, &q, B, T, &err) == 0, "%s", err.msg);
+        loss[k] = spq_trainer_step(&tr[k], &rot, tok, 1);
+    }
+    const spq_config *c = &m[0].cfg;
+    cr_expect(loss[0] == loss[1], "loss %.17g (fp32) vs %.17g (mapped)", loss[0], loss[1]);
+    cr_expect_eq(memcmp(tr[0].dR1, tr[1].dR1, (size_t)c->dim * c->dim * sizeof(float)), 0, "dR1 differs");
+    cr_expect_eq(memcmp(tr[0].dR2, tr[1].dR2, (size_t)c->n_layers * c->head_dim * c->head_dim * sizeof(float)), 0,
+                 "dR2 differs");
+    for (int k = 0; k < 2; k++) {
+        spq_trainer_free(&tr[k]);
+        spq_model_free(&m[k]);
+    }
+    spq_rotation_free(&rot);
+    free(tok);
 }
 
 /* ---- gradient checks ---- */
