@@ -10,7 +10,8 @@
  *   gptq         fp32 model + calibration inputs ns*T*d (gptq.c) + H fp64
  *                and its fp32 copy Cmax^2 (12 bytes each) + one linear's
  *                factors cols^2 (fp64 A + fp32 U) and three copies of its
- *                weight + state for GPTQ's batch of 8 windows
+ *                weight + state for GPTQ's batch of 8 windows (a KV
+ *                cache of one layer)
  *   learn        the weights (fp32 model; mapped: the fused embedding and
  *                classifier in fp32 + one layer converted) + trainer
  *                (train.c spq_trainer_build): xs (L+1)*N*d, forward and
@@ -60,10 +61,10 @@ uint64_t spq_memest_fp32_model(const spq_config *c) {
     return n * 4;
 }
 
-/* spq_state_build(c, B, T, B*T) with an fp32 KV cache */
-static uint64_t forward_state(const shapes *z, uint64_t B, uint64_t T) {
+/* spq_state_build(c, B, T, B*T) with an fp32 KV cache of `layers` layers */
+static uint64_t forward_state(const shapes *z, uint64_t layers, uint64_t B, uint64_t T) {
     uint64_t N = B * T;
-    uint64_t kv = z->L * N * z->kvd * 2;
+    uint64_t kv = layers * N * z->kvd * 2;
     uint64_t per_token = 2 * z->d + 2 * z->qd + 2 * z->kvd + 2 * z->H + T;
     return (kv + N * per_token) * 4;
 }
@@ -89,7 +90,7 @@ static uint64_t eval_batch(const shapes *z, uint64_t T, const spq_memest_opts *o
 
 static uint64_t eval_need(const shapes *z, const spq_jobspec *s, const spq_memest_opts *o, uint64_t base) {
     uint64_t T = eval_seqlen(z, s, o), B = eval_batch(z, T, o);
-    return base + forward_state(z, B, T) + B * T * z->V * 4;
+    return base + forward_state(z, z->L, B, T) + B * T * z->V * 4;
 }
 
 static uint64_t gptq_need(const shapes *z, const spq_jobspec *s, uint64_t fp32) {
@@ -100,7 +101,7 @@ static uint64_t gptq_need(const shapes *z, const spq_jobspec *s, uint64_t fp32) 
     uint64_t inps = ns * T * z->d * 4;
     uint64_t hess = cmax * cmax * (8 + 4);
     uint64_t linear = cmax * cmax * (8 + 4) + 3 * cmax * (z->H > z->d ? z->d : z->H) * 4;
-    return fp32 + inps + hess + linear + forward_state(z, batch, T);
+    return fp32 + inps + hess + linear + forward_state(z, 1, batch, T); /* spq_state_build_one_layer */
 }
 
 /* weights: what the trainer reads them from (the fp32 model, or a mapped

@@ -55,6 +55,13 @@ void spq_state_build(spq_state *s, const spq_config *c, int B, int ctx, int max_
     s->pos = spq_malloc(N * sizeof(int));
 }
 
+void spq_state_build_one_layer(spq_state *s, const spq_config *c, int B, int ctx, int max_tokens) {
+    spq_config one = *c;
+    one.n_layers = 1;
+    spq_state_build(s, &one, B, ctx, max_tokens);
+    s->kv_one = 1;
+}
+
 void spq_state_free(spq_state *s) {
     free(s->k_cache); free(s->v_cache);
     free(s->kq); free(s->vq); free(s->ks); free(s->kz); free(s->vs); free(s->vz); free(s->kdq); free(s->vdq);
@@ -122,7 +129,7 @@ static const spq_layer *layer_weights(spq_state *s, const spq_model *m, int l) {
 static void kv_store(spq_state *s, const spq_config *c, const spq_aq_cfg *kvq, int l, int b, int p0, int T,
                      const float *k, const float *v) {
     int hd = c->head_dim, nkv = c->n_kv_heads, kvd = nkv * hd;
-    size_t slot0 = ((size_t)l * s->B + (s->slot_of ? s->slot_of[b] : b)) * s->ctx + p0;
+    size_t slot0 = ((size_t)(s->kv_one ? 0 : l) * s->B + (s->slot_of ? s->slot_of[b] : b)) * s->ctx + p0;
     if (!s->kv_bits) {
         memcpy(s->k_cache + slot0 * kvd, k, (size_t)T * kvd * sizeof(float));
         memcpy(s->v_cache + slot0 * kvd, v, (size_t)T * kvd * sizeof(float));
@@ -163,7 +170,7 @@ static void kv_store(spq_state *s, const spq_config *c, const spq_aq_cfg *kvq, i
  * the integer codes dequantized into s->kdq, s->vdq. */
 static void kv_rows(const float **k, const float **v, spq_state *s, const spq_config *c, int l, int b, int P) {
     int hd = c->head_dim, nkv = c->n_kv_heads, kvd = nkv * hd;
-    size_t slot0 = ((size_t)l * s->B + (s->slot_of ? s->slot_of[b] : b)) * s->ctx;
+    size_t slot0 = ((size_t)(s->kv_one ? 0 : l) * s->B + (s->slot_of ? s->slot_of[b] : b)) * s->ctx;
     if (!s->kv_bits) {
         *k = s->k_cache + slot0 * kvd;
         *v = s->v_cache + slot0 * kvd;

@@ -28,6 +28,7 @@ typedef struct {
     int B;           /* sequence slots */
     int ctx;         /* positions per slot */
     int max_tokens;  /* token rows per call (B*T) */
+    int kv_one;      /* the cache holds one layer, whichever runs (spq_state_build_one_layer) */
     float *k_cache;  /* (n_layers, B, ctx, kv_dim), NULL with an integer cache */
     float *v_cache;  /* (n_layers, B, ctx, kv_dim) */
     /* integer KV cache (config kv_cache_bits 2..8): codes (n_layers, B, ctx,
@@ -54,6 +55,10 @@ typedef struct {
 } spq_state;
 
 void spq_state_build(spq_state *s, const spq_config *c, int B, int ctx, int max_tokens);
+/* A state for spq_layer_forward over windows whose keys and values are not
+ * kept after their layer (GPTQ's calibration): its KV cache holds one layer,
+ * not n_layers (4.3 GB less for 8 windows of 2048 at 8B). */
+void spq_state_build_one_layer(spq_state *s, const spq_config *c, int B, int ctx, int max_tokens);
 void spq_state_free(spq_state *s);
 
 enum { SPQ_LOGITS_LAST = 0, SPQ_LOGITS_ALL = 1 };

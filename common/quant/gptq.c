@@ -377,7 +377,7 @@ int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq
     int ns = hi - lo;
     int T = g->seqlen, D = c->dim, batch = g->batch < g->nsamples ? g->batch : g->nsamples;
     spq_state s;
-    spq_state_build(&s, c, batch, T, batch * T);
+    spq_state_build_one_layer(&s, c, batch, T, batch * T);
     float *inps = spq_malloc((size_t)(ns > 0 ? ns : 1) * T * D * sizeof(float));
     for (int j = 0; j < ns; j++) {
         spq_embed_forward(&s, tokens + starts[lo + j], m, T);
