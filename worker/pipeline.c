@@ -21,7 +21,7 @@ static int always(const spq_jobspec *s) { return 1; }
 static int rotated(const spq_jobspec *s) { return s->rotation.mode != SPQ_ROT_NONE; }
 static int learned(const spq_jobspec *s) { return s->rotation.mode == SPQ_ROT_SPINQUANT; }
 static int quantized(const spq_jobspec *s) { return s->quant.w_bits < 16 || s->quant.a_bits < 16 || s->quant.kv_bits < 16; }
-static int evaluated(const spq_jobspec *s) { return s->eval.n_ppl > 0 || s->eval.kld || s->eval.n_tasks > 0; }
+int pl_spec_evaluates(const spq_jobspec *s) { return s->eval.n_ppl > 0 || s->eval.kld || s->eval.n_tasks > 0; }
 
 const pl_stage pl_stages[] = {
     {"load", always, pl_stage_load},
@@ -29,7 +29,7 @@ const pl_stage pl_stages[] = {
     {"rotate", rotated, pl_stage_rotate},
     {"learn", learned, pl_stage_learn},
     {"quantize", quantized, pl_stage_quantize},
-    {"evaluate", evaluated, pl_stage_evaluate},
+    {"evaluate", pl_spec_evaluates, pl_stage_evaluate},
     {"write", always, pl_stage_write},
     {NULL, NULL, NULL},
 };

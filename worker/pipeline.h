@@ -151,6 +151,9 @@ typedef struct {
     int (*run)(pl_pipeline *p);
 } pl_stage;
 
+/* Whether the spec asks for any evaluation (the evaluate stage runs). */
+int pl_spec_evaluates(const spq_jobspec *s);
+
 /* The stages in order (NULL-terminated by name). */
 extern const pl_stage pl_stages[];
 

@@ -67,8 +67,7 @@ static int should_stop(void *ud) { return pl_pipeline_should_stop(((learn_ctx *)
  * 9 TFLOP at 8B) is skipped. */
 static int weights_used_after(const pl_pipeline *p) {
     const spq_jobspec *s = &p->spec;
-    return s->quant.w_bits < 16 || s->eval.n_ppl > 0 || s->eval.kld || s->eval.n_tasks > 0 || p->local.gguf ||
-           p->local.keep_model;
+    return s->quant.w_bits < 16 || pl_spec_evaluates(s) || p->local.gguf || p->local.keep_model;
 }
 
 int pl_stage_learn(pl_pipeline *p) {

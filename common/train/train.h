@@ -26,8 +26,10 @@
  * model (model/mapped.h), converted from its files into one layer's buffer.
  * Learning on a mapped model therefore holds one layer of weights in fp32
  * (plus the fp32 embedding and classifier) and computes what it computes
- * on the same model converted to fp32, bit for bit. A rotated weight W' = W R gives dR += W^T dW',
- * W' = R^T W gives dR += W dW'^T. */
+ * on the same model converted to fp32, bit for bit.
+ *
+ * A rotated weight W' = W R gives dR += W^T dW', W' = R^T W gives
+ * dR += W dW'^T. */
 #ifndef SPQ_TRAIN_H
 #define SPQ_TRAIN_H
 
