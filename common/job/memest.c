@@ -7,11 +7,12 @@
  *                + state for B windows of T (forward.c spq_state_build:
  *                  fp32 KV cache L*B*T*kvd*2, and per token 2d + 2qd + 2kvd
  *                  + 2H + T scores) + logits B*T*V
- *   gptq         fp32 model + calibration inputs ns*T*d (gptq.c) + H fp64
- *                and its fp32 copy Cmax^2 (12 bytes each) + one linear's
- *                factors cols^2 (fp64 A + fp32 U) and three copies of its
- *                weight + state for GPTQ's batch of 8 windows (a KV
- *                cache of one layer)
+ *   gptq         fp32 model + calibration inputs ns*T*d (gptq.c) + the
+ *                widest site's H fp64 Cmax^2 + the larger of its two phases:
+ *                collecting (one call's X^T X in fp32 Cmax^2 + the state
+ *                for a call of up to 8 windows and 4096 tokens, a KV cache
+ *                of one layer) and factoring (A fp64 Cmax^2, U in its place,
+ *                and three copies of a weight)
  *   learn        the weights (fp32 model; mapped: the fused embedding and
  *                classifier in fp32 + one layer converted) + trainer
  *                (train.c spq_trainer_build): xs (L+1)*N*d, forward and
@@ -95,13 +96,16 @@ static uint64_t eval_need(const shapes *z, const spq_jobspec *s, const spq_memes
 
 static uint64_t gptq_need(const shapes *z, const spq_jobspec *s, uint64_t fp32) {
     uint64_t T = (uint64_t)s->weights.seqlen < z->ctx ? (uint64_t)s->weights.seqlen : z->ctx;
-    uint64_t ns = (uint64_t)s->weights.nsamples, batch = ns < 8 ? ns : 8;
+    uint64_t ns = (uint64_t)s->weights.nsamples, batch = 4096 / T; /* gptq.c calib_batch */
+    if (batch > 8) batch = 8;
+    if (batch > ns) batch = ns;
+    if (batch < 1) batch = 1;
     uint64_t cmax = z->d > z->H ? z->d : z->H;
     if (z->qd > cmax) cmax = z->qd;
-    uint64_t inps = ns * T * z->d * 4;
-    uint64_t hess = cmax * cmax * (8 + 4);
-    uint64_t linear = cmax * cmax * (8 + 4) + 3 * cmax * (z->H > z->d ? z->d : z->H) * 4;
-    return fp32 + inps + hess + linear + forward_state(z, 1, batch, T); /* spq_state_build_one_layer */
+    uint64_t inps = ns * T * z->d * 4, hess = cmax * cmax * 8;
+    uint64_t collect = cmax * cmax * 4 + forward_state(z, 1, batch, T); /* spq_state_build_one_layer */
+    uint64_t factor = cmax * cmax * 8 + 3 * cmax * (z->H > z->d ? z->d : z->H) * 4;
+    return fp32 + inps + hess + (collect > factor ? collect : factor);
 }
 
 /* weights: what the trainer reads them from (the fp32 model, or a mapped

@@ -54,17 +54,22 @@ int spq_calib_windows(long *starts, long n, int nsamples, int seqlen, uint64_t s
 
 /* ---- one weight ---- */
 
-/* sum over rows of d H d^T for D (rows, cols) in fp32, H fp64 */
+/* sum over rows of d H d^T for D (rows, cols) in fp32, H fp64 (full): a
+ * dgemm per chunk of rows, so that H is read once per chunk, not once per
+ * row (a row at a time, as dsymv, reads 1.6 GB of H per row at cols 14336) */
 static double quad_form(const float *D, const double *H, int rows, int cols) {
-    double *d = spq_malloc((size_t)cols * sizeof(double)), *Hd = spq_malloc((size_t)cols * sizeof(double));
-    double s = 0;
-    for (int r = 0; r < rows; r++) {
-        for (int k = 0; k < cols; k++) d[k] = D[(size_t)r * cols + k];
-        cblas_dsymv(CblasRowMajor, CblasUpper, cols, 1.0, H, cols, d, 1, 0.0, Hd, 1);
-        for (int k = 0; k < cols; k++) s += d[k] * Hd[k];
+    enum { CHUNK = 256 };
+    size_t chunk = (size_t)(rows < CHUNK ? rows : CHUNK) * cols;
+    double *d = spq_malloc(chunk * sizeof(double)), *dH = spq_malloc(chunk * sizeof(double)), s = 0;
+    for (int r0 = 0; r0 < rows; r0 += CHUNK) {
+        int n = rows - r0 < CHUNK ? rows - r0 : CHUNK;
+        size_t m = (size_t)n * cols;
+        for (size_t i = 0; i < m; i++) d[i] = D[(size_t)r0 * cols + i];
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, cols, cols, 1.0, d, cols, H, cols, 0.0, dH, cols);
+        for (size_t i = 0; i < m; i++) s += d[i] * dH[i];
     }
     free(d);
-    free(Hd);
+    free(dH);
     return s;
 }
 
@@ -80,8 +85,13 @@ static int cmp_desc(const void *a, const void *b, void *ctx) {
  * positive diagonal, hence the factor (it is unique).
  *
  * LAPACK is column-major: the row-major buffer of a symmetric matrix reads
- * the same, and a column-major lower factor reads as its transpose. */
-int spq_gptq_inv_chol(float *U, double *A, int n, spq_err *err) {
+ * the same, and a column-major lower factor reads as its transpose. U is
+ * made in A's own memory (at 8B's down_proj, n = 14336, a second buffer
+ * would be 0.8 GB more at the stage's peak): the reflection of the lower
+ * triangle about the anti-diagonal puts U's upper triangle in row-major
+ * place, then the doubles are narrowed to floats front to back, a float
+ * never landing on a double still to be read. */
+int spq_gptq_inv_chol(double *A, int n, spq_err *err) {
     size_t nn = (size_t)n * n;
     for (size_t i = 0; i < nn / 2; i++) {  /* A <- J A J: reverse rows and columns */
         double t = A[i];
@@ -95,9 +105,27 @@ int spq_gptq_inv_chol(float *U, double *A, int n, spq_err *err) {
                              "try a larger damp", n - info);
     dtrtri_("L", "N", &n, A, &n, &info, 1, 1);
     if (info > 0) return spq_fail(err, "the Hessian's Cholesky factor is singular at column %d", n - info);
-    /* column-major M = L^-1 sits at A[i + j n] for i >= j; U[i][j] = M[n-1-i][n-1-j] */
-    for (int i = 0; i < n; i++)
-        for (int j = i; j < n; j++) U[(size_t)i * n + j] = (float)A[(size_t)(n - 1 - i) + (size_t)(n - 1 - j) * n];
+    /* column-major M = L^-1 sits at A[r + c n] for r >= c, and
+     * U[i][j] = M[n-1-i][n-1-j] belongs at A[i n + j], which is (r, c) =
+     * (j, i) of the same triangle: swap each pair (r, c), (n-1-c, n-1-r) */
+    for (int c = 0; c < n; c++)
+        for (int r = c; r < n; r++) {
+            size_t a = (size_t)r + (size_t)c * n, b = (size_t)(n - 1 - c) + (size_t)(n - 1 - r) * n;
+            if (a < b) {
+                double t = A[a];
+                A[a] = A[b];
+                A[b] = t;
+            }
+        }
+    /* fp64 -> fp32 in place, a chunk at a time through memcpy (the chunk's
+     * floats overwrite doubles of this or earlier chunks only) */
+    enum { CHUNK = 1024 };
+    float f[CHUNK];
+    for (size_t k0 = 0; k0 < nn; k0 += CHUNK) {
+        size_t m = nn - k0 < CHUNK ? nn - k0 : CHUNK;
+        for (size_t k = 0; k < m; k++) f[k] = (float)A[k0 + k];
+        memcpy((char *)A + k0 * sizeof(float), f, m * sizeof(float));
+    }
     return 0;
 }
 
@@ -146,14 +174,15 @@ static void sweep_task(void *ctx, int t) {
     }
 }
 
-/* U (n, n) from the damped, permuted H in A: computed here, or (shared)
- * computed once by rank 0 and broadcast */
-typedef int (*factor_fn)(float *U, double *A, int n, spq_err *err);
+/* U (n, n, fp32 at the start of A) from the damped, permuted H in A:
+ * computed here, or (shared) computed once by rank 0 and broadcast (then A
+ * is n^2 floats on the other ranks) */
+typedef int (*factor_fn)(double *A, int n, spq_err *err);
 
 static int gptq_linear(float *W, float *scale, float *zero, const double *H, int rows, int cols,
                        const spq_wq_cfg *w, const spq_gptq_cfg *g, spq_gptq_stat *stat, factor_fn factor,
                        spq_err *err);
-static int factor_on_rank0(float *U, double *A, int n, spq_err *err);
+static int factor_on_rank0(double *A, int n, spq_err *err);
 
 int spq_gptq_linear(float *W, float *scale, float *zero, const double *H, int rows, int cols, const spq_wq_cfg *w,
                     const spq_gptq_cfg *g, spq_gptq_stat *stat, spq_err *err) {
@@ -189,18 +218,17 @@ static int gptq_linear(float *W, float *scale, float *zero, const double *H, int
     }
     mean /= cols;
     if (g->act_order) qsort_r(perm, cols, sizeof(int), cmp_desc, diag);
-    /* the matrix to factor, unless another rank factors it */
-    double *A = factor == factor_on_rank0 && spq_par_rank() > 0 ? NULL : spq_malloc(nh * sizeof(double));
-    for (int i = 0; A && i < cols; i++)
+    /* the matrix to factor, unless another rank factors it; U replaces it */
+    int here = !(factor == factor_on_rank0 && spq_par_rank() > 0);
+    double *A = spq_malloc(nh * (here ? sizeof(double) : sizeof(float)));
+    for (int i = 0; here && i < cols; i++)
         for (int j = 0; j < cols; j++)
             A[(size_t)i * cols + j] = i == j ? diag[perm[i]] + g->damp * mean : H[(size_t)perm[i] * cols + perm[j]];
-    float *U = spq_malloc(nh * sizeof(float));
-    int rc = factor(U, A, cols, err);
-    free(A);
-    if (rc) {
-        free(U); free(perm); free(diag); free(W0);
+    if (factor(A, cols, err)) {
+        free(A); free(perm); free(diag); free(W0);
         return -1;
     }
+    float *U = spq_realloc(A, nh * sizeof(float));
 
     /* the sweep over permuted columns: Wp (rows, cols) is W with columns perm */
     float *Wp = spq_malloc(nw * sizeof(float));
@@ -268,19 +296,34 @@ static int site_width(const spq_config *c, int site) {
 }
 
 /* runs layer l over every window of inps (nsamples, T, D), in place when
- * write_back, with an observer */
-static void run_layer(const spq_model *m, spq_state *s, float *inps, int nsamples, int T, int batch, int l,
-                      int write_back, spq_observer_fn obs, void *ud) {
+ * write_back, with an observer. The forward state (a KV cache of one layer)
+ * lives for the call only: at 8B and 2 windows of 2048 it is 0.8 GB, which
+ * the factorization that follows has better use for. */
+static void run_layer(const spq_model *m, float *inps, int nsamples, int T, int batch, int l, int write_back,
+                      spq_observer_fn obs, void *ud) {
     int D = m->cfg.dim;
+    spq_state s;
+    spq_state_build_one_layer(&s, &m->cfg, batch, T, batch * T);
     int *pos = spq_calloc(batch, sizeof(int));
     for (int j0 = 0; j0 < nsamples; j0 += batch) {
         int Bn = nsamples - j0 < batch ? nsamples - j0 : batch;
         size_t n = (size_t)Bn * T * D;
-        memcpy(s->x, inps + (size_t)j0 * T * D, n * sizeof(float));
-        spq_layer_forward(s, pos, m, l, Bn, T, obs, ud);
-        if (write_back) memcpy(inps + (size_t)j0 * T * D, s->x, n * sizeof(float));
+        memcpy(s.x, inps + (size_t)j0 * T * D, n * sizeof(float));
+        spq_layer_forward(&s, pos, m, l, Bn, T, obs, ud);
+        if (write_back) memcpy(inps + (size_t)j0 * T * D, s.x, n * sizeof(float));
     }
     free(pos);
+    spq_state_free(&s);
+}
+
+/* windows per forward call: the setting's, fewer so that a call has at most
+ * 4096 tokens (a product of 4096 rows already runs at the GEMM's speed, and
+ * the state grows with the tokens: 1.6 GB per 4096 at 8B) */
+static int calib_batch(const spq_gptq_cfg *g) {
+    int b = 4096 / g->seqlen;
+    if (b > g->batch) b = g->batch;
+    if (b > g->nsamples) b = g->nsamples;
+    return b < 1 ? 1 : b;
 }
 
 /* acc's X^T X (upper triangle) and token count summed over the ranks, in
@@ -312,10 +355,10 @@ static void rows_of(int n, int r, int *lo, int *hi) {
 /* factor_fn for shared rows: rank 0 factors, every rank gets U. (Every rank
  * factoring the same H would cost no time on separate nodes, but ranks that
  * share a node would compete for its memory bandwidth: measured slower.) */
-static int factor_on_rank0(float *U, double *A, int n, spq_err *err) {
-    int bad = spq_par_rank() == 0 && spq_gptq_inv_chol(U, A, n, err) != 0;
+static int factor_on_rank0(double *A, int n, spq_err *err) {
+    int bad = spq_par_rank() == 0 && spq_gptq_inv_chol(A, n, err) != 0;
     if (spq_par_any(bad)) return bad ? -1 : spq_fail(err, "rank 0 could not factor H");
-    spq_par_bcast(U, (size_t)n * n * sizeof(float), 0);
+    spq_par_bcast(A, (size_t)n * n * sizeof(float), 0);
     return 0;
 }
 
@@ -334,8 +377,8 @@ static int gptq_rows_shared(float *W, spq_wparams *p, spq_gptq_stat *st, const d
         bad = gptq_linear(W + (size_t)lo * cols, p->scale + (size_t)lo * ng, p->zero + (size_t)lo * ng, H, hi - lo,
                           cols, w, g, st ? &mine : NULL, factor_on_rank0, err) != 0;
     } else { /* no rows here (rows < ranks), but rank 0's U is broadcast to all */
-        float *U = spq_malloc((size_t)cols * cols * sizeof(float));
-        bad = factor_on_rank0(U, NULL, cols, err) != 0;
+        double *U = spq_malloc((size_t)cols * cols * sizeof(float));
+        bad = factor_on_rank0(U, cols, err) != 0;
         free(U);
     }
     if (spq_par_any(bad)) return bad ? -1 : spq_fail(err, "another rank failed");
@@ -375,20 +418,19 @@ int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq
     int lo, hi;
     spq_par_share(g->nsamples, &lo, &hi);
     int ns = hi - lo;
-    int T = g->seqlen, D = c->dim, batch = g->batch < g->nsamples ? g->batch : g->nsamples;
-    spq_state s;
-    spq_state_build_one_layer(&s, c, batch, T, batch * T);
+    int T = g->seqlen, D = c->dim, batch = calib_batch(g);
     float *inps = spq_malloc((size_t)(ns > 0 ? ns : 1) * T * D * sizeof(float));
-    for (int j = 0; j < ns; j++) {
-        spq_embed_forward(&s, tokens + starts[lo + j], m, T);
-        memcpy(inps + (size_t)j * T * D, s.x, (size_t)T * D * sizeof(float));
+    {
+        spq_state s;
+        spq_state_build_one_layer(&s, c, 1, T, T);
+        for (int j = 0; j < ns; j++) {
+            spq_embed_forward(&s, tokens + starts[lo + j], m, T);
+            memcpy(inps + (size_t)j * T * D, s.x, (size_t)T * D * sizeof(float));
+        }
+        spq_state_free(&s);
     }
     free(starts);
     spq_wquant_alloc(wq, c, w);
-    int Cmax = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
-    if (c->n_heads * c->head_dim > Cmax) Cmax = c->n_heads * c->head_dim;
-    hess_acc acc = {.H = spq_malloc((size_t)Cmax * Cmax * sizeof(double)),
-                    .tmp = spq_malloc((size_t)Cmax * Cmax * sizeof(float))};
     int rc = 0;
     for (int l = 0; l < c->n_layers && !rc; l++) {
         double t0 = spq_now();
@@ -396,11 +438,12 @@ int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq
         spq_gptq_stat ls[SPQ_N_LIN];
         memset(ls, 0, sizeof ls);
         for (int site = 0; site < SPQ_N_SITES && !rc; site++) {
+            /* the site's H, and one call's X^T X only while collecting */
             int C = site_width(c, site);
-            acc.site = site;
-            acc.tokens = 0;
-            memset(acc.H, 0, (size_t)C * C * sizeof(double));
-            run_layer(&mc, &s, inps, ns, T, batch, l, 0, observe, &acc);
+            hess_acc acc = {.site = site, .H = spq_calloc((size_t)C * C, sizeof(double)),
+                            .tmp = spq_malloc((size_t)C * C * sizeof(float))};
+            run_layer(&mc, inps, ns, T, batch, l, 0, observe, &acc);
+            free(acc.tmp);
             sum_hessian(&acc, C);
             /* H = 2 X^T X / n, mirrored into the lower triangle */
             double f = 2.0 / (double)acc.tokens;
@@ -419,9 +462,10 @@ int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq
                 if (gptq_rows_shared(W, p, stats ? &ls[which] : NULL, acc.H, rows, cols, w, g, err))
                     rc = spq_fail_prefix(err, "layer %d %s", l, spq_lin_name(which));
             }
+            free(acc.H);
         }
         if (rc) break;
-        run_layer(&mc, &s, inps, ns, T, batch, l, 1, NULL, NULL);
+        run_layer(&mc, inps, ns, T, batch, l, 1, NULL, NULL);
         if (spq_qpack_settle(m, l, wq, err)) {
             rc = -1;
             break;
@@ -432,10 +476,7 @@ int spq_gptq_model(spq_wquant *wq, spq_gptq_stat *stats, spq_model *m, const spq
             break;
         }
     }
-    free(acc.H);
-    free(acc.tmp);
     free(inps);
-    spq_state_free(&s);
     if (rc) spq_wquant_free(wq);
     return rc;
 }

@@ -52,7 +52,7 @@ typedef struct {
     int blocksize;     /* 128 */
     int act_order;     /* 0 */
     int calib_aq;      /* 0: activation and KV quantizers off while collecting inputs */
-    int batch;         /* windows per forward call (8) */
+    int batch;         /* windows per forward call (8; fewer when that passes 4096 tokens) */
 } spq_gptq_cfg;
 
 spq_gptq_cfg spq_gptq_defaults(void);
@@ -76,12 +76,13 @@ typedef struct {
 int spq_gptq_linear(float *W, float *scale, float *zero, const double *H, int rows, int cols, const spq_wq_cfg *w,
                     const spq_gptq_cfg *g, spq_gptq_stat *stat, spq_err *err);
 
-/* U (n, n) <- the upper Cholesky factor of H^-1 (H^-1 = U^T U; row-major,
- * upper triangle written, fp32) from A (n, n) = H symmetric positive
- * definite (overwritten), in fp64: one Cholesky of H with its order reversed
- * and one triangular inverse, 2/3 n^3 flops instead of the 4/3 n^3 of the
- * reference's chol(cholesky_inverse(chol(H))), with the same result. */
-int spq_gptq_inv_chol(float *U, double *A, int n, spq_err *err);
+/* The upper Cholesky factor U of H^-1 (H^-1 = U^T U) from A (n, n) = H
+ * symmetric positive definite, in fp64: one Cholesky of H with its order
+ * reversed and one triangular inverse, 2/3 n^3 flops instead of the 4/3 n^3
+ * of the reference's chol(cholesky_inverse(chol(H))), with the same result.
+ * U replaces A: on return the first n^2 floats of A's memory are U in fp32
+ * (row-major, upper triangle; read them as (float *)A). */
+int spq_gptq_inv_chol(double *A, int n, spq_err *err);
 
 /* Start offsets (nsamples) of the calibration windows in a text of n tokens:
  * uniform in [0, n - seqlen], from the seed. Fails when n < seqlen. */

@@ -61,9 +61,11 @@ Test(memest, mapped_eval) {
     spq_jobspec_free(&s);
 }
 
-/* GPTQ W4 on 4 windows of 8: inputs 4*8*8*4 = 1024, H 16^2*12 = 3072, the
- * widest linear's factors 3072 + three copies 3*16*8*4 = 1536, the state of
- * 4 windows of 8 (KV of one layer 256, 32 tokens of 80 floats) 11264; the packed file
+/* GPTQ W4 on 8 windows of 8: inputs 8*8*8*4 = 2048, the widest H 16^2*8 =
+ * 2048, and the larger of collecting (one call's X^T X 16^2*4 = 1024 + the
+ * state of 8 windows of 8: KV of one layer 512, 64 tokens of 80 floats,
+ * 22528) and factoring (A 2048 + three copies of a weight 3*16*8*4 = 1536),
+ * 23552; the packed file
  * 1152 linear parameters at 4 bits (576) + 144 groups of 8 bytes + the
  * embedding and classifier 2048 + norms 160 */
 Test(memest, gptq_and_packed_file) {
@@ -72,12 +74,12 @@ Test(memest, gptq_and_packed_file) {
     s.quant.w_bits = 4;
     s.quant.w_groupsize = 0;
     s.weights.method = SPQ_WQ_GPTQ;
-    s.weights.nsamples = 4;
+    s.weights.nsamples = 8;
     s.weights.seqlen = 8;
     spq_memest_opts o = {.mapped = 1, .eval_batch = 2, .emb_bytes = 4};
     spq_memest e;
     spq_memest_compute(&e, &c, &s, &o);
-    cr_assert_eq(stage(&e, "quantize")->anon, 6816 + 1024 + 3072 + 4608 + 11264);
+    cr_assert_eq(stage(&e, "quantize")->anon, 6816 + 2048 + 2048 + 23552);
     cr_assert_eq(stage(&e, "evaluate")->anon, 6816 + 13312 + 4096); /* materialized by quantize */
     cr_assert_str_eq(e.st[e.peak].stage, "quantize");
     cr_assert(strstr(e.st[e.peak].hint, "nsamples"));
@@ -99,14 +101,14 @@ Test(memest, streamed) {
     s.quant.w_bits = 4;
     s.quant.w_groupsize = 0;
     s.weights.method = SPQ_WQ_GPTQ;
-    s.weights.nsamples = 4;
+    s.weights.nsamples = 8;
     s.weights.seqlen = 8;
     spq_memest_opts o = {.mapped = 1, .eval_batch = 2, .emb_bytes = 4, .streamed = 1};
     spq_memest e;
     spq_memest_compute(&e, &c, &s, &o);
     cr_assert_eq(stage(&e, "fuse")->anon, 6080);
     cr_assert_eq(stage(&e, "rotate")->anon, 6080 + (64 + 2 * 16) * 4);
-    cr_assert_eq(stage(&e, "quantize")->anon, 6080 + 1024 + 3072 + 4608 + 11264);
+    cr_assert_eq(stage(&e, "quantize")->anon, 6080 + 2048 + 2048 + 23552);
     cr_assert_eq(stage(&e, "evaluate")->anon, 6080 + 13312 + 4096);
     cr_assert_eq(stage(&e, "write")->anon, 6080 + 2048); /* the packed model's fp32 embedding and classifier */
     s.rotation.mode = SPQ_ROT_NONE; /* the 16-bit embedding stays mapped */
