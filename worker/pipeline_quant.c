@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/base/half.h"
 #include "common/base/par.h"
 #include "common/model/mapped.h"
 #include "common/quant/gptq.h"
@@ -103,12 +104,49 @@ int pl_quant_streams(const pl_pipeline *p) {
     return q.w.bits < 16 && !p->local.gguf && !p->local.keep_model && spq_qpack_streams(&p->model, &q);
 }
 
+/* fp32 table t (n) <- its values rounded to the 16-bit dtype dt */
+static void round_table(float *t, size_t n, int dt) {
+    enum { CHUNK = 4096 };
+    uint16_t h[CHUNK];
+    for (size_t i = 0; i < n; i += CHUNK) {
+        size_t k = n - i < CHUNK ? n - i : CHUNK;
+        if (dt == SPQ_ST_BF16) {
+            spq_f32_to_bf16_array(h, t + i, k);
+            spq_bf16_to_f32_array(t + i, h, k);
+        } else {
+            spq_f32_to_f16_array(h, t + i, k);
+            spq_f16_to_f32_array(t + i, h, k);
+        }
+    }
+}
+
+/* When the packed file will hold the embedding and classifier in 16 bits
+ * (--embedding-dtype), they take those values before quantizing, so that
+ * GPTQ calibrates on and evaluation measures what the file gives; a
+ * streamed model then keeps them in 16 bits (quantizing at 8B needs 2 GB
+ * less), an fp32 one rounds them in place: both compute the same. */
+static void ends_as_written(pl_pipeline *p, const spq_qcfg *q, int streams) {
+    int dt = p->local.emb_dtype;
+    if ((dt != SPQ_ST_BF16 && dt != SPQ_ST_F16) || q->w.bits > 4 || p->local.gguf || (p->local.skip & PL_ART_MODEL))
+        return;
+    spq_model *m = &p->model;
+    if (streams) {
+        spq_mapped_ends_16(m, (spq_st_dtype)dt);
+        return;
+    }
+    size_t n = (size_t)m->cfg.vocab_size * m->cfg.dim;
+    if (m->tok_emb) round_table(m->tok_emb, n, dt);
+    if (m->lm_head && m->lm_head != m->tok_emb) round_table(m->lm_head, n, dt);
+}
+
 int pl_stage_quantize(pl_pipeline *p) {
     spq_qcfg q = spq_jobspec_qcfg(&p->spec, p->spec.quant.w_bits);
     /* settings checked and switched on; weights left for the method below */
     if (spq_qmodel_prepare(&p->model, NULL, &q, 0, &p->err)) return PL_STAGE_FAILED;
-    if (pl_quant_streams(p)) pl_log(p, "info", "quantizing a layer at a time from the mapped weights, each layer packed once done");
+    int streams = pl_quant_streams(p);
+    if (streams) pl_log(p, "info", "quantizing a layer at a time from the mapped weights, each layer packed once done");
     else if (q.w.bits < 16) pl_materialize(p); /* activations alone change no weight */
+    ends_as_written(p, &q, streams);
     int gptq = q.w.bits < 16 && p->spec.weights.method == SPQ_WQ_GPTQ;
     if (q.w.bits < 16 && !gptq) {
         if (spq_wquant_rtn(&p->wq, &p->model, &q.w, &p->err)) return PL_STAGE_FAILED;

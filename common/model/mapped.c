@@ -18,6 +18,8 @@ void spq_mapped_free(spq_mapped *mp) {
     for (size_t i = 0; mp->qlin && i < (size_t)mp->q_layers * SPQ_N_LIN; i++) spq_qlinear_free(&mp->qlin[i]);
     free(mp->qlin);
     free(mp->qdone);
+    free(mp->own_data[0]);
+    free(mp->own_data[1]);
     memset(mp, 0, sizeof *mp);
 }
 
@@ -178,6 +180,54 @@ void spq_mapped_ends_f32(spq_model *m) {
     if (!mp) return;
     ends_f32(m, mp);
     mp->emb.t = mp->head.t = NULL;
+    for (int i = 0; i < 2; i++) {
+        free(mp->own_data[i]);
+        mp->own_data[i] = NULL;
+    }
+    mp->gen++;
+}
+
+/* *t, *data <- a (vocab, dim) table of dtype dt from fp32 rows src, or
+ * (src NULL) from the 16-bit table mt */
+static void own_table(spq_st_tensor *t, uint16_t **data, const float *src, const spq_mtensor *mt, spq_st_dtype dt,
+                      const spq_config *c) {
+    size_t V = (size_t)c->vocab_size, D = (size_t)c->dim;
+    uint16_t *d = spq_malloc(V * D * sizeof(uint16_t));
+    float *row = spq_malloc(D * sizeof(float));
+    for (size_t v = 0; v < V; v++) {
+        const float *x = src ? src + v * D : row;
+        if (!src) spq_mtensor_row(row, mt, (int)v, (int)D);
+        if (dt == SPQ_ST_BF16) spq_f32_to_bf16_array(d + v * D, x, D);
+        else spq_f32_to_f16_array(d + v * D, x, D);
+    }
+    free(row);
+    *t = (spq_st_tensor){.name = (char *)"embedding table", .dtype = dt,
+                         .ndim = 2, .shape = {(int64_t)V, (int64_t)D}, .numel = V * D,
+                         .nbytes = V * D * sizeof(uint16_t), .data = (const uint8_t *)d};
+    *data = d;
+}
+
+void spq_mapped_ends_16(spq_model *m, spq_st_dtype dt) {
+    spq_mapped *mp = m->mapped;
+    if (!mp) return;
+    int tied = m->tok_emb ? m->lm_head == m->tok_emb : mp->head.t == mp->emb.t;
+    int emb_ok = !m->tok_emb && mp->emb.t && mp->emb.t->dtype == dt;
+    int head_ok = !m->lm_head && mp->head.t && mp->head.t->dtype == dt;
+    if (emb_ok && head_ok) return;
+    spq_st_tensor t[2] = {0};
+    uint16_t *d[2] = {NULL, NULL};
+    own_table(&t[0], &d[0], m->tok_emb, &mp->emb, dt, &m->cfg);
+    if (!tied) own_table(&t[1], &d[1], m->lm_head, &mp->head, dt, &m->cfg);
+    if (!tied) free(m->lm_head);
+    free(m->tok_emb);
+    m->tok_emb = m->lm_head = NULL;
+    for (int i = 0; i < 2; i++) {
+        free(mp->own_data[i]);
+        mp->own[i] = t[i];
+        mp->own_data[i] = d[i];
+    }
+    mp->emb = (spq_mtensor){NULL, &mp->own[0]};
+    mp->head = tied ? mp->emb : (spq_mtensor){NULL, &mp->own[1]};
     mp->gen++;
 }
 

@@ -60,6 +60,10 @@ typedef struct spq_mapped {
     spq_qlinear *qlin;
     unsigned char *qdone;
     int q_layers, qmin;
+    /* 16-bit embedding and classifier tables the model owns (emb/head point
+     * at own[] then): spq_mapped_ends_16 */
+    spq_st_tensor own[2];
+    uint16_t *own_data[2];
     /* bumped by every change above, so that a converted layer kept by the
      * forward pass is not reused after it */
     unsigned gen;
@@ -84,6 +88,13 @@ void spq_mapped_add_xform(spq_model *m, spq_mapped_xform x);
 /* m's embedding and classifier <- their fp32 conversion (nothing to do
  * when they are fp32 already), so that they can be changed. */
 void spq_mapped_ends_f32(spq_model *m);
+
+/* m's embedding and classifier <- 16-bit tables of dtype dt (SPQ_ST_BF16
+ * or SPQ_ST_F16) that the mapped model owns, from their fp32 arrays (freed)
+ * or from mapped tables of the other 16-bit dtype; mapped tables of dt stay
+ * as they are. Half the memory of fp32 (1 GB less per table at 8B), and
+ * exactly the values a packed file with dt embeddings holds. */
+void spq_mapped_ends_16(spq_model *m, spq_st_dtype dt);
 
 /* Layer l's linears <- fp32 arrays of its own (converted and transformed),
  * which the forward pass then uses and the caller may change. */

@@ -7,7 +7,9 @@
  *    the same model loaded in fp32, tied or not, and keeps doing so when a
  *    state runs it again;
  *  - materializing a mapped model (and copying one) gives exactly the fp32
- *    model.
+ *    model;
+ *  - fp32 tables narrowed to 16-bit tables of the model's own run and
+ *    materialize as the fp32 model with rounded tables.
  * Tolerance of the logits: a mapped layer's linears are converted to the
  * same fp32 values the fp32 load has (BF16 widens exactly) and run through
  * the same sgemm, so the hidden states agree; the 16-bit classifier runs
@@ -245,4 +247,60 @@ Test(mapped, f32_files_map_the_linears_and_convert_the_tables, .init = make_tmpd
     cr_assert(!mm.mapped && mm.layers[0].wq);
     spq_model_free(&mm);
     free(dir);
+}
+
+/* spq_mapped_ends_16: fp32 tables (as fusing and rotating leave them)
+ * become 16-bit tables the model owns, which run and materialize as the fp32
+ * model whose tables hold the rounded values; narrowing again to the other
+ * dtype converts those */
+Test(mapped, fp32_tables_narrowed_to_16_bits_are_the_rounded_tables, .init = make_tmpdir, .fini = remove_tmpdir) {
+    enum { B = 2, T = 12 };
+    for (int tied = 0; tied <= 1; tied++) {
+        spq_config c = small_shape(tied);
+        char *dir = write_model(tied ? "tied32" : "untied32", &c, SPQ_ST_F32, 1);
+        spq_model mm, fm;
+        load(&mm, dir, 1);
+        load(&fm, dir, 0);
+        size_t ne = (size_t)c.vocab_size * c.dim;
+        for (size_t i = 0; i < ne; i++) fm.tok_emb[i] = round_to(fm.tok_emb[i], SPQ_ST_BF16);
+        for (size_t i = 0; !tied && i < ne; i++) fm.lm_head[i] = round_to(fm.lm_head[i], SPQ_ST_BF16);
+        spq_mapped_ends_16(&mm, SPQ_ST_BF16);
+        cr_assert(!mm.tok_emb && !mm.lm_head && mm.mapped->emb.t && mm.mapped->emb.t->dtype == SPQ_ST_BF16);
+        cr_assert_eq(mm.mapped->head.t == mm.mapped->emb.t, tied);
+        spq_mapped_ends_16(&mm, SPQ_ST_BF16); /* already so: unchanged */
+        cr_assert(mm.mapped->emb.t == &mm.mapped->own[0]);
+        int V = c.vocab_size, tokens[B * T], pos[B] = {0, 0};
+        random_tokens(tokens, B * T, V, 3);
+        float *lm = spq_malloc((size_t)B * T * V * sizeof(float)), *lf = spq_malloc((size_t)B * T * V * sizeof(float));
+        spq_state sm, sf;
+        spq_state_build(&sm, &c, B, 32, B * T);
+        spq_state_build(&sf, &c, B, 32, B * T);
+        spq_forward(lm, &sm, tokens, pos, &mm, B, T, SPQ_LOGITS_ALL);
+        spq_forward(lf, &sf, tokens, pos, &fm, B, T, SPQ_LOGITS_ALL);
+        assert_logits_close(lm, lf, (size_t)B * T * V);
+        spq_state_free(&sm);
+        spq_state_free(&sf);
+        /* to F16: each value the F16 rounding of the BF16 one */
+        spq_mapped_ends_16(&mm, SPQ_ST_F16);
+        cr_assert(mm.mapped->emb.t->dtype == SPQ_ST_F16);
+        float *row = spq_malloc((size_t)c.dim * sizeof(float));
+        for (int v = 0; v < V; v += 37) {
+            spq_mtensor_row(row, &mm.mapped->emb, v, c.dim);
+            for (int k = 0; k < c.dim; k++)
+                cr_assert_eq(row[k], spq_f16_to_f32(spq_f32_to_f16(fm.tok_emb[(size_t)v * c.dim + k])), "row %d", v);
+        }
+        spq_mapped_ends_16(&mm, SPQ_ST_BF16); /* back: BF16 of F16 of BF16 values */
+        spq_model_materialize(&mm);
+        cr_assert(!mm.mapped && mm.tok_emb && (mm.lm_head == mm.tok_emb) == tied);
+        for (size_t i = 0; i < ne; i++) fm.tok_emb[i] = round_to(spq_f16_to_f32(spq_f32_to_f16(fm.tok_emb[i])), SPQ_ST_BF16);
+        for (size_t i = 0; !tied && i < ne; i++)
+            fm.lm_head[i] = round_to(spq_f16_to_f32(spq_f32_to_f16(fm.lm_head[i])), SPQ_ST_BF16);
+        assert_models_eq(&fm, &mm, SPQ_ST_F32);
+        free(row);
+        free(lm);
+        free(lf);
+        spq_model_free(&mm);
+        spq_model_free(&fm);
+        free(dir);
+    }
 }
