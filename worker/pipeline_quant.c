@@ -68,6 +68,8 @@ static int run_gptq(pl_pipeline *p, const spq_wq_cfg *w) {
     pl_log(p, "info", "gptq on %d windows of %d tokens from %s (%d tokens), damp %g%s", g.nsamples, g.seqlen,
            s->weights.calib, n_ids, g.damp, g.act_order ? ", act-order" : "");
     int n_lin = p->model.cfg.n_layers * SPQ_N_LIN;
+    /* the bar's clock starts now, not when the first layer is done (minutes at 8B) */
+    p->rep->progress(p->rep->ud, "quantize", 0, p->model.cfg.n_layers);
     spq_gptq_stat *stats = spq_calloc((size_t)n_lin, sizeof *stats);
     int r = spq_gptq_model(&p->wq, stats, &p->model, w, ids, n_ids, &g, on_layer, p, &p->err);
     if (r == 0) { /* the layer-output errors of the whole model */

@@ -22,9 +22,10 @@
  *                gradients, one layer's W_down M4^T d*H when online
  *                Hadamards are on
  *   streamed     (quant/qpack.h) the embedding and classifier in fp32 when
- *                rotated + the packed linears + one layer in fp32, in place
- *                of the fp32 model in every stage; write adds the packed
- *                model's embedding and classifier
+ *                rotated (from quantize on in 16 bits when the packed file
+ *                holds them so) + the packed linears + one layer in fp32,
+ *                in place of the fp32 model in every stage; write adds the
+ *                packed model's embedding and classifier
  *   disk         packed linears P_lin*w_bits/8 + fp32 scale and zero per
  *                group + embeddings (and an untied classifier) at emb_bytes
  *                + the rotation file d^2 + L*hd^2 floats + 1 MiB of results
@@ -162,9 +163,13 @@ void spq_memest_compute(spq_memest *e, const spq_config *c, const spq_jobspec *s
      * without them) a mapped model holds one layer's buffer */
     int materialized = !o->streamed && (!o->mapped || o->keep_model || rotated || quantized || o->gguf);
     uint64_t layer = layer_linear_params(&z) * 4;
-    uint64_t base = materialized ? fp32 : layer;
-    if (o->streamed) /* the embedding and classifier in fp32 once rotated, the packed layers, one layer in fp32 */
+    uint64_t base = materialized ? fp32 : layer, quantized_base = base;
+    if (o->streamed) { /* the embedding and classifier in fp32 once rotated, the packed layers, one layer in fp32 */
         base = (rotated ? z.V * z.d * 8 : 0) + packed_linears(&z, s) + layer;
+        /* from quantize on, in the packed file's 16 bits when it has them (pipeline_quant.c ends_as_written) */
+        int narrowed = rotated && o->emb_bytes == 2 && s->quant.w_bits <= 4 && !o->gguf && !o->no_model;
+        quantized_base = base - (narrowed ? z.V * z.d * 4 : 0);
+    }
     const char *hint_model = o->streamed ? HINT_STREAMED : HINT_MODEL;
     if (rotated) {
         add(e, "fuse", o->streamed ? base : fp32, hint_model);
@@ -175,10 +180,11 @@ void spq_memest_compute(spq_memest *e, const spq_config *c, const spq_jobspec *s
             "a smaller rotation.train.batch or rotation.train.seqlen");
     if (quantized) {
         int gptq = s->quant.w_bits < 16 && s->weights.method == SPQ_WQ_GPTQ;
-        add(e, "quantize", gptq ? gptq_need(&z, s, o->streamed ? base : fp32) : o->streamed ? base : fp32,
+        add(e, "quantize", gptq ? gptq_need(&z, s, o->streamed ? quantized_base : fp32) : o->streamed ? quantized_base : fp32,
             gptq ? "fewer calibration windows (weights.nsamples, --nsamples) or shorter ones (weights.seqlen, --seqlen)"
                  : hint_model);
     }
+    if (quantized) base = quantized_base;
     if (evaluated)
         add(e, "evaluate", eval_need(&z, s, o, base), "fewer windows per call (--batch) or shorter ones (--seqlen)");
     /* a streamed model's packed copy of the embedding and classifier */

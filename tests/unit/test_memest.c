@@ -111,6 +111,13 @@ Test(memest, streamed) {
     cr_assert_eq(stage(&e, "quantize")->anon, 6080 + 2048 + 2048 + 23552);
     cr_assert_eq(stage(&e, "evaluate")->anon, 6080 + 13312 + 4096);
     cr_assert_eq(stage(&e, "write")->anon, 6080 + 2048); /* the packed model's fp32 embedding and classifier */
+    o.emb_bytes = 2; /* BF16 tables in the packed file: 2*32*8*2 = 1024 from quantize on, not 2048 */
+    spq_memest_compute(&e, &c, &s, &o);
+    cr_assert_eq(stage(&e, "rotate")->anon, 6080 + (64 + 2 * 16) * 4);
+    cr_assert_eq(stage(&e, "quantize")->anon, 5056 + 2048 + 2048 + 23552);
+    cr_assert_eq(stage(&e, "evaluate")->anon, 5056 + 13312 + 4096);
+    cr_assert_eq(stage(&e, "write")->anon, 5056 + 1024);
+    o.emb_bytes = 4;
     s.rotation.mode = SPQ_ROT_NONE; /* the 16-bit embedding stays mapped */
     spq_memest_compute(&e, &c, &s, &o);
     cr_assert_eq(stage(&e, "write")->anon, 1728 + 2304 + 2048);
