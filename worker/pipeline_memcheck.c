@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/job/memest.h"
+#include "common/model/packed_weights.h"
 #include "worker/pipeline.h"
 
 /* bytes as "3.58 GiB", or "12.4 MiB" below a GiB (small models would all read 0.00 GiB) */
@@ -38,6 +39,7 @@ static spq_memest_opts opts_of(const pl_pipeline *p) {
         .no_model = (L->skip & PL_ART_MODEL) != 0,
         .emb_bytes = L->emb_dtype ? 2 : 4,
         .streamed = pl_quant_streams(p),
+        .resident = p->model.packed ? spq_packed_bytes(p->model.packed, &p->model.cfg) : 0,
     };
 }
 

@@ -26,6 +26,9 @@
  *                holds them so) + the packed linears + one layer in fp32,
  *                in place of the fp32 model in every stage; write adds the
  *                packed model's embedding and classifier
+ *   packed model its weights as loaded (packed linears, 16-bit or fp32
+ *                tables: spq_packed_bytes) in place of the fp32 model or
+ *                the layer buffer in every stage
  *   disk         packed linears P_lin*w_bits/8 + fp32 scale and zero per
  *                group + embeddings (and an untied classifier) at emb_bytes
  *                + the rotation file d^2 + L*hd^2 floats + 1 MiB of results
@@ -170,6 +173,7 @@ void spq_memest_compute(spq_memest *e, const spq_config *c, const spq_jobspec *s
         int narrowed = rotated && o->emb_bytes == 2 && s->quant.w_bits <= 4 && !o->gguf && !o->no_model;
         quantized_base = base - (narrowed ? z.V * z.d * 4 : 0);
     }
+    if (o->resident) base = quantized_base = o->resident; /* a packed model: taken as it is */
     const char *hint_model = o->streamed ? HINT_STREAMED : HINT_MODEL;
     if (rotated) {
         add(e, "fuse", o->streamed ? base : fp32, hint_model);

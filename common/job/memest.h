@@ -26,6 +26,7 @@ typedef struct {
     int no_model;    /* the write stage writes no model file */
     int emb_bytes;   /* bytes per value of the packed model's embeddings: 4 (fp32) or 2 */
     int streamed;    /* the weights are quantized a layer at a time and packed (quant/qpack.h) */
+    uint64_t resident; /* bytes of weights the loaded model holds in memory in every stage (a packed model's); 0: none */
 } spq_memest_opts;
 
 #define SPQ_MEMEST_MAX_STAGES 8

@@ -7,6 +7,13 @@
 
 #include "common/base/half.h"
 
+size_t spq_packed_bytes(const spq_packed *p, const spq_config *c) {
+    size_t n = 0, table = (size_t)c->vocab_size * c->dim;
+    for (size_t i = 0; i < (size_t)p->n_layers * SPQ_N_LIN; i++) n += spq_qlinear_bytes(&p->lin[i]);
+    table *= p->emb_dtype == SPQ_EMB_F32 ? sizeof(float) : sizeof(uint16_t);
+    return n + table * (c->tied ? 1 : 2);
+}
+
 void spq_packed_free(spq_packed *p) {
     if (!p) return;
     if (p->lin)

@@ -33,6 +33,10 @@ typedef struct spq_packed {
 } spq_packed;
 
 void spq_packed_free(spq_packed *p);
+/* Bytes of weights a packed model of config c holds in memory: its packed
+ * linears and its embedding and classifier (16-bit here, or fp32 in the
+ * model's tok_emb/lm_head). */
+size_t spq_packed_bytes(const spq_packed *p, const spq_config *c);
 spq_packed *spq_packed_clone(const spq_packed *p, const spq_config *c);
 
 /* Linear `which` (linear.h) of layer l. */

@@ -58,6 +58,9 @@ Test(memest, mapped_eval) {
     o.mapped = 0; /* loaded in fp32: the whole model instead of one layer */
     spq_memest_compute(&e, &c, &s, &o);
     cr_assert_eq(stage(&e, "evaluate")->anon, 6816 + 13312 + 4096);
+    o.mapped = 1, o.resident = 1000; /* a packed model: its weights as loaded instead */
+    spq_memest_compute(&e, &c, &s, &o);
+    cr_assert_eq(stage(&e, "evaluate")->anon, 1000 + 13312 + 4096);
     spq_jobspec_free(&s);
 }
 

@@ -7,6 +7,7 @@
  * leave partial tiles); the thread split does not change results; packing
  * round-trips and rejects bad codes, zero points, scales and group shapes. */
 #include <criterion/criterion.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +219,12 @@ Test(qgemm, pack_round_trip) {
             cr_assert_eq(f.w.usum[((r / 16) * f.w.nseg + j) * 16 + r % 16], u);
         }
     }
+    /* its reported size is what its four buffers hold (glibc's usable size:
+     * what was asked, plus under 64 bytes of slack each) */
+    size_t held = malloc_usable_size(f.w.codes) + malloc_usable_size(f.w.scale) + malloc_usable_size(f.w.zero) +
+                  malloc_usable_size(f.w.usum);
+    size_t bytes = spq_qlinear_bytes(&f.w);
+    cr_assert(bytes <= held && held < bytes + 4 * 64, "reported %zu bytes, buffers hold %zu", bytes, held);
     free(c); free(s); free(z);
     free_weights(&f);
 }
