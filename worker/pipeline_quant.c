@@ -38,6 +38,11 @@ static int on_layer(void *ud, int layer, int n_layers, const spq_gptq_stat *st, 
     return pl_pipeline_should_stop(p);
 }
 
+static void on_rtn_layer(void *ud, long done, long total) {
+    pl_pipeline *p = ud;
+    p->rep->progress(p->rep->ud, "quantize", done, total);
+}
+
 /* GPTQ on weights.calib, tokenized with the model's tokenizer */
 static int run_gptq(pl_pipeline *p, const spq_wq_cfg *w) {
     const spq_jobspec *s = &p->spec;
@@ -151,7 +156,8 @@ int pl_stage_quantize(pl_pipeline *p) {
     ends_as_written(p, &q, streams);
     int gptq = q.w.bits < 16 && p->spec.weights.method == SPQ_WQ_GPTQ;
     if (q.w.bits < 16 && !gptq) {
-        if (spq_wquant_rtn(&p->wq, &p->model, &q.w, &p->err)) return PL_STAGE_FAILED;
+        on_rtn_layer(p, 0, p->model.cfg.n_layers);
+        if (spq_wquant_rtn_progress(&p->wq, &p->model, &q.w, on_rtn_layer, p, &p->err)) return PL_STAGE_FAILED;
         p->have_wq = 1;
     } else if (gptq) {
         int rc = run_gptq(p, &q.w);

@@ -56,6 +56,11 @@ void spq_wq_params_parallel(float *scale, float *zero, const float *W, int rows,
 }
 
 int spq_wquant_rtn(spq_wquant *q, spq_model *m, const spq_wq_cfg *w, spq_err *err) {
+    return spq_wquant_rtn_progress(q, m, w, NULL, NULL, err);
+}
+
+int spq_wquant_rtn_progress(spq_wquant *q, spq_model *m, const spq_wq_cfg *w, spq_convert_progress_fn fn, void *ud,
+                            spq_err *err) {
     memset(q, 0, sizeof *q);
     if (w->bits >= SPQ_QUANT_OFF) return spq_fail(err, "w_bits: 16 means no weight quantization; nothing to round");
     if (spq_wq_validate(w, 1, err)) return -1;
@@ -75,6 +80,7 @@ int spq_wquant_rtn(spq_wquant *q, spq_model *m, const spq_wq_cfg *w, spq_err *er
             spq_wquant_free(q);
             return -1;
         }
+        if (fn) fn(ud, l + 1, m->cfg.n_layers);
     }
     return 0;
 }

@@ -7,6 +7,7 @@
 #define SPQ_WQUANT_H
 
 #include "common/model/linear.h"
+#include "common/model/mapped.h"
 
 typedef struct {
     float *scale;  /* (rows, ngroups) */
@@ -35,5 +36,9 @@ void spq_wq_params_parallel(float *scale, float *zero, const float *W, int rows,
  * settings; fails on bits outside 2..8) and replaces the weights by their
  * dequantized values; a mapped model's a layer at a time (qpack.h). */
 int spq_wquant_rtn(spq_wquant *q, spq_model *m, const spq_wq_cfg *w, spq_err *err);
+/* The same, calling fn(ud, layers done, layers) after each layer (a layer
+ * of a mapped 8B model is converted, rotated and rounded in seconds). */
+int spq_wquant_rtn_progress(spq_wquant *q, spq_model *m, const spq_wq_cfg *w, spq_convert_progress_fn fn, void *ud,
+                            spq_err *err);
 
 #endif

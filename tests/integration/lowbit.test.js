@@ -44,6 +44,7 @@ test("quantize (RTN, W4A8KV8) writes a packed model that generate and ppl run al
   assert.equal(info.method, "rtn");
   assert.equal(info.quant.a_bits, 8);
   assert.ok(info.bytes > 100000);
+  assert.match(r.err, /quantize 5\/5 \(100%\)/, "a progress line per layer rounded, up to the last");
   r = run(["generate", rtn, "-p", "Once upon a time", "-n", "30"]);
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /^Once upon a time/);
