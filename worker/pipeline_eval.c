@@ -80,6 +80,7 @@ typedef struct {
     long offset, total;
 } progress_ctx;
 
+/* called with 0 before a pass starts: a first window can take minutes at 8B */
 static void on_progress(void *ud, long done, long total) {
     progress_ctx *c = ud;
     c->p->rep->progress(c->p->rep->ud, "evaluate", c->offset + done, c->total > 0 ? c->total : total);
@@ -167,6 +168,7 @@ static int rolling(evaluation *ev, json_t *out, const char *text, size_t len, in
     long nw = spq_rolling_windows(&w, n, seqlen);
     free(w);
     progress_ctx pc = {p, 0, nw};
+    on_progress(&pc, 0, pc.total); /* the bar's clock starts with the pass */
     spq_rolling_result rr;
     int bad = spq_rolling_score(&rr, &ev->sc, ids, n, seqlen, prefix, batch, on_progress, &pc, &p->err);
     free(ids);
@@ -294,6 +296,7 @@ static int eval_ppl(evaluation *ev, int idx, json_t *out) {
     calls = call_sums_new(n_calls);
     long w_lo = (long)c_lo * per_call, w_hi = (long)c_hi * per_call < nw ? (long)c_hi * per_call : nw;
     progress_ctx pc = {p, 0, w_hi - w_lo};
+    on_progress(&pc, 0, pc.total); /* the bar's clock starts with the pass */
     double t0 = spq_now();
     int steps = (n_calls + ranks - 1) / ranks; /* the largest share: every rank takes part in each step's checks */
     for (int i = 0; i < steps; i++) {
@@ -409,6 +412,7 @@ static int eval_task(evaluation *ev, int idx, json_t *out) {
         if (t.n_skipped) pl_log(p, "warn", "%s: skipped %ld bad items", label, (long)t.n_skipped);
         spq_eval_opts o = {.max_len = ev->seqlen, .add_bos = L->add_bos, .limit = limit, .max_groups = L->max_groups};
         progress_ctx pc = {p, 0, limit > 0 && limit < t.n_items ? limit : t.n_items};
+        on_progress(&pc, 0, pc.total); /* the bar's clock starts with the pass */
         spq_task_result r;
         bad = spq_task_eval(&r, &t, &ev->sc, encode_plain, p->tok, &o, on_progress, &pc, &p->err);
         spq_task_free(&t);
