@@ -117,13 +117,8 @@ static void round_table(float *t, size_t n, int dt) {
     uint16_t h[CHUNK];
     for (size_t i = 0; i < n; i += CHUNK) {
         size_t k = n - i < CHUNK ? n - i : CHUNK;
-        if (dt == SPQ_ST_BF16) {
-            spq_f32_to_bf16_array(h, t + i, k);
-            spq_bf16_to_f32_array(t + i, h, k);
-        } else {
-            spq_f32_to_f16_array(h, t + i, k);
-            spq_f16_to_f32_array(t + i, h, k);
-        }
+        spq_f32_to_half_array(h, t + i, k, dt == SPQ_ST_BF16);
+        spq_half_to_f32_array(t + i, h, k, dt == SPQ_ST_BF16);
     }
 }
 

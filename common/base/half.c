@@ -85,3 +85,13 @@ void spq_f32_to_f16_array(uint16_t *out, const float *in, size_t n) {
 void spq_f32_to_bf16_array(uint16_t *out, const float *in, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = spq_f32_to_bf16(in[i]);
 }
+
+void spq_half_to_f32_array(float *out, const void *in, size_t n, int bf16) {
+    if (bf16) spq_bf16_to_f32_array(out, in, n);
+    else spq_f16_to_f32_array(out, in, n);
+}
+
+void spq_f32_to_half_array(uint16_t *out, const float *in, size_t n, int bf16) {
+    if (bf16) spq_f32_to_bf16_array(out, in, n);
+    else spq_f32_to_f16_array(out, in, n);
+}

@@ -24,5 +24,8 @@ void spq_f16_to_f32_array(float *out, const void *in, size_t n);
 void spq_bf16_to_f32_array(float *out, const void *in, size_t n);
 void spq_f32_to_f16_array(uint16_t *out, const float *in, size_t n);
 void spq_f32_to_bf16_array(uint16_t *out, const float *in, size_t n);
+/* The same for a 16-bit dtype chosen at run time: bf16 != 0 for BF16, else F16. */
+void spq_half_to_f32_array(float *out, const void *in, size_t n, int bf16);
+void spq_f32_to_half_array(uint16_t *out, const float *in, size_t n, int bf16);
 
 #endif

@@ -74,8 +74,7 @@ static void store_table(spq_model *pm, void *dst, const float *src, const spq_mt
         const float *x = src ? src + v * D : row;
         if (!src) spq_mtensor_row(row, mt, (int)v, (int)D);
         if (e == SPQ_EMB_F32) memcpy((float *)dst + v * D, x, D * sizeof(float));
-        else if (e == SPQ_EMB_F16) spq_f32_to_f16_array((uint16_t *)dst + v * D, x, D);
-        else spq_f32_to_bf16_array((uint16_t *)dst + v * D, x, D);
+        else spq_f32_to_half_array((uint16_t *)dst + v * D, x, D, e == SPQ_EMB_BF16);
     }
     free(row);
 }

@@ -144,8 +144,7 @@ int spq_mapped_all_packed(const spq_mapped *mp, const spq_config *c) {
 
 void spq_mtensor_row(float *x, const spq_mtensor *mt, int row, int n) {
     const uint8_t *r = mt->t->data + (size_t)row * n * 2;
-    if (mt->t->dtype == SPQ_ST_BF16) spq_bf16_to_f32_array(x, r, n);
-    else spq_f16_to_f32_array(x, r, n);
+    spq_half_to_f32_array(x, r, n, mt->t->dtype == SPQ_ST_BF16);
 }
 
 void spq_mapped_emb_row(float *x, const spq_mapped *mp, int token, int dim) { spq_mtensor_row(x, &mp->emb, token, dim); }
@@ -197,8 +196,7 @@ static void own_table(spq_st_tensor *t, uint16_t **data, const float *src, const
     for (size_t v = 0; v < V; v++) {
         const float *x = src ? src + v * D : row;
         if (!src) spq_mtensor_row(row, mt, (int)v, (int)D);
-        if (dt == SPQ_ST_BF16) spq_f32_to_bf16_array(d + v * D, x, D);
-        else spq_f32_to_f16_array(d + v * D, x, D);
+        spq_f32_to_half_array(d + v * D, x, D, dt == SPQ_ST_BF16);
     }
     free(row);
     *t = (spq_st_tensor){.name = (char *)"embedding table", .dtype = dt,
