@@ -2,7 +2,9 @@
  * the code it estimates (named beside it), in bytes:
  *
  *   fp32 model   P x 4, P = spq_model_nparams' count
- *   layer buffer the seven linears of one layer in fp32 (mapped.c)
+ *   layer buffer the seven linears of one layer in fp32 (mapped.c), and
+ *                once rotated the embedding and classifier in fp32: what a
+ *                mapped model holds until a stage materializes it
  *   eval         (mapped ? layer buffer : fp32 model)
  *                + state for B windows of T (forward.c spq_state_build:
  *                  fp32 KV cache L*B*T*kvd*2, and per token 2d + 2qd + 2kvd
@@ -162,11 +164,15 @@ void spq_memest_compute(spq_memest *e, const spq_config *c, const spq_jobspec *s
     int rotated = s->rotation.mode != SPQ_ROT_NONE;
     int quantized = s->quant.w_bits < 16 || s->quant.a_bits < 16 || s->quant.kv_bits < 16;
     int evaluated = s->eval.n_ppl > 0 || s->eval.kld || s->eval.n_tasks > 0;
-    /* the stages that change the weights materialize them; before that (and
-     * without them) a mapped model holds one layer's buffer */
-    int materialized = !o->streamed && (!o->mapped || o->keep_model || rotated || quantized || o->gguf);
+    /* quantizing the weights (not streamed), a GGUF write, serving and the
+     * evaluation of a rotated model materialize the weights; otherwise a
+     * mapped model holds one layer's buffer, and once rotated (or learned
+     * on) its embedding and classifier in fp32: fusing and rotating are
+     * recorded, and `spinq rotate` (learning alone) never converts the model */
+    int materialized = !o->streamed && (!o->mapped || o->keep_model || o->gguf || s->quant.w_bits < 16 ||
+                                        (rotated && evaluated));
     uint64_t layer = layer_linear_params(&z) * 4;
-    uint64_t base = materialized ? fp32 : layer, quantized_base = base;
+    uint64_t base = materialized ? fp32 : layer + (rotated ? z.V * z.d * 8 : 0), quantized_base = base;
     if (o->streamed) { /* the embedding and classifier in fp32 once rotated, the packed layers, one layer in fp32 */
         base = (rotated ? z.V * z.d * 8 : 0) + packed_linears(&z, s) + layer;
         /* from quantize on, in the packed file's 16 bits when it has them (pipeline_quant.c ends_as_written) */
@@ -176,15 +182,15 @@ void spq_memest_compute(spq_memest *e, const spq_config *c, const spq_jobspec *s
     if (o->resident) base = quantized_base = o->resident; /* a packed model: taken as it is */
     const char *hint_model = o->streamed ? HINT_STREAMED : HINT_MODEL;
     if (rotated) {
-        add(e, "fuse", o->streamed ? base : fp32, hint_model);
-        add(e, "rotate", (o->streamed ? base : fp32) + (z.d * z.d + z.L * z.hd * z.hd) * 4, hint_model);
+        add(e, "fuse", base, hint_model);
+        add(e, "rotate", base + (z.d * z.d + z.L * z.hd * z.hd) * 4, hint_model);
     }
     if (s->rotation.mode == SPQ_ROT_SPINQUANT)
         add(e, "learn", learn_need(&z, s, o->mapped && !o->keep_model ? z.V * z.d * 8 + layer : fp32),
             "a smaller rotation.train.batch or rotation.train.seqlen");
     if (quantized) {
         int gptq = s->quant.w_bits < 16 && s->weights.method == SPQ_WQ_GPTQ;
-        add(e, "quantize", gptq ? gptq_need(&z, s, o->streamed ? quantized_base : fp32) : o->streamed ? quantized_base : fp32,
+        add(e, "quantize", gptq ? gptq_need(&z, s, quantized_base) : quantized_base,
             gptq ? "fewer calibration windows (weights.nsamples, --nsamples) or shorter ones (weights.seqlen, --seqlen)"
                  : hint_model);
     }

@@ -144,6 +144,8 @@ Test(memest, learn) {
     spq_memest_opts o = {.mapped = 1};
     spq_memest e;
     spq_memest_compute(&e, &c, &s, &o);
+    /* the rotated model is evaluated (the default KL divergence and task),
+     * which converts it once: the model in fp32 */
     cr_assert_eq(stage(&e, "fuse")->anon, 6816);
     cr_assert_eq(stage(&e, "rotate")->anon, 6816 + 384);
     /* mapped: the trainer reads the fused embedding and classifier in fp32
@@ -157,6 +159,45 @@ Test(memest, learn) {
     s.rotation.online_had = 1; /* one layer's W_down M4^T folded: d*H floats more */
     spq_memest_compute(&e, &c, &s, &o);
     cr_assert_eq(stage(&e, "learn")->anon, 6816 + (3184 + 128) * 4);
+    spq_jobspec_free(&s);
+}
+
+/* `spinq rotate`: learning alone, on a mapped model. Fusing and rotating
+ * are recorded, never the model in fp32: one layer (576 floats) and the
+ * embedding and classifier in fp32 (2*32*8) until a later stage needs the
+ * weights */
+Test(memest, learn_alone_keeps_the_model_mapped) {
+    spq_config c = tiny();
+    spq_jobspec s = plain();
+    free(s.eval.ppl[0].data);
+    s.eval.ppl[0].data = NULL;
+    s.eval.n_ppl = 0, s.eval.kld = 0;
+    for (int i = 0; i < s.eval.n_tasks; i++) free(s.eval.tasks[i].name), free(s.eval.tasks[i].data);
+    s.eval.n_tasks = 0;
+    s.rotation.mode = SPQ_ROT_SPINQUANT;
+    s.rotation.online_had = 0;
+    s.rotation.train.batch = 1;
+    s.rotation.train.seqlen = 8;
+    spq_memest_opts o = {.mapped = 1};
+    spq_memest e;
+    spq_memest_compute(&e, &c, &s, &o);
+    cr_assert_eq(stage(&e, "fuse")->anon, (576 + 512) * 4);
+    cr_assert_eq(stage(&e, "rotate")->anon, (576 + 512) * 4 + 384);
+    cr_assert_eq(stage(&e, "learn")->anon, (512 + 576 + 3184) * 4);
+    cr_assert_str_eq(e.st[e.peak].stage, "learn");
+    s.quant.a_bits = 4; /* activations alone change no weight: still mapped */
+    spq_memest_compute(&e, &c, &s, &o);
+    cr_assert_eq(stage(&e, "fuse")->anon, (576 + 512) * 4);
+    cr_assert_eq(stage(&e, "quantize")->anon, (576 + 512) * 4);
+    s.quant.w_bits = 8; /* weights quantized without a packed form: converted to fp32 */
+    s.weights.method = SPQ_WQ_RTN;
+    spq_memest_compute(&e, &c, &s, &o);
+    cr_assert_eq(stage(&e, "fuse")->anon, 6816);
+    cr_assert_eq(stage(&e, "quantize")->anon, 6816);
+    s.quant.w_bits = 16;
+    o.gguf = 1; /* a GGUF write converts it too */
+    spq_memest_compute(&e, &c, &s, &o);
+    cr_assert_eq(stage(&e, "fuse")->anon, 6816);
     spq_jobspec_free(&s);
 }
 
