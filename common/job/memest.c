@@ -22,7 +22,8 @@
  *                + 2), attention scratch 2T^2, logits chunk*V, the rotated
  *                weights of one layer and their gradient, R1/R2 and their
  *                gradients, one layer's W_down M4^T d*H when online
- *                Hadamards are on
+ *                Hadamards are on; in fp64 the rotation itself (R1 d^2, R2
+ *                L*hd^2) and the Cayley step's five d^2 matrices for R1
  *   streamed     (quant/qpack.h) the embedding and classifier in fp32 when
  *                rotated (from quantize on in 16 bits when the packed file
  *                holds them so) + the packed linears + one layer in fp32,
@@ -127,7 +128,8 @@ static uint64_t learn_need(const shapes *z, const spq_jobspec *s, uint64_t weigh
                        z->d * (z->d > z->qd ? z->d : z->qd);
     uint64_t rots = 2 * (z->d * z->d + z->L * z->hd * z->hd);
     uint64_t fold = s->rotation.online_had ? z->d * z->H : 0;
-    return weights + (acts + 2 * T * T + chunk * z->V + rotated + rots + fold) * 4;
+    uint64_t fp64 = 6 * z->d * z->d + z->L * z->hd * z->hd; /* the rotation, and cayley.c's workspace for R1 */
+    return weights + (acts + 2 * T * T + chunk * z->V + rotated + rots + fold) * 4 + fp64 * 8;
 }
 
 /* the linears packed: codes and a scale and zero per group */

@@ -83,19 +83,19 @@ test("ppl with mapped weights equals the fp32 load and stays under 1.5 GiB of Rs
 // Learning alone (`spinq rotate`) never converts the mapped model: fusing and
 // rotating are recorded, the trainer converts a layer when it runs. The check
 // before the run must count that (the fused embedding and classifier in fp32,
-// 2 GiB here, and one layer), not the fp32 model (4.6 GiB), or a machine that
+// 2 GiB here, one layer and the trainer: 3.1 GiB), not the fp32 model (4.6 GiB), or a machine that
 // can learn on the 8B shape in 9 GiB is refused for its 30 GiB of fp32.
-test("spinq rotate on the mapped 1B shape fits where its fp32 model does not; --load-f32 is refused", () => {
-  const mem = { SPINQ_MEM_AVAILABLE_KIB: String(3 * 1024 * 1024) };
+test("spinq rotate on the mapped 1B shape fits in 3.5 GiB where its fp32 model does not; --load-f32 is refused", () => {
+  const mem = { SPINQ_MEM_AVAILABLE_KIB: String(3.5 * 1024 * 1024) };
   const args = ["rotate", model, "--calib", data, "--steps", "0", "--seqlen", "64"];
   const out = path.join(work, "rot-initial.safetensors");
   const m = run([...args, "--out", out], mem);
   assert.equal(m.code, 0, m.err);
-  assert.match(m.err, /memory: estimated peak 2\.\d\d GiB \(learn\) of 3\.00 GiB available/);
+  assert.match(m.err, /memory: estimated peak [0-3]\.\d\d GiB \(learn\) of 3\.50 GiB available/);
   assert.ok(existsSync(out), "no rotation file");
   const f = run([...args, "--out", path.join(work, "rot-f32-refused.safetensors"), "--load-f32"], mem);
   assert.equal(f.code, 1, f.err);
-  const need = f.err.match(/memory: the \w+ stage needs an estimated (\d+\.\d\d) GiB but 3\.00 GiB is available/);
+  const need = f.err.match(/memory: the \w+ stage needs an estimated (\d+\.\d\d) GiB but 3\.50 GiB is available/);
   assert.ok(need && +need[1] > 4.6, f.err); // the fp32 model and more
 });
 
