@@ -9,10 +9,11 @@
  * in their files and evaluation converts a layer at a time, so evaluating
  * a model needs memory for one layer, not the whole model in fp32. Fusing
  * and rotating are recorded and done as a layer is converted; quantizing
- * to a packed form goes a layer at a time (quant/qpack.h). Learning, other
- * quantizations and a GGUF write materialize the weights first; a model
- * kept for serving is loaded in fp32, as decoding would convert every layer
- * at every token. */
+ * to a packed form goes a layer at a time (quant/qpack.h), and so does
+ * learning (train/train.h). Other quantizations, a GGUF write and the
+ * evaluation of a rotated model materialize the weights first; a model kept
+ * for serving is loaded in fp32, as decoding would convert every layer at
+ * every token. */
 #include <stdio.h>
 #include <stdlib.h>
 
