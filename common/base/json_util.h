@@ -33,6 +33,11 @@ int spq_json_get_str(const char **out, const json_t *obj, const char *key, const
 int spq_json_opt_str(const char **out, const char *def, const json_t *obj, const char *key, const char *src,
                      spq_err *err);
 
+/* A JSON real for a float with the fewest digits that read back as the
+ * same float: 1e-5 and 0.9, not 9.99999975e-6 and 0.89999997615814209
+ * (the floats' exact doubles). */
+json_t *spq_json_real_f32(float x);
+
 /* The value of key in obj, NULL when absent or null. */
 json_t *spq_json_present(const json_t *obj, const char *key);
 

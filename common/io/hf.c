@@ -462,13 +462,14 @@ json_t *spq_hf_config_json(const spq_config *c) {
     json_object_set_new(j, "head_dim", json_integer(c->head_dim));
     json_object_set_new(j, "vocab_size", json_integer(c->vocab_size));
     json_object_set_new(j, "max_position_embeddings", json_integer(c->seq_len));
-    json_object_set_new(j, "rms_norm_eps", json_real(c->norm_eps));
-    json_object_set_new(j, "rope_theta", json_real(c->rope_theta));
+    json_object_set_new(j, "rms_norm_eps", spq_json_real_f32(c->norm_eps));
+    json_object_set_new(j, "rope_theta", spq_json_real_f32(c->rope_theta));
     if (c->rope_llama3)
         json_object_set_new(j, "rope_scaling",
-                            json_pack("{s:s, s:f, s:f, s:f, s:i}", "rope_type", "llama3", "factor",
-                                      (double)c->rope_factor, "low_freq_factor", (double)c->rope_low_freq_factor,
-                                      "high_freq_factor", (double)c->rope_high_freq_factor,
+                            json_pack("{s:s, s:o, s:o, s:o, s:i}", "rope_type", "llama3", "factor",
+                                      spq_json_real_f32(c->rope_factor), "low_freq_factor",
+                                      spq_json_real_f32(c->rope_low_freq_factor), "high_freq_factor",
+                                      spq_json_real_f32(c->rope_high_freq_factor),
                                       "original_max_position_embeddings", c->rope_orig_ctx));
     else
         json_object_set_new(j, "rope_scaling", json_null());

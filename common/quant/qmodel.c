@@ -51,17 +51,6 @@ int spq_qmodel_prepare(spq_model *m, const spq_rotation *rot, const spq_qcfg *q,
 
 /* ---- the settings as JSON: one writer and one reader ---- */
 
-/* The shortest decimal that reads back as the same float, as a double: a
- * clip ratio of 0.9f is written 0.9, not 0.89999997615814209. */
-static double float_decimal(float x) {
-    char b[40];
-    for (int digits = 1; digits <= 9; digits++) {
-        snprintf(b, sizeof b, "%.*g", digits, (double)x);
-        if (strtof(b, NULL) == x) return strtod(b, NULL);
-    }
-    return x;
-}
-
 struct json_t *spq_qcfg_to_value(const spq_qcfg *q, int full) {
     json_t *o = json_object();
     json_object_set_new(o, "w_bits", json_integer(q->w.bits));
@@ -72,10 +61,10 @@ struct json_t *spq_qcfg_to_value(const spq_qcfg *q, int full) {
     json_object_set_new(o, "a_bits", json_integer(q->a.bits));
     if (full) json_object_set_new(o, "a_sym", json_boolean(q->a.sym));
     if (full) json_object_set_new(o, "a_groupsize", json_integer(q->a.groupsize));
-    json_object_set_new(o, "a_clip", json_real(float_decimal(q->a.clip)));
+    json_object_set_new(o, "a_clip", spq_json_real_f32(q->a.clip));
     json_object_set_new(o, "kv_bits", json_integer(q->kv.bits));
     if (full) json_object_set_new(o, "kv_sym", json_boolean(q->kv.sym));
-    json_object_set_new(o, "kv_clip", json_real(float_decimal(q->kv.clip)));
+    json_object_set_new(o, "kv_clip", spq_json_real_f32(q->kv.clip));
     return o;
 }
 

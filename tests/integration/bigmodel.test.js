@@ -51,6 +51,10 @@ test("make-model writes the 1B shape in BF16 as two shards with an index", () =>
   assert.equal(index.metadata.total_size, 1235814400 * 2);
   const cfg = JSON.parse(readFileSync(path.join(model, "config.json"), "utf8"));
   assert.equal(cfg.rope_scaling.rope_type, "llama3");
+  // floats written as the real config has them, not as their exact doubles (9.99999975e-6)
+  assert.equal(cfg.rms_norm_eps, 1e-5);
+  assert.equal(cfg.rope_theta, 500000);
+  assert.equal(cfg.rope_scaling.factor, 32);
   assert.equal(cfg.torch_dtype, "bfloat16");
   assert.equal(cfg.tie_word_embeddings, true);
   const i = run(["info", model]); // loads mapped: checks every tensor, converts none

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/base/json_util.h"
 #include "common/base/util.h"
 
 Test(util, utf8_validation_accepts_well_formed_and_rejects_the_rest) {
@@ -95,4 +96,17 @@ Test(util, rss_watch_sees_the_peak_of_memory_freed_before_stop) {
     usleep(20 * 1000);
     long peak = spq_rss_watch_stop(w);
     cr_assert_geq(peak, before + 60 * 1024, "peak %ld KiB, before %ld KiB", peak, before);
+}
+
+Test(util, json_real_f32_writes_the_fewest_digits_that_read_back) {
+    const float xs[] = {1e-5f, 0.9f, 500000.0f, 1.0f / 3.0f, 3.4028235e38f, 1.4e-45f, -0.1f};
+    const char *want[] = {"1e-5", "0.9", "500000.0", "0.33333334", "3.4028235e38", "1e-45", "-0.1"};
+    for (int i = 0; i < 7; i++) {
+        json_t *v = spq_json_real_f32(xs[i]);
+        char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(9));
+        cr_assert_eq((float)json_real_value(v), xs[i], "%s does not read back as %.9g", s, (double)xs[i]);
+        cr_assert_str_eq(s, want[i]);
+        free(s);
+        json_decref(v);
+    }
 }
