@@ -7,8 +7,9 @@
  *                mapped model holds until a stage materializes it
  *   eval         (mapped ? layer buffer : fp32 model)
  *                + state for B windows of T (forward.c spq_state_build:
- *                  fp32 KV cache L*B*T*kvd*2, and per token 2d + 2qd + 2kvd
- *                  + 2H + T scores) + logits B*T*V
+ *                  KV cache L*B*T*kvd*2 in fp32, or a packed model's in
+ *                  its bits, and per token 2d + 2qd + 2kvd + 2H + T
+ *                  scores) + logits B*T*V
  *   gptq         fp32 model + calibration inputs ns*T*d (gptq.c) + the
  *                widest site's H fp64 Cmax^2 + the larger of its two phases:
  *                collecting (one call's X^T X in fp32 Cmax^2 + the state
@@ -26,9 +27,13 @@
  *                L*hd^2) and the Cayley step's five d^2 matrices for R1
  *   streamed     (quant/qpack.h) the embedding and classifier in fp32 when
  *                rotated (from quantize on in 16 bits when the packed file
- *                holds them so) + the packed linears + one layer in fp32,
- *                in place of the fp32 model in every stage; write adds the
- *                packed model's embedding and classifier
+ *                holds them so: while narrowing, both in fp32 and one in 16
+ *                bits) + the packed linears + one layer in fp32, in place
+ *                of the fp32 model in every stage; write adds the packed
+ *                model's embedding and classifier
+ *   rotating     a layer: its widest linear in fp64 and the product, 16
+ *                bytes a weight (rotation.c), at rotate and, streamed, in
+ *                quantize
  *   packed model its weights as loaded (packed linears, 16-bit or fp32
  *                tables: spq_packed_bytes) in place of the fp32 model or
  *                the layer buffer in every stage
@@ -48,13 +53,15 @@
 
 typedef struct {
     uint64_t d, H, L, V, hd, qd, kvd, ctx;
+    uint64_t n_kv, kv_bits; /* kv_bits: a packed model's integer KV cache, else 0 */
 } shapes;
 
 static shapes shapes_of(const spq_config *c) {
     shapes z = {(uint64_t)c->dim, (uint64_t)c->hidden_dim, (uint64_t)c->n_layers, (uint64_t)c->vocab_size,
-                (uint64_t)c->head_dim, 0, 0, (uint64_t)c->seq_len};
+                (uint64_t)c->head_dim, 0, 0, (uint64_t)c->seq_len, (uint64_t)c->n_kv_heads, 0};
     z.qd = (uint64_t)c->n_heads * z.hd;
     z.kvd = (uint64_t)c->n_kv_heads * z.hd;
+    if (c->kv_cache_bits > 0 && c->kv_cache_bits < 16) z.kv_bits = (uint64_t)c->kv_cache_bits;
     return z;
 }
 
@@ -63,18 +70,28 @@ static uint64_t layer_linear_params(const shapes *z) {
     return 2 * z->qd * z->d + 2 * z->kvd * z->d + 3 * z->H * z->d;
 }
 
+/* weights of the widest linear (gate/up, or q/o when wider) */
+static uint64_t widest_linear(const shapes *z) {
+    return z->H * z->d > z->qd * z->d ? z->H * z->d : z->qd * z->d;
+}
+
 uint64_t spq_memest_fp32_model(const spq_config *c) {
     shapes z = shapes_of(c);
     uint64_t n = z.V * z.d * (c->tied ? 1 : 2) + z.L * (layer_linear_params(&z) + 2 * z.d) + z.d;
     return n * 4;
 }
 
-/* spq_state_build(c, B, T, B*T) with an fp32 KV cache of `layers` layers */
+/* spq_state_build(c, B, T, B*T) with a KV cache of `layers` layers: fp32,
+ * or a packed model's codes with a scale and zero per head for K and V and
+ * one layer's K and V dequantized */
 static uint64_t forward_state(const shapes *z, uint64_t layers, uint64_t B, uint64_t T) {
-    uint64_t N = B * T;
-    uint64_t kv = layers * N * z->kvd * 2;
+    uint64_t N = B * T, kv = layers * N * z->kvd * 2 * 4;
+    if (z->kv_bits) {
+        uint64_t row = z->kv_bits <= 4 ? (z->kvd + 1) / 2 : z->kvd;
+        kv = layers * N * 2 * (row + 2 * z->n_kv * 4) + 2 * T * z->kvd * 4;
+    }
     uint64_t per_token = 2 * z->d + 2 * z->qd + 2 * z->kvd + 2 * z->H + T;
-    return (kv + N * per_token) * 4;
+    return kv + N * per_token * 4;
 }
 
 /* the evaluation's window: the command's --seqlen, else the longest
@@ -123,7 +140,7 @@ static uint64_t learn_need(const shapes *z, const spq_jobspec *s, uint64_t weigh
     uint64_t chunk = (1ull << 24) / z->V;
     chunk = chunk < 1 ? 1 : chunk > N ? N : chunk;
     uint64_t acts = (z->L + 1) * N * z->d + N * (6 * z->d + 4 * z->qd + 4 * z->kvd + 6 * z->H + 2);
-    uint64_t wmax = z->H * z->d > z->qd * z->d ? z->H * z->d : z->qd * z->d;
+    uint64_t wmax = widest_linear(z);
     uint64_t rotated = layer_linear_params(z) + z->kvd * z->d + z->d * z->qd + wmax +
                        z->d * (z->d > z->qd ? z->d : z->qd);
     uint64_t rots = 2 * (z->d * z->d + z->L * z->hd * z->hd);
@@ -175,24 +192,32 @@ void spq_memest_compute(spq_memest *e, const spq_config *c, const spq_jobspec *s
                                         (rotated && evaluated));
     uint64_t layer = layer_linear_params(&z) * 4;
     uint64_t base = materialized ? fp32 : layer + (rotated ? z.V * z.d * 8 : 0), quantized_base = base;
+    uint64_t narrowing = 0; /* mapped.c spq_mapped_ends_16: both fp32 tables and one 16-bit one */
     if (o->streamed) { /* the embedding and classifier in fp32 once rotated, the packed layers, one layer in fp32 */
         base = (rotated ? z.V * z.d * 8 : 0) + packed_linears(&z, s) + layer;
         /* from quantize on, in the packed file's 16 bits when it has them (pipeline_quant.c ends_as_written) */
         int narrowed = rotated && o->emb_bytes == 2 && s->quant.w_bits <= 4 && !o->gguf && !o->no_model;
         quantized_base = base - (narrowed ? z.V * z.d * 4 : 0);
+        narrowing = narrowed ? z.V * z.d * 10 : 0;
     }
     if (o->resident) base = quantized_base = o->resident; /* a packed model: taken as it is */
     const char *hint_model = o->streamed ? HINT_STREAMED : HINT_MODEL;
+    /* rotating a layer (rotation.c rotate_layer) widens its widest linear
+     * to fp64 beside the product: 0.9 GB at 8B, each time a layer is rotated */
+    uint64_t rot_tmp = rotated ? 16 * widest_linear(&z) : 0;
     if (rotated) {
         add(e, "fuse", base, hint_model);
-        add(e, "rotate", base + (z.d * z.d + z.L * z.hd * z.hd) * 4, hint_model);
+        add(e, "rotate", base + (z.d * z.d + z.L * z.hd * z.hd) * 4 + rot_tmp, hint_model);
     }
     if (s->rotation.mode == SPQ_ROT_SPINQUANT)
         add(e, "learn", learn_need(&z, s, o->mapped && !o->keep_model ? z.V * z.d * 8 + layer : fp32),
             "a smaller rotation.train.batch or rotation.train.seqlen");
     if (quantized) {
         int gptq = s->quant.w_bits < 16 && s->weights.method == SPQ_WQ_GPTQ;
-        add(e, "quantize", gptq ? gptq_need(&z, s, quantized_base) : quantized_base,
+        uint64_t q = gptq ? gptq_need(&z, s, quantized_base) : quantized_base;
+        if (o->streamed && q < quantized_base + rot_tmp) q = quantized_base + rot_tmp; /* each layer rotated as it comes */
+        if (q < narrowing) q = narrowing;
+        add(e, "quantize", q,
             gptq ? "fewer calibration windows (weights.nsamples, --nsamples) or shorter ones (weights.seqlen, --seqlen)"
                  : hint_model);
     }

@@ -61,6 +61,12 @@ Test(memest, mapped_eval) {
     o.mapped = 1, o.resident = 1000; /* a packed model: its weights as loaded instead */
     spq_memest_compute(&e, &c, &s, &o);
     cr_assert_eq(stage(&e, "evaluate")->anon, 1000 + 13312 + 4096);
+    /* and its 4-bit KV cache: 2 bytes of codes a row, a scale and zero per
+     * head (1) for K and V, 2*32*2*(2 + 8) = 1280, and one layer's K and V
+     * dequantized 2*16*4*4 = 512, instead of 2048 in fp32 */
+    c.kv_cache_bits = 4;
+    spq_memest_compute(&e, &c, &s, &o);
+    cr_assert_eq(stage(&e, "evaluate")->anon, 1000 + 13312 - 2048 + 1280 + 512 + 4096);
     spq_jobspec_free(&s);
 }
 
@@ -93,6 +99,9 @@ Test(memest, gptq_and_packed_file) {
     spq_jobspec_free(&s);
 }
 
+/* rotating a layer: its widest linear (16x8) in fp64 and the product */
+#define ROT_TMP (16 * 8 * 16)
+
 /* streamed (quant/qpack.h), rotated: instead of the fp32 model, the
  * embedding and classifier in fp32 (2*32*8 floats = 2048), the packed
  * linears (1152 parameters at 4 bits = 576, 144 groups of 8 bytes = 1152)
@@ -110,16 +119,24 @@ Test(memest, streamed) {
     spq_memest e;
     spq_memest_compute(&e, &c, &s, &o);
     cr_assert_eq(stage(&e, "fuse")->anon, 6080);
-    cr_assert_eq(stage(&e, "rotate")->anon, 6080 + (64 + 2 * 16) * 4);
+    cr_assert_eq(stage(&e, "rotate")->anon, 6080 + (64 + 2 * 16) * 4 + ROT_TMP);
     cr_assert_eq(stage(&e, "quantize")->anon, 6080 + 2048 + 2048 + 23552);
     cr_assert_eq(stage(&e, "evaluate")->anon, 6080 + 13312 + 4096);
     cr_assert_eq(stage(&e, "write")->anon, 6080 + 2048); /* the packed model's fp32 embedding and classifier */
     o.emb_bytes = 2; /* BF16 tables in the packed file: 2*32*8*2 = 1024 from quantize on, not 2048 */
     spq_memest_compute(&e, &c, &s, &o);
-    cr_assert_eq(stage(&e, "rotate")->anon, 6080 + (64 + 2 * 16) * 4);
+    cr_assert_eq(stage(&e, "rotate")->anon, 6080 + (64 + 2 * 16) * 4 + ROT_TMP);
     cr_assert_eq(stage(&e, "quantize")->anon, 5056 + 2048 + 2048 + 23552);
     cr_assert_eq(stage(&e, "evaluate")->anon, 5056 + 13312 + 4096);
     cr_assert_eq(stage(&e, "write")->anon, 5056 + 1024);
+    s.weights.method = SPQ_WQ_RTN; /* each layer rotated as it is quantized */
+    spq_memest_compute(&e, &c, &s, &o);
+    cr_assert_eq(stage(&e, "quantize")->anon, 5056 + ROT_TMP);
+    c.vocab_size = 1024; /* narrowing the tables: both in fp32 and one in BF16, 1024*8*10 bytes */
+    spq_memest_compute(&e, &c, &s, &o);
+    cr_assert_eq(stage(&e, "quantize")->anon, 1024 * 8 * 10);
+    c.vocab_size = 32;
+    s.weights.method = SPQ_WQ_GPTQ;
     o.emb_bytes = 4;
     s.rotation.mode = SPQ_ROT_NONE; /* the 16-bit embedding stays mapped */
     spq_memest_compute(&e, &c, &s, &o);
@@ -151,7 +168,7 @@ Test(memest, learn) {
     /* the rotated model is evaluated (the default KL divergence and task),
      * which converts it once: the model in fp32 */
     cr_assert_eq(stage(&e, "fuse")->anon, 6816);
-    cr_assert_eq(stage(&e, "rotate")->anon, 6816 + 384);
+    cr_assert_eq(stage(&e, "rotate")->anon, 6816 + 384 + ROT_TMP);
     /* mapped: the trainer reads the fused embedding and classifier in fp32
      * (2*32*8 floats) and one converted layer (576), not the model */
     cr_assert_eq(stage(&e, "learn")->anon, (512 + 576 + 3184) * 4 + FP64);
@@ -186,7 +203,7 @@ Test(memest, learn_alone_keeps_the_model_mapped) {
     spq_memest e;
     spq_memest_compute(&e, &c, &s, &o);
     cr_assert_eq(stage(&e, "fuse")->anon, (576 + 512) * 4);
-    cr_assert_eq(stage(&e, "rotate")->anon, (576 + 512) * 4 + 384);
+    cr_assert_eq(stage(&e, "rotate")->anon, (576 + 512) * 4 + 384 + ROT_TMP);
     cr_assert_eq(stage(&e, "learn")->anon, (512 + 576 + 3184) * 4 + FP64);
     cr_assert_str_eq(e.st[e.peak].stage, "learn");
     s.quant.a_bits = 4; /* activations alone change no weight: still mapped */
