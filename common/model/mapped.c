@@ -215,7 +215,7 @@ void spq_mapped_ends_16(spq_model *m, spq_st_dtype dt) {
     spq_st_tensor t[2] = {0};
     uint16_t *d[2] = {NULL, NULL};
     own_table(&t[0], &d[0], m->tok_emb, &mp->emb, dt, &m->cfg);
-    if (!tied) { /* one fp32 table beside the 16-bit ones at a time (2 GB less at 8B) */
+    if (!tied) { /* one 16-bit table beside the fp32 ones at a time (1 GB less at 8B) */
         free(m->tok_emb);
         m->tok_emb = NULL;
         own_table(&t[1], &d[1], m->lm_head, &mp->head, dt, &m->cfg);
