@@ -61,7 +61,7 @@ static shapes shapes_of(const spq_config *c) {
                 (uint64_t)c->head_dim, 0, 0, (uint64_t)c->seq_len, (uint64_t)c->n_kv_heads, 0};
     z.qd = (uint64_t)c->n_heads * z.hd;
     z.kvd = (uint64_t)c->n_kv_heads * z.hd;
-    if (c->kv_cache_bits > 0 && c->kv_cache_bits < 16) z.kv_bits = (uint64_t)c->kv_cache_bits;
+    if (c->kv_cache_bits > 0 && c->kv_cache_bits < SPQ_QUANT_OFF) z.kv_bits = (uint64_t)c->kv_cache_bits;
     return z;
 }
 

@@ -215,13 +215,10 @@ void spq_mapped_ends_16(spq_model *m, spq_st_dtype dt) {
     spq_st_tensor t[2] = {0};
     uint16_t *d[2] = {NULL, NULL};
     own_table(&t[0], &d[0], m->tok_emb, &mp->emb, dt, &m->cfg);
-    if (!tied) { /* one 16-bit table beside the fp32 ones at a time (1 GB less at 8B) */
-        free(m->tok_emb);
-        m->tok_emb = NULL;
+    free(m->tok_emb); /* before the classifier's copy: one 16-bit table beside fp32 ones at a time (1 GB at 8B) */
+    if (!tied) {
         own_table(&t[1], &d[1], m->lm_head, &mp->head, dt, &m->cfg);
         free(m->lm_head);
-    } else {
-        free(m->tok_emb);
     }
     m->tok_emb = m->lm_head = NULL;
     for (int i = 0; i < 2; i++) {
